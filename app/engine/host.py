@@ -1,0 +1,190 @@
+"""The engine host: one inference thread that owns the loaded model and runs jobs in order.
+
+GUI, CLI and tests all submit jobs here and receive `app.engine.events` through one callback,
+called on the inference thread. Cancelling a reply stops it within one token.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.engine.context_fit import ContextOverflow, OverflowPolicy, fit_conversation, reply_reserve
+from app.engine.events import (
+    Done,
+    EngineEvent,
+    Failed,
+    LoadProgress,
+    Loaded,
+    PromptInfo,
+    Token,
+    Unloaded,
+)
+from app.engine.gguf_info import GGUFError
+from app.engine.runtime import GenerationError, LoadError, Runtime
+from app.engine.types import ChatMessage, GenerationStats, LoadSettings, Sampling
+
+log = logging.getLogger("hearth.engine")
+
+
+@dataclass(frozen=True)
+class _Load:
+    job_id: int
+    path: str
+    settings: LoadSettings
+
+
+@dataclass(frozen=True)
+class _Unload:
+    job_id: int
+
+
+@dataclass(frozen=True)
+class _Chat:
+    job_id: int
+    messages: tuple[ChatMessage, ...]
+    sampling: Sampling
+    policy: OverflowPolicy
+
+
+_STOP = object()
+
+
+class EngineHost:
+    def __init__(self, on_event: Callable[[EngineEvent], None]) -> None:
+        self._emit = on_event
+        self._jobs: queue.Queue = queue.Queue()
+        self._ids = itertools.count(1)
+        self._cancelled: set[int] = set()
+        self._runtime: Runtime | None = None
+        self._thread = threading.Thread(target=self._run, name="hearth-inference", daemon=True)
+        self._thread.start()
+
+    # -- API for any thread --------------------------------------------------------------------
+    def load(self, path: str | Path, settings: LoadSettings | None = None) -> int:
+        return self._submit(lambda i: _Load(i, str(path), settings or LoadSettings()))
+
+    def unload(self) -> int:
+        return self._submit(_Unload)
+
+    def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        sampling: Sampling | None = None,
+        policy: OverflowPolicy = "truncate_oldest",
+    ) -> int:
+        return self._submit(lambda i: _Chat(i, tuple(messages), sampling or Sampling(), policy))
+
+    def cancel(self, job_id: int) -> None:
+        """Stop that job: a running reply ends within one token, a queued job never starts."""
+        self._cancelled.add(job_id)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        for job_id in range(1, next(self._ids)):
+            self._cancelled.add(job_id)
+        self._jobs.put(_STOP)
+        self._thread.join(timeout)
+
+    @property
+    def loaded_path(self) -> str | None:
+        rt = self._runtime
+        return rt.path if rt else None
+
+    def _submit(self, make: Callable[[int], object]) -> int:
+        job = make(next(self._ids))
+        self._jobs.put(job)
+        return job.job_id  # type: ignore[attr-defined]
+
+    # -- the inference thread ------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is _STOP:
+                break
+            try:
+                if isinstance(job, _Load):
+                    self._do_load(job)
+                elif isinstance(job, _Unload):
+                    self._do_unload(job)
+                elif isinstance(job, _Chat):
+                    self._do_chat(job)
+            except Exception as exc:  # a bug must not kill the thread that owns the model
+                log.exception("engine job failed")
+                self._emit(Failed(job.job_id, f"Unexpected engine error: {exc}", "generate"))
+            finally:
+                self._cancelled.discard(job.job_id)
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
+
+    def _do_load(self, job: _Load) -> None:
+        last = [-1.0]
+
+        def progress(fraction: float) -> bool:
+            if fraction - last[0] >= 0.02 or fraction >= 1.0:
+                last[0] = fraction
+                self._emit(LoadProgress(job.job_id, fraction))
+            return job.job_id not in self._cancelled
+
+        started = time.perf_counter()
+        try:
+            # The new model loads beside the old one, so a failed load leaves the old in place
+            # (with mmap the old weights are page cache the OS can reclaim).
+            runtime = Runtime(job.path, job.settings, progress)
+        except (GGUFError, LoadError) as exc:
+            reason = "Loading was cancelled." if job.job_id in self._cancelled else str(exc)
+            self._emit(Failed(job.job_id, reason, "load"))
+            return
+        if self._runtime is not None:
+            self._runtime.close()
+        self._runtime = runtime
+        self._emit(Loaded(job.job_id, runtime.path, runtime.info, runtime.n_ctx,
+                          time.perf_counter() - started))
+
+    def _do_unload(self, job: _Unload) -> None:
+        if self._runtime is None:
+            return
+        path = self._runtime.path
+        self._runtime.close()
+        self._runtime = None
+        self._emit(Unloaded(job.job_id, path))
+
+    def _do_chat(self, job: _Chat) -> None:
+        rt = self._runtime
+        if job.job_id in self._cancelled:
+            self._emit(Done(job.job_id, "", GenerationStats(stop_reason="cancelled")))
+            return
+        if rt is None:
+            self._emit(Failed(job.job_id, "No model is loaded. Pick a model first.", "generate"))
+            return
+        try:
+            fitted = fit_conversation(
+                job.messages,
+                lambda ms: rt.render(ms)[1],
+                rt.n_ctx,
+                reply_reserve(rt.n_ctx, job.sampling.max_tokens),
+                job.policy,
+            )
+        except ContextOverflow as exc:
+            self._emit(Failed(job.job_id, str(exc), "context"))
+            return
+        self._emit(PromptInfo(job.job_id, len(fitted.tokens), rt.n_ctx, fitted.dropped))
+        job_id, cancelled, emit = job.job_id, self._cancelled, self._emit
+        try:
+            text, stats = rt.generate(
+                fitted.tokens,
+                job.sampling,
+                rt.formatter.stop,
+                lambda piece: emit(Token(job_id, piece)),
+                lambda: job_id in cancelled,
+            )
+        except GenerationError as exc:
+            self._emit(Failed(job.job_id, str(exc), "generate"))
+            return
+        self._emit(Done(job.job_id, text, stats))

@@ -1,0 +1,282 @@
+"""A loaded model and its context, driven through llama.cpp's C API.
+
+The decode loop samples with llama.cpp's own sampler chain straight from the context, so no
+logits row is copied into Python per token (llama-cpp-python's high-level `Llama` copies the whole
+vocabulary row each step, which costs ~10% on a 262k-token vocabulary).
+
+One `Runtime` belongs to one thread: the engine host's inference thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import llama_cpp
+import psutil
+
+from app.engine import llama_log
+from app.engine.gguf_info import read_model_info
+from app.engine.prompt_format import PromptFormatter, RenderedPrompt
+from app.engine.stop_text import StopTextStream
+from app.engine.types import ChatMessage, GenerationStats, LoadSettings, ModelInfo, Sampling
+
+
+class LoadError(RuntimeError):
+    """The model could not be loaded; the message is meant for the user."""
+
+
+class GenerationError(RuntimeError):
+    """llama.cpp failed while decoding; the message is meant for the user."""
+
+
+def default_threads() -> int:
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+class Runtime:
+    def __init__(
+        self,
+        path: str | Path,
+        settings: LoadSettings,
+        progress: Callable[[float], bool] | None = None,
+    ) -> None:
+        llama_log.install()
+        self.path = str(path)
+        self.settings = settings
+        self.info: ModelInfo = read_model_info(self.path)  # GGUFError for bad files
+        self._model = None
+        self._ctx = None
+        self._load(progress)
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._cached: list[int] = []  # tokens whose K/V are in the context, in order
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self.formatter = PromptFormatter(
+            self.info.chat_template,
+            bos_token=self._token_text(llama_cpp.llama_vocab_bos(self._vocab)),
+            eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
+        )
+
+    # -- loading -------------------------------------------------------------------------------
+    def _load(self, progress: Callable[[float], bool] | None) -> None:
+        s = self.settings
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = s.n_gpu_layers
+        mparams.load_mode = _load_mode(s.use_mmap, s.use_mlock)
+        if progress is not None:
+            # Keep the ctypes callback alive for the whole load; returning False aborts it.
+            self._progress_cb = llama_cpp.llama_progress_callback(
+                lambda fraction, _user: bool(progress(float(fraction)))
+            )
+            mparams.progress_callback = self._progress_cb
+        llama_log.take_recent_errors()
+        self._model = llama_cpp.llama_model_load_from_file(self.path.encode(), mparams)
+        if not self._model:
+            raise LoadError(_explain("load the model", self.path))
+
+        cparams = llama_cpp.llama_context_default_params()
+        n_ctx = max(64, min(s.n_ctx, self.info.context_length or s.n_ctx))
+        threads = s.n_threads or default_threads()
+        cparams.n_ctx = n_ctx
+        cparams.n_batch = max(32, min(s.n_batch, n_ctx))
+        cparams.n_ubatch = cparams.n_batch
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.flash_attn_type = (
+            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if s.flash_attn
+            else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        cparams.no_perf = True
+        # Chat needs logits for one position per batch; without this cap llama.cpp reserves an
+        # n_batch × vocabulary output buffer (512 MiB for a 262k vocabulary).
+        cparams.n_outputs_max = 1
+        self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+            raise LoadError(_explain(f"create a context of {n_ctx} tokens for", self.path))
+
+    def close(self) -> None:
+        if self._ctx:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if self._model:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+    # -- tokens --------------------------------------------------------------------------------
+    def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
+        data = text.encode("utf-8")
+        room = len(data) + 16
+        buf = (llama_cpp.llama_token * room)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, room,
+                                     add_special, parse_special)
+        if n < 0:
+            room = -n
+            buf = (llama_cpp.llama_token * room)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, room,
+                                         add_special, parse_special)
+        return list(buf[:n])
+
+    def _piece(self, token: int) -> bytes:
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, False)
+        if n < 0:
+            big = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, big, -n, 0, False)
+            return big.raw[:n]
+        return self._piece_buf.raw[:n]
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        text = llama_cpp.llama_vocab_get_text(self._vocab, token)
+        return text.decode("utf-8", errors="replace") if text else ""
+
+    def prompt_tokens(self, prompt: RenderedPrompt) -> list[int]:
+        # A template writes its own BOS and control tokens; plain text gets the model's BOS and
+        # never has user text parsed as control tokens.
+        if prompt.uses_template:
+            return self.tokenize(prompt.text, add_special=False, parse_special=True)
+        return self.tokenize(prompt.text, add_special=True, parse_special=False)
+
+    def render(self, messages: Sequence[ChatMessage]) -> tuple[RenderedPrompt, list[int]]:
+        prompt = self.formatter.render(messages)
+        return prompt, self.prompt_tokens(prompt)
+
+    # -- decoding ------------------------------------------------------------------------------
+    def _decode(self, tokens: Sequence[int]) -> None:
+        n_batch = llama_cpp.llama_n_batch(self._ctx)
+        for start in range(0, len(tokens), n_batch):
+            chunk = tokens[start:start + n_batch]
+            arr = (llama_cpp.llama_token * len(chunk))(*chunk)
+            rc = llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(arr, len(chunk)))
+            if rc != 0:
+                self.reset_cache()
+                raise GenerationError(_explain(f"decode (code {rc})", self.path))
+            self._cached.extend(chunk)
+
+    def reset_cache(self) -> None:
+        llama_cpp.llama_memory_clear(self._memory, True)
+        self._cached = []
+
+    def _reuse_prefix(self, tokens: Sequence[int]) -> int:
+        """Keep the K/V of the longest shared prefix; return how many prompt tokens it covers."""
+        keep = 0
+        for a, b in zip(self._cached, tokens, strict=False):
+            if a != b:
+                break
+            keep += 1
+        keep = min(keep, len(tokens) - 1)  # the last prompt token is decoded again for logits
+        if keep < len(self._cached):
+            if not llama_cpp.llama_memory_seq_rm(self._memory, 0, keep, -1):
+                self.reset_cache()
+                return 0
+            del self._cached[keep:]
+        return keep
+
+    @property
+    def cached_tokens(self) -> int:
+        return len(self._cached)
+
+    def generate(
+        self,
+        tokens: Sequence[int],
+        sampling: Sampling,
+        stop: Sequence[str],
+        on_text: Callable[[str], None],
+        cancelled: Callable[[], bool],
+    ) -> tuple[str, GenerationStats]:
+        """Decode the prompt (reusing the cached prefix) and stream a reply through `on_text`."""
+        t0 = time.perf_counter()
+        stats = GenerationStats(prompt_tokens=len(tokens), n_ctx=self.n_ctx)
+        reused = self._reuse_prefix(tokens)
+        stats.cached_tokens = reused
+        self._decode(tokens[reused:])
+        text_stream = StopTextStream(list(stop) + list(sampling.stop))
+        sampler = _make_sampler(sampling, self._vocab)
+        vocab, ctx = self._vocab, self._ctx
+        t_first = t0
+        generated = 0
+        reason = "length"
+        one = (llama_cpp.llama_token * 1)()
+        try:
+            while generated < sampling.max_tokens:
+                if cancelled():
+                    reason = "cancelled"
+                    break
+                token = llama_cpp.llama_sampler_sample(sampler, ctx, -1)
+                generated += 1
+                if generated == 1:
+                    t_first = time.perf_counter()
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    reason = "eos"
+                    break
+                shown = text_stream.feed(self._piece(token))
+                if shown:
+                    on_text(shown)
+                if text_stream.stopped:
+                    reason = "stop"
+                    break
+                if len(self._cached) >= self.n_ctx:
+                    reason = "context"
+                    break
+                one[0] = token
+                rc = llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(one, 1))
+                if rc != 0:
+                    self.reset_cache()
+                    raise GenerationError(_explain(f"decode (code {rc})", self.path))
+                self._cached.append(token)
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
+        tail = text_stream.flush()
+        if tail:
+            on_text(tail)
+        t_end = time.perf_counter()
+        stats.generated_tokens = generated
+        stats.time_to_first_token = t_first - t0
+        stats.total_seconds = t_end - t0
+        if generated > 1 and t_end > t_first:
+            stats.tokens_per_second = (generated - 1) / (t_end - t_first)
+        stats.stop_reason = reason  # type: ignore[assignment]
+        stats.context_used = len(self._cached)
+        return text_stream.text, stats
+
+
+def _make_sampler(s: Sampling, vocab):
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    add = llama_cpp.llama_sampler_chain_add
+    if s.repeat_penalty and s.repeat_penalty != 1.0:
+        add(chain, llama_cpp.llama_sampler_init_penalties(
+            llama_cpp.llama_vocab_n_tokens(vocab), 64, s.repeat_penalty, 0.0, 0.0))
+    if s.temperature <= 0:
+        add(chain, llama_cpp.llama_sampler_init_greedy())
+        return chain
+    if s.top_k > 0:
+        add(chain, llama_cpp.llama_sampler_init_top_k(s.top_k))
+    if 0 < s.top_p < 1:
+        add(chain, llama_cpp.llama_sampler_init_top_p(s.top_p, 1))
+    if s.min_p > 0:
+        add(chain, llama_cpp.llama_sampler_init_min_p(s.min_p, 1))
+    add(chain, llama_cpp.llama_sampler_init_temp(s.temperature))
+    seed = s.seed if s.seed >= 0 else llama_cpp.LLAMA_DEFAULT_SEED
+    add(chain, llama_cpp.llama_sampler_init_dist(seed))
+    return chain
+
+
+def _load_mode(mmap: bool, mlock: bool) -> int:
+    if mmap and mlock:
+        return llama_cpp.LLAMA_LOAD_MODE_MMAP_MLOCK
+    if mlock:
+        return llama_cpp.LLAMA_LOAD_MODE_MLOCK
+    return llama_cpp.LLAMA_LOAD_MODE_MMAP if mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
+
+
+def _explain(action: str, path: str) -> str:
+    details = llama_log.take_recent_errors()
+    reason = f": {details[-1]}" if details else ""
+    return f"llama.cpp could not {action} {Path(path).name}{reason}"

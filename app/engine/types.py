@@ -1,0 +1,105 @@
+"""Values that cross layers: engine ↔ store ↔ UI ↔ CLI.
+
+Plain dataclasses only, so every layer can build and read them without importing the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass
+class ModelInfo:
+    """What the GGUF header says about a model file, read without loading weights."""
+
+    path: str
+    file_size: int
+    architecture: str
+    name: str
+    parameter_count: int
+    file_type: str  # quant label such as "Q4_K_M" or "F16"
+    context_length: int
+    block_count: int
+    embedding_length: int
+    head_count: int
+    head_count_kv: int
+    has_chat_template: bool
+    chat_template: str | None = None
+    sliding_window: int | None = None
+    layer_tensor_bytes: list[int] = field(default_factory=list)
+    other_tensor_bytes: int = 0  # token embedding, output head, final norm
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LoadSettings:
+    n_ctx: int = 4096
+    n_threads: int | None = None  # None: physical cores
+    n_gpu_layers: int = 0
+    n_batch: int = 512
+    use_mmap: bool = True
+    use_mlock: bool = False
+    flash_attn: bool = False
+    seed: int = -1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Sampling:
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    max_tokens: int = 512
+    seed: int = -1
+    stop: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Sampling:
+        if not data:
+            return cls()
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+StopReason = Literal["eos", "length", "stop", "cancelled", "error", "context"]
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens reused from the KV cache
+    generated_tokens: int = 0
+    time_to_first_token: float = 0.0  # seconds
+    tokens_per_second: float = 0.0
+    total_seconds: float = 0.0
+    stop_reason: StopReason = "eos"
+    context_used: int = 0  # tokens in the context after the reply
+    n_ctx: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> GenerationStats | None:
+        if not data:
+            return None
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

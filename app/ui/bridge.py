@@ -1,0 +1,116 @@
+"""The one place where engine events cross into the GUI thread.
+
+The engine host calls `_on_event` on its inference thread. Events are queued in a deque; a GUI
+timer drains it every `TICK_MS`, merging consecutive tokens of a reply into one `tokens` signal, so
+the chat view appends text once per tick rather than once per token. Any other event wakes the
+drain at once through a queued signal. Order is preserved because everything goes through the
+same deque.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+
+from app.engine.events import (
+    Done,
+    EngineEvent,
+    Failed,
+    LoadProgress,
+    Loaded,
+    PromptInfo,
+    Token,
+    Unloaded,
+)
+from app.engine.host import EngineHost
+from app.engine.types import ChatMessage, LoadSettings, Sampling
+
+TICK_MS = 40
+
+
+class EngineBridge(QObject):
+    loadProgress = Signal(int, float)  # job, fraction
+    loaded = Signal(int, str, object, int)  # job, path, ModelInfo, n_ctx
+    unloaded = Signal(int, str)  # job, path
+    promptInfo = Signal(int, int, int, int)  # job, prompt tokens, n_ctx, dropped messages
+    tokens = Signal(int, str)  # job, text since the last tick
+    done = Signal(int, str, object)  # job, full text, GenerationStats
+    failed = Signal(int, str, str)  # job, message, kind
+    _wake = Signal()
+
+    def __init__(self, parent: QObject | None = None, host: EngineHost | None = None) -> None:
+        super().__init__(parent)
+        self._pending: collections.deque[EngineEvent] = collections.deque()
+        self._wake.connect(self._drain, Qt.ConnectionType.QueuedConnection)
+        self._timer = QTimer(self)
+        self._timer.setInterval(TICK_MS)
+        self._timer.timeout.connect(self._drain)
+        self._timer.start()
+        self.host = host or EngineHost(self._on_event)
+        self.loaded_path: str | None = None
+        self.loaded_info = None
+        self.n_ctx = 0
+
+    # -- requests (GUI thread) -----------------------------------------------------------------
+    def load(self, path: str | Path, settings: LoadSettings | None = None) -> int:
+        return self.host.load(path, settings)
+
+    def unload(self) -> int:
+        return self.host.unload()
+
+    def chat(self, messages: Sequence[ChatMessage], sampling: Sampling,
+             policy: str = "truncate_oldest") -> int:
+        return self.host.chat(messages, sampling, policy)  # type: ignore[arg-type]
+
+    def cancel(self, job_id: int) -> None:
+        self.host.cancel(job_id)
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        self.host.shutdown()
+        self._drain()
+
+    # -- engine thread -------------------------------------------------------------------------
+    def _on_event(self, event: EngineEvent) -> None:
+        self._pending.append(event)
+        if not isinstance(event, Token):
+            self._wake.emit()
+
+    # -- GUI thread ----------------------------------------------------------------------------
+    def _drain(self) -> None:
+        job, parts = 0, []
+        while self._pending:
+            event = self._pending.popleft()
+            if isinstance(event, Token):
+                if parts and event.job_id != job:
+                    self.tokens.emit(job, "".join(parts))
+                    parts = []
+                job = event.job_id
+                parts.append(event.text)
+                continue
+            if parts:
+                self.tokens.emit(job, "".join(parts))
+                parts = []
+            self._dispatch(event)
+        if parts:
+            self.tokens.emit(job, "".join(parts))
+
+    def _dispatch(self, event: EngineEvent) -> None:
+        if isinstance(event, LoadProgress):
+            self.loadProgress.emit(event.job_id, event.fraction)
+        elif isinstance(event, Loaded):
+            self.loaded_path, self.loaded_info, self.n_ctx = event.path, event.info, event.n_ctx
+            self.loaded.emit(event.job_id, event.path, event.info, event.n_ctx)
+        elif isinstance(event, Unloaded):
+            self.loaded_path, self.loaded_info, self.n_ctx = None, None, 0
+            self.unloaded.emit(event.job_id, event.path)
+        elif isinstance(event, PromptInfo):
+            self.promptInfo.emit(event.job_id, event.prompt_tokens, event.n_ctx,
+                                 event.dropped_messages)
+        elif isinstance(event, Done):
+            self.done.emit(event.job_id, event.text, event.stats)
+        elif isinstance(event, Failed):
+            self.failed.emit(event.job_id, event.message, event.kind)
