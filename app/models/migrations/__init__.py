@@ -1,0 +1,27 @@
+"""Alembic environment for the Hearth database, driven from code (no alembic.ini needed).
+
+Developers can make a new revision with, for example::
+
+    python -c "from alembic import command; from app.models.migrations import make_config; \
+command.revision(make_config('sqlite:///dev.db'), 'message', autogenerate=True)"
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+
+SCRIPT_LOCATION = Path(__file__).resolve().parent
+
+# SQLite creates these for the FTS5 index; they live outside the ORM metadata on purpose.
+FTS_TABLE_PREFIX = "messages_fts"
+
+
+def make_config(url: str | None = None) -> Config:
+    """An Alembic Config pointing at this folder; pass a connection via `config.attributes`."""
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url)
+    return config

@@ -1,0 +1,124 @@
+"""SQLAlchemy 2 ORM tables. The schema itself is created by Alembic migrations, never create_all."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite has no time zones), read back as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Chat(Base):
+    __tablename__ = "chats"
+    # AUTOINCREMENT: ids of deleted chats are never reused, so a stale id held by a UI cannot
+    # silently point at a different chat.
+    __table_args__ = (Index("ix_chats_updated_at", "updated_at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200), default="New chat")
+    system_prompt: Mapped[str] = mapped_column(Text, default="")
+    sampling: Mapped[dict[str, Any]] = mapped_column(JSON)
+    model_path: Mapped[str | None] = mapped_column(Text)
+    overflow_policy: Mapped[str] = mapped_column(
+        String(32), default="truncate_oldest", server_default="truncate_oldest"
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    # AUTOINCREMENT matters here: a ReplyWriter still flushing into a message deleted by
+    # regenerate must never land in a newer message that reused its id.
+    __table_args__ = (
+        Index("ix_messages_chat_id_id", "chat_id", "id"),
+        # Small partial index so startup crash recovery does not scan every message.
+        Index("ix_messages_streaming", "status", sqlite_where=text("status = 'streaming'")),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="complete")
+    error: Mapped[str | None] = mapped_column(Text)
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ModelFile(Base):
+    __tablename__ = "model_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16), default="import")
+    architecture: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(Text)
+    parameter_count: Mapped[int] = mapped_column(BigInteger)
+    file_type: Mapped[str] = mapped_column(String(32))
+    context_length: Mapped[int] = mapped_column(Integer)
+    block_count: Mapped[int] = mapped_column(Integer)
+    embedding_length: Mapped[int] = mapped_column(Integer)
+    head_count: Mapped[int] = mapped_column(Integer)
+    head_count_kv: Mapped[int] = mapped_column(Integer)
+    has_chat_template: Mapped[bool] = mapped_column(Boolean)
+    chat_template: Mapped[str | None] = mapped_column(Text)
+    sliding_window: Mapped[int | None] = mapped_column(Integer)
+    layer_tensor_bytes: Mapped[list[int]] = mapped_column(JSON)
+    other_tensor_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Preset(Base):
+    __tablename__ = "presets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    system_prompt: Mapped[str] = mapped_column(Text, default="")
+    sampling: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Setting(Base):
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
