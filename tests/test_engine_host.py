@@ -47,7 +47,8 @@ def load(rec: Recorder, path: Path, **settings) -> Loaded:
     return event
 
 
-def ask(rec: Recorder, text: str, sampling: Sampling = GREEDY, history=(), policy="truncate_oldest"):
+def ask(rec: Recorder, text: str, sampling: Sampling = GREEDY, history=(),
+        policy="truncate_oldest"):
     messages = [*history, ChatMessage("user", text)]
     job = rec.host.chat(messages, sampling, policy)
     return rec.wait_for(job, (Done, Failed))

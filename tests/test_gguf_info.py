@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import struct
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from app.engine.gguf_info import (
     human_count,
     read_model_info,
 )
+from app.engine.runtime import Runtime
+from app.engine.types import LoadSettings, Sampling
 from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model, truncate_copy
 
 # Deliberately not the builder's defaults, so a field read from the wrong key shows up.
@@ -110,26 +111,20 @@ def test_name_and_quant_fall_back_without_metadata(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("dtype", ["f32", "f16"])
 def test_tiny_model_runs_in_llama_cpp(tmp_path: Path, dtype: str) -> None:
-    llama_cpp = pytest.importorskip("llama_cpp")
     path = build_tiny_model(tmp_path / "tiny.gguf", dtype=dtype, chat_template=CHATML_TEMPLATE)
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=256, n_threads=2, seed=0, verbose=False)
+    rt = Runtime(path, LoadSettings(n_ctx=256, n_threads=2))
     try:
-        assert llm.metadata["tokenizer.chat_template"] == CHATML_TEMPLATE
-        text = b"hello world, the model answers"
-        tokens = llm.tokenize(text)
-        assert tokens[0] == llm.token_bos()
-        assert llm.detokenize(tokens[1:]).strip() == text
-        # Known words come out whole; "answers" is the word "answer" plus the letter "s".
-        assert len(tokens) == 1 + len([b"hello", b"world", b",", b"the", b"model", b"answer", b"s"])
-
-        llm.eval(tokens)
-        assert all(math.isfinite(x) for x in llm.scores[llm.n_tokens - 1])
-
-        out = llm.create_completion("the answer is", max_tokens=4, temperature=0.0)
-        assert out["usage"]["completion_tokens"] >= 1
-        assert isinstance(out["choices"][0]["text"], str)
+        assert rt.info.chat_template == CHATML_TEMPLATE
+        tokens = rt.tokenize("hello world, the model answers", add_special=True,
+                             parse_special=False)
+        # BOS, then known words whole; "answers" is the word "answer" plus the letter "s".
+        assert len(tokens) == 1 + len(["hello", "world", ",", "the", "model", "answer", "s"])
+        pieces: list[str] = []
+        text, stats = rt.generate(tokens, Sampling(temperature=0.0, max_tokens=4), [],
+                                  pieces.append, lambda: False)
+        assert stats.generated_tokens >= 1 and "".join(pieces) == text
     finally:
-        llm.close()
+        rt.close()
 
 
 def _assert_rejected(path: Path, fragment: str) -> None:

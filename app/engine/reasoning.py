@@ -1,0 +1,59 @@
+"""Separate a reasoning model's `<think>…</think>` text from its answer.
+
+Reasoning models (DeepSeek-R1, Qwen3, …) write their chain of thought between think tags before
+the answer. The chat shows that part as a collapsible "Thinking" block, so it has to be split off
+the reply on every repaint, including while the reply is still streaming and the block is open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+OPEN_TAG = "<think>"
+CLOSE_TAG = "</think>"
+
+
+@dataclass(frozen=True)
+class ThinkingSplit:
+    thinking: str  # all think blocks, joined by blank lines
+    answer: str  # everything outside the blocks
+    thinking_open: bool  # a block has started and not yet ended (still streaming)
+
+
+def split_thinking(text: str) -> ThinkingSplit:
+    thoughts: list[str] = []
+    answer: list[str] = []
+    rest = text
+    first_open = rest.find(OPEN_TAG)
+    first_close = rest.find(CLOSE_TAG)
+    if first_close != -1 and (first_open == -1 or first_close < first_open):
+        # Some chat templates put the opening tag in the prompt, so the reply starts inside
+        # the block and only its closing tag appears.
+        thoughts.append(rest[:first_close])
+        rest = rest[first_close + len(CLOSE_TAG):]
+    is_open = False
+    while rest:
+        start = rest.find(OPEN_TAG)
+        if start == -1:
+            answer.append(rest)
+            break
+        answer.append(rest[:start])
+        rest = rest[start + len(OPEN_TAG):]
+        end = rest.find(CLOSE_TAG)
+        if end == -1:
+            thoughts.append(_without_partial_close(rest))
+            is_open = True
+            break
+        thoughts.append(rest[:end])
+        rest = rest[end + len(CLOSE_TAG):]
+    thinking = "\n\n".join(t.strip() for t in thoughts if t.strip())
+    return ThinkingSplit(thinking, "".join(answer).strip(), is_open)
+
+
+def _without_partial_close(text: str) -> str:
+    # While streaming, the end of an open block may hold the first characters of "</think>";
+    # showing them would make "</thi" flicker in the thinking text.
+    for size in range(len(CLOSE_TAG) - 1, 0, -1):
+        if text.endswith(CLOSE_TAG[:size]):
+            return text[:-size]
+    return text

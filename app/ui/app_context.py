@@ -1,0 +1,51 @@
+"""Everything the window needs that outlives any one page: data folders, log, Store, engine.
+
+Opening is quick (no model is read or assembled here), so it may run on the GUI thread before
+the window shows; the starter model, if needed, is assembled later by a background job.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app.engine.logfile import LogFile
+from app.engine.paths import DataPaths, data_paths
+from app.models.presets import seed_builtin_presets
+from app.models.store import Store
+from app.ui.bridge import EngineBridge
+
+log = logging.getLogger(__name__)
+
+
+class AppContext:
+    def __init__(self, paths: DataPaths | None = None) -> None:
+        self.paths = (paths or data_paths()).ensure()
+        self.log_file = LogFile(self.paths.logs)
+        log.info("Hearth starting with data in %s", self.paths.root)
+        self.store = Store.open(self.paths.database)
+        try:
+            interrupted = self.store.mark_interrupted()
+            if interrupted:
+                log.warning("%d replies were cut off by a crash; kept as partial", interrupted)
+            seed_builtin_presets(self.store)
+        except Exception:
+            self.store.close()
+            self.log_file.close()
+            raise
+        self.bridge = EngineBridge()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Stop the engine first (its last events may still write replies), then the Store."""
+        if self._closed:
+            return
+        self._closed = True
+        self.bridge.shutdown()
+        self.bridge.deleteLater()
+        self.store.close()
+        log.info("Hearth closed")
+        self.log_file.close()

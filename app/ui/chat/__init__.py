@@ -1,0 +1,1 @@
+"""The Chat page: saved chats, a streaming transcript, a composer, and per-chat settings."""

@@ -1,0 +1,216 @@
+"""Wires the chat page to the engine (through the bridge) and to the Store.
+
+One reply runs at a time. Its text goes to the view (the model's last row) and to a ReplyWriter
+that saves it in batches, so a crash loses at most half a second of a reply and a Stop or an
+engine failure keeps what was written. Events of any job but the current one are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal
+
+from app.engine.types import ChatMessage, GenerationStats
+from app.models.records import ChatRecord, MessageRecord
+from app.models.reply_writer import ReplyWriter
+from app.models.store import Store
+from app.ui.bridge import EngineBridge
+from app.ui.chat.message_model import MessageListModel
+
+DEFAULT_TITLE = "New chat"
+TITLE_LENGTH = 40
+_HISTORY_STATUSES = ("complete", "partial")
+
+
+def title_from(text: str) -> str:
+    """A chat title from its first message: the first line, cut at a word near 40 characters."""
+    line = " ".join(text.split())
+    if len(line) <= TITLE_LENGTH:
+        return line
+    cut = line[:TITLE_LENGTH].rsplit(" ", 1)[0]
+    return (cut if len(cut) >= TITLE_LENGTH // 2 else line[:TITLE_LENGTH]).rstrip() + "…"
+
+
+def dropped_notice(dropped: int) -> str:
+    if dropped == 1:
+        return "Dropped the oldest message to fit the context"
+    return f"Dropped the {dropped} oldest messages to fit the context"
+
+
+@dataclass
+class _Reply:
+    job_id: int
+    chat_id: int
+    message_id: int
+    writer: ReplyWriter
+
+
+class ChatController(QObject):
+    busyChanged = Signal(bool)
+    statsChanged = Signal(object)  # GenerationStats of the reply that just ended
+    notice = Signal(str)
+    contextChanged = Signal(int, int)  # tokens in the context, context size
+    chatUpdated = Signal(int)  # a chat's title or order changed (or it was just created)
+
+    def __init__(
+        self,
+        store: Store,
+        bridge: EngineBridge,
+        model: MessageListModel,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._bridge = bridge
+        self.model = model
+        self._chat_id: int | None = None
+        self._reply: _Reply | None = None
+        bridge.promptInfo.connect(self._on_prompt_info)
+        bridge.tokens.connect(self._on_tokens)
+        bridge.done.connect(self._on_done)
+        bridge.failed.connect(self._on_failed)
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def chat_id(self) -> int | None:
+        return self._chat_id
+
+    @property
+    def busy(self) -> bool:
+        return self._reply is not None
+
+    @property
+    def current_job(self) -> int | None:
+        return self._reply.job_id if self._reply else None
+
+    def set_chat(self, chat_id: int | None) -> None:
+        """Show another chat. A reply still streaming in the old chat is stopped (and kept)."""
+        if chat_id == self._chat_id:
+            return
+        self.stop()
+        self._chat_id = chat_id
+        self.model.set_messages(self._store.list_messages(chat_id) if chat_id is not None else [])
+
+    # -- user actions --------------------------------------------------------------------------
+    def send(self, text: str) -> bool:
+        """Add the user's message and start a reply; False (nothing sent) for empty text."""
+        if not text.strip() or self.busy:
+            return False
+        chat = self._ensure_chat()
+        if chat.title == DEFAULT_TITLE and not any(r.role == "user" for r in self.model.records()):
+            self._store.rename_chat(chat.id, title_from(text))
+        self.model.append_message(self._store.add_message(chat.id, "user", text))
+        self._start_reply(chat.id)
+        return True
+
+    def stop(self) -> None:
+        """Ask the engine to stop the reply; `done` then arrives and the text is kept."""
+        if self._reply is not None:
+            self._bridge.cancel(self._reply.job_id)
+
+    def regenerate(self) -> bool:
+        """Replace the last assistant reply with a new one."""
+        last = self.model.last_record()
+        if self.busy or self._chat_id is None or last is None or last.role != "assistant":
+            return False
+        self._store.delete_messages_from(self._chat_id, last.id)
+        self.model.remove_from(last.id)
+        self._start_reply(self._chat_id)
+        return True
+
+    def edit_and_resend(self, message_id: int, new_text: str) -> bool:
+        """Replace a user message (and everything after it) with new text, and reply to it."""
+        if self.busy or self._chat_id is None or not new_text.strip():
+            return False
+        position = self.model.position_of(message_id)
+        if position is None or self.model.records()[position].role != "user":
+            return False
+        self._store.delete_messages_from(self._chat_id, message_id)
+        self.model.remove_from(message_id)
+        return self.send(new_text)
+
+    # -- building the request ------------------------------------------------------------------
+    def _ensure_chat(self) -> ChatRecord:
+        chat = self._store.get_chat(self._chat_id) if self._chat_id is not None else None
+        if chat is None:
+            chat = self._store.create_chat(DEFAULT_TITLE)
+            self._chat_id = chat.id
+            self.model.set_messages([])
+        return chat
+
+    def _history(self, chat: ChatRecord) -> list[ChatMessage]:
+        messages = [ChatMessage("system", chat.system_prompt)] if chat.system_prompt.strip() else []
+        # Failed and empty replies are not part of the conversation the model should continue.
+        messages += [
+            ChatMessage(record.role, record.content)
+            for record in self.model.records()
+            if record.role != "system"
+            and record.status in _HISTORY_STATUSES
+            and record.content.strip()
+        ]
+        return messages
+
+    def _start_reply(self, chat_id: int) -> None:
+        chat = self._store.get_chat(chat_id)
+        if chat is None:
+            return
+        history = self._history(chat)
+        if self._bridge.loaded_path and chat.model_path != self._bridge.loaded_path:
+            self._store.update_chat(chat_id, model_path=self._bridge.loaded_path)
+        placeholder = self._store.add_message(chat_id, "assistant", "", status="streaming")
+        self.model.append_message(placeholder)
+        job = self._bridge.chat(history, chat.sampling, chat.overflow_policy)
+        self._reply = _Reply(job, chat_id, placeholder.id, ReplyWriter(self._store, placeholder.id))
+        self.busyChanged.emit(True)
+        self.chatUpdated.emit(chat_id)
+
+    # -- engine events -------------------------------------------------------------------------
+    def _showing(self, reply: _Reply) -> bool:
+        last: MessageRecord | None = self.model.last_record()
+        return reply.chat_id == self._chat_id and last is not None and last.id == reply.message_id
+
+    def _on_prompt_info(self, job: int, prompt_tokens: int, n_ctx: int, dropped: int) -> None:
+        if self._reply is None or job != self._reply.job_id:
+            return
+        self.contextChanged.emit(prompt_tokens, n_ctx)
+        if dropped > 0:
+            self.notice.emit(dropped_notice(dropped))
+
+    def _on_tokens(self, job: int, text: str) -> None:
+        reply = self._reply
+        if reply is None or job != reply.job_id:
+            return
+        reply.writer.append(text)
+        if self._showing(reply):
+            self.model.append_to_last(text)
+
+    def _on_done(self, job: int, _text: str, stats: GenerationStats) -> None:
+        reply = self._reply
+        if reply is None or job != reply.job_id:
+            return
+        cancelled = stats.stop_reason == "cancelled"
+        if cancelled:
+            reply.writer.stop(stats)
+        else:
+            reply.writer.finish(stats)
+        if self._showing(reply):
+            self.model.set_last_state("partial" if cancelled else "complete", stats=stats)
+        self._end_reply()
+        self.statsChanged.emit(stats)
+        if cancelled:
+            self.notice.emit("Stopped; the partial reply is kept.")
+
+    def _on_failed(self, job: int, message: str, _kind: str) -> None:
+        reply = self._reply
+        if reply is None or job != reply.job_id:
+            return
+        reply.writer.fail(message)
+        if self._showing(reply):
+            self.model.set_last_state("failed", error=message)
+        self._end_reply()
+        self.notice.emit(message)
+
+    def _end_reply(self) -> None:
+        self._reply = None
+        self.busyChanged.emit(False)

@@ -1,0 +1,315 @@
+"""Paints one chat message: role header, status badge, collapsible thinking, Markdown body, stats.
+
+Each row's Markdown is rendered once into a QTextDocument and cached by message id with a
+signature (content length, status, …): while a reply streams only the last row's signature
+changes, so only that row is converted and laid out again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from html import escape
+
+import markdown
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+)
+from PySide6.QtGui import (
+    QAbstractTextDocumentLayout,
+    QColor,
+    QFont,
+    QFontMetrics,
+    QMouseEvent,
+    QPainter,
+    QPalette,
+    QTextDocument,
+)
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
+
+from app.engine.reasoning import split_thinking
+from app.engine.types import GenerationStats
+from app.models.records import MessageRecord
+from app.ui.chat.message_model import RecordRole, StatsRole
+
+ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
+BADGES = {"partial": "partial", "failed": "failed", "streaming": "generating…"}
+STOP_REASONS = {"length": "hit the token limit", "cancelled": "stopped", "context": "context full"}
+MARGIN = 6  # between bubbles
+PADDING = 10  # inside a bubble
+SPACING = 4  # between the parts of a bubble
+CACHE_SIZE = 400
+
+_Index = QModelIndex | QPersistentModelIndex
+
+
+def stats_text(stats: GenerationStats) -> str:
+    parts = [
+        f"{stats.tokens_per_second:.1f} tok/s",
+        f"TTFT {stats.time_to_first_token:.2f} s",
+        f"{stats.generated_tokens} tokens",
+    ]
+    if stats.stop_reason in STOP_REASONS:
+        parts.append(STOP_REASONS[stats.stop_reason])
+    return " · ".join(parts)
+
+
+class MarkdownRenderer:
+    """Markdown → HTML with inline styles (QTextDocument understands no external CSS)."""
+
+    def __init__(self, dark: bool) -> None:
+        self._md = markdown.Markdown(
+            extensions=["fenced_code", "codehilite", "tables", "sane_lists", "nl2br"],
+            extension_configs={
+                "codehilite": {
+                    "noclasses": True,
+                    "guess_lang": False,
+                    "pygments_style": "monokai" if dark else "default",
+                }
+            },
+        )
+        # Model output is untrusted: raw HTML is shown as text, never interpreted.
+        self._md.preprocessors.deregister("html_block")
+        self._md.inlinePatterns.deregister("html")
+
+    def __call__(self, text: str) -> str:
+        html = self._md.reset().convert(text)
+        # QTextDocument draws tables without borders unless told, and shows the newline
+        # that closes every code block as an empty last line.
+        html = html.replace("<table>", '<table border="1" cellspacing="0" cellpadding="4">')
+        return html.replace("\n</code></pre>", "</code></pre>")
+
+
+@dataclass
+class _Rendered:
+    signature: tuple[object, ...]
+    title: str
+    badge: str | None
+    thinking_label: str | None
+    thinking: QTextDocument | None
+    body: QTextDocument
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    bubble: QRect
+    header: QRect
+    thinking_header: QRect | None
+    thinking_at: QPoint | None
+    body_at: QPoint
+    height: int
+
+
+class MessageDelegate(QStyledItemDelegate):
+    def __init__(self, view: QWidget, parent: QObject | None = None) -> None:
+        super().__init__(parent or view)
+        self._view = view
+        dark = view.palette().color(QPalette.ColorRole.Base).lightness() < 128
+        self._render_markdown = MarkdownRenderer(dark)
+        self._cache: OrderedDict[int, _Rendered] = OrderedDict()
+        self._expanded: set[int] = set()  # message ids whose thinking block is open
+
+    # -- public --------------------------------------------------------------------------------
+    def document_for(self, index: _Index) -> QTextDocument:
+        """The laid-out body of a row (answer, stats or failure reason) as the user sees it."""
+        return self._rendered(index, self._content_width()).body
+
+    def thinking_for(self, index: _Index) -> QTextDocument | None:
+        return self._rendered(index, self._content_width()).thinking
+
+    def header_text(self, index: _Index) -> str:
+        rendered = self._rendered(index, self._content_width())
+        return f"{rendered.title} · {rendered.badge}" if rendered.badge else rendered.title
+
+    def thinking_header_rect(self, option_rect: QRect, index: _Index) -> QRect | None:
+        """Where the clickable "Thinking" line of that row is, in viewport coordinates."""
+        return self._layout(option_rect, index)[1].thinking_header
+
+    def toggle_thinking(self, index: _Index) -> None:
+        record: MessageRecord = index.data(RecordRole)
+        self._expanded ^= {record.id}
+        self.sizeHintChanged.emit(QModelIndex(index))
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    # -- QStyledItemDelegate -------------------------------------------------------------------
+    def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:
+        width = self._view.viewport().width()
+        return QSize(width, self._layout(QRect(0, 0, width, 0), index)[1].height)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _Index) -> None:
+        record: MessageRecord = index.data(RecordRole)
+        rendered, geometry = self._layout(option.rect, index)
+        palette = option.palette
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        border = palette.color(QPalette.ColorRole.Highlight) if selected else palette.color(
+            QPalette.ColorRole.Mid
+        )
+        painter.setPen(border)
+        painter.setBrush(self._bubble_color(record.role, palette))
+        painter.drawRoundedRect(geometry.bubble, 8, 8)
+
+        bold = QFont(option.font)
+        bold.setBold(True)
+        painter.setFont(bold)
+        painter.setPen(palette.color(QPalette.ColorRole.Text))
+        painter.drawText(geometry.header, Qt.AlignmentFlag.AlignLeft, rendered.title)
+        if rendered.badge:
+            title_width = QFontMetrics(bold).horizontalAdvance(rendered.title + "  ")
+            painter.setFont(option.font)
+            painter.setPen(QColor("#b00020") if record.status == "failed" else QColor("#8a6d00"))
+            painter.drawText(
+                geometry.header.adjusted(title_width, 0, 0, 0),
+                Qt.AlignmentFlag.AlignLeft,
+                f"[{rendered.badge}]",
+            )
+        if geometry.thinking_header is not None and rendered.thinking_label:
+            painter.setFont(option.font)
+            painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(geometry.thinking_header, Qt.AlignmentFlag.AlignVCenter,
+                             rendered.thinking_label)
+        if geometry.thinking_at is not None and rendered.thinking is not None:
+            self._draw_document(painter, rendered.thinking, geometry.thinking_at, palette,
+                                QPalette.ColorRole.PlaceholderText)
+        self._draw_document(painter, rendered.body, geometry.body_at, palette,
+                            QPalette.ColorRole.Text)
+        painter.restore()
+
+    def editorEvent(
+        self,
+        event: QEvent,
+        model: QAbstractItemModel,
+        option: QStyleOptionViewItem,
+        index: _Index,
+    ) -> bool:
+        if (
+            event.type() == QEvent.Type.MouseButtonRelease
+            and isinstance(event, QMouseEvent)
+            and event.button() == Qt.MouseButton.LeftButton
+        ):
+            header = self._layout(option.rect, index)[1].thinking_header
+            if header is not None and header.contains(event.position().toPoint()):
+                self.toggle_thinking(index)
+                return True
+        return super().editorEvent(event, model, option, index)
+
+    # -- rendering -----------------------------------------------------------------------------
+    def _content_width(self) -> int:
+        return max(80, self._view.viewport().width() - 2 * (MARGIN + PADDING))
+
+    def _layout(self, rect: QRect, index: _Index) -> tuple[_Rendered, _Geometry]:
+        width = max(80, rect.width() - 2 * (MARGIN + PADDING))
+        rendered = self._rendered(index, width)
+        line = QFontMetrics(self._view.font()).height()
+        left = rect.left() + MARGIN + PADDING
+        y = rect.top() + MARGIN + PADDING
+        header = QRect(left, y, width, line)
+        y += line + SPACING
+        thinking_header = thinking_at = None
+        if rendered.thinking_label is not None:
+            thinking_header = QRect(left, y, width, line + SPACING)
+            y += line + 2 * SPACING
+            if rendered.thinking is not None:
+                thinking_at = QPoint(left, y)
+                y += int(rendered.thinking.size().height()) + SPACING
+        body_at = QPoint(left, y)
+        y += int(rendered.body.size().height()) + PADDING
+        bubble = QRect(rect.left() + MARGIN, rect.top() + MARGIN, rect.width() - 2 * MARGIN,
+                       y - rect.top() - MARGIN)
+        height = y - rect.top() + MARGIN
+        return rendered, _Geometry(bubble, header, thinking_header, thinking_at, body_at, height)
+
+    def _rendered(self, index: _Index, width: int) -> _Rendered:
+        record: MessageRecord = index.data(RecordRole)
+        stats: GenerationStats | None = index.data(StatsRole)
+        expanded = record.id in self._expanded
+        signature = (len(record.content), record.status, record.error, stats is not None, expanded)
+        rendered = self._cache.get(record.id)
+        if rendered is None or rendered.signature != signature:
+            rendered = self._render(record, stats, expanded, signature)
+            self._cache[record.id] = rendered
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(record.id)
+        for document in (rendered.thinking, rendered.body):
+            if document is not None and document.textWidth() != width:
+                document.setTextWidth(width)
+        return rendered
+
+    def _render(
+        self,
+        record: MessageRecord,
+        stats: GenerationStats | None,
+        expanded: bool,
+        signature: tuple[object, ...],
+    ) -> _Rendered:
+        split = split_thinking(record.content) if record.role == "assistant" else None
+        answer = split.answer if split else record.content
+        html = self._render_markdown(answer) if answer.strip() else ""
+        if not html and record.status == "streaming":
+            html = "<p><i>…</i></p>"
+        if record.status == "failed" and record.error:
+            html += f'<p style="color:#b00020">Failed: {escape(record.error)}</p>'
+        if stats is not None and record.role == "assistant":
+            html += f'<p style="color:#777777"><small>{escape(stats_text(stats))}</small></p>'
+        body = self._document(html)
+        thinking_label = thinking = None
+        if split is not None and (split.thinking or split.thinking_open):
+            arrow = "▾" if expanded else "▸"
+            if split.thinking_open:
+                thinking_label = f"{arrow} Thinking…"
+            else:
+                thinking_label = f"{arrow} Thought · {len(split.thinking.split())} words"
+            if expanded:
+                thinking = self._document(self._render_markdown(split.thinking))
+        return _Rendered(signature, ROLE_TITLES[record.role], BADGES.get(record.status),
+                         thinking_label, thinking, body)
+
+    def _document(self, html: str) -> QTextDocument:
+        # No Qt parent: a replaced or evicted document must be freed with its last reference.
+        document = QTextDocument()
+        document.setDefaultFont(self._view.font())
+        document.setDocumentMargin(0)
+        document.setHtml(html)
+        return document
+
+    @staticmethod
+    def _draw_document(
+        painter: QPainter,
+        document: QTextDocument,
+        at: QPoint,
+        palette: QPalette,
+        color: QPalette.ColorRole,
+    ) -> None:
+        painter.save()
+        painter.translate(at)
+        context = QAbstractTextDocumentLayout.PaintContext()
+        context.palette.setColor(QPalette.ColorRole.Text, palette.color(color))
+        document.documentLayout().draw(painter, context)
+        painter.restore()
+
+    @staticmethod
+    def _bubble_color(role: str, palette: QPalette) -> QColor:
+        base = palette.color(QPalette.ColorRole.Base)
+        if role == "user":
+            tint = palette.color(QPalette.ColorRole.Highlight)
+            return QColor(
+                (base.red() * 7 + tint.red()) // 8,
+                (base.green() * 7 + tint.green()) // 8,
+                (base.blue() * 7 + tint.blue()) // 8,
+            )
+        if role == "system":
+            return palette.color(QPalette.ColorRole.AlternateBase)
+        return base

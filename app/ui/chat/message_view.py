@@ -1,0 +1,175 @@
+"""The transcript: a list view of message bubbles with Copy / Edit / Regenerate actions.
+
+It follows the newest text while a reply streams only if the user is already at the bottom,
+and pages older messages in when the user scrolls to the top.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
+from PySide6.QtGui import QAction, QContextMenuEvent, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QWidget
+
+from app.models.records import MessageRecord
+from app.ui.chat.message_delegate import MessageDelegate
+from app.ui.chat.message_model import MessageListModel
+
+BOTTOM_SLACK_PX = 8  # this close to the end still counts as "at the bottom"
+
+
+class MessageView(QListView):
+    editRequested = Signal(int, str)  # message id, its text
+    regenerateRequested = Signal()
+
+    def __init__(self, model: MessageListModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._model = model
+        self._busy = False
+        self._follow = True  # keep the newest text in view
+        self._resetting = False
+        self.setModel(model)
+        self.delegate = MessageDelegate(self)
+        self.setItemDelegate(self.delegate)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setUniformItemSizes(False)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setMouseTracking(True)
+        self.verticalScrollBar().setSingleStep(24)
+
+        self.copy_action = QAction("Copy", self)
+        self.copy_action.setShortcut(QKeySequence.StandardKey.Copy)
+        self.copy_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.copy_action.setToolTip("Copy the selected message")
+        self.copy_action.triggered.connect(self.copy_selected)
+        self.edit_action = QAction("Edit", self)
+        self.edit_action.setToolTip("Edit the selected message and send it again")
+        self.edit_action.triggered.connect(self._edit_selected)
+        self.regenerate_action = QAction("Regenerate", self)
+        self.regenerate_action.setToolTip("Replace the last reply with a new one")
+        self.regenerate_action.triggered.connect(self.regenerateRequested)
+        self.addAction(self.copy_action)
+
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(self._on_scrolled)
+        bar.rangeChanged.connect(self._on_range_changed)
+        model.modelAboutToBeReset.connect(self._on_about_to_reset)
+        model.modelReset.connect(self._on_reset)
+        model.dataChanged.connect(self._on_data_changed)
+        model.rowsInserted.connect(self._update_actions)
+        model.rowsRemoved.connect(self._update_actions)
+        self.selectionModel().selectionChanged.connect(self._update_actions)
+        self._update_actions()
+
+    # -- public --------------------------------------------------------------------------------
+    def set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        self._update_actions()
+
+    def selected_record(self) -> MessageRecord | None:
+        rows = self.selectionModel().selectedRows()
+        return self._model.record(rows[0].row()) if rows else None
+
+    def select_message(self, message_id: int) -> bool:
+        """Select and show a message, paging older ones in if needed (search hits)."""
+        row = self._model.row_of(message_id)
+        while row is None and self._model.can_fetch_older():
+            self._model.fetch_older()
+            row = self._model.row_of(message_id)
+        if row is None:
+            return False
+        index = self._model.index(row, 0)
+        self._follow = False
+        self.setCurrentIndex(index)
+        self.scrollTo(index, QAbstractItemView.ScrollHint.PositionAtTop)
+        return True
+
+    def follow_latest(self) -> None:
+        """Jump to the newest message and keep following it (after the user sends)."""
+        self._follow = True
+        self.scrollToBottom()
+
+    def is_following(self) -> bool:
+        return self._follow
+
+    def copy_selected(self) -> None:
+        record = self.selected_record()
+        if record is not None:
+            QGuiApplication.clipboard().setText(record.content)
+
+    def context_menu_at(self, pos: QPoint) -> QMenu | None:
+        """The menu for the message under `pos` (viewport coordinates), selecting it first."""
+        index = self.indexAt(pos)
+        if not index.isValid():
+            return None
+        self.setCurrentIndex(index)
+        menu = QMenu(self)
+        for action in (self.copy_action, self.edit_action, self.regenerate_action):
+            menu.addAction(action)
+        return menu
+
+    # -- events --------------------------------------------------------------------------------
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        menu = self.context_menu_at(event.pos())
+        if menu is not None:
+            menu.exec(event.globalPos())
+            menu.deleteLater()
+
+    # -- scrolling -----------------------------------------------------------------------------
+    def _at_bottom(self) -> bool:
+        bar = self.verticalScrollBar()
+        return bar.value() >= bar.maximum() - BOTTOM_SLACK_PX
+
+    def _on_scrolled(self, value: int) -> None:
+        if self._resetting:
+            return
+        self._follow = self._at_bottom()
+        bar = self.verticalScrollBar()
+        if value == bar.minimum() and bar.maximum() > 0 and self._model.can_fetch_older():
+            self._fetch_older_keeping_place()
+
+    def _on_range_changed(self, _minimum: int, maximum: int) -> None:
+        if self._resetting:
+            return
+        if self._follow:
+            self.verticalScrollBar().setValue(maximum)
+        elif maximum == 0 and self._model.can_fetch_older():
+            # Everything fits on screen, so the user cannot scroll up to ask for more.
+            self._model.fetch_older()
+
+    def _fetch_older_keeping_place(self) -> None:
+        added = self._model.fetch_older()
+        if added:
+            # The row that was at the top stays at the top, as in any chat app.
+            self.scrollTo(self._model.index(added, 0), QAbstractItemView.ScrollHint.PositionAtTop)
+
+    def _on_about_to_reset(self) -> None:
+        self._resetting = True
+        self.delegate.clear()
+
+    def _on_reset(self) -> None:
+        self._follow = True
+        self.scrollToBottom()  # lays out the new rows now, then shows the newest
+        self._resetting = False
+        self._update_actions()
+
+    def _on_data_changed(self, top_left: QModelIndex, _bottom_right: QModelIndex) -> None:
+        # QListView does not re-measure a row whose data changed; a streaming reply grows.
+        self.delegate.sizeHintChanged.emit(top_left)
+        self._update_actions()
+
+    # -- actions -------------------------------------------------------------------------------
+    def _edit_selected(self) -> None:
+        record = self.selected_record()
+        if record is not None and record.role == "user" and not self._busy:
+            self.editRequested.emit(record.id, record.content)
+
+    def _update_actions(self) -> None:
+        record = self.selected_record()
+        last = self._model.last_record()
+        self.copy_action.setEnabled(record is not None)
+        self.edit_action.setEnabled(record is not None and record.role == "user" and not self._busy)
+        self.regenerate_action.setEnabled(
+            last is not None and last.role == "assistant" and not self._busy
+        )

@@ -1,0 +1,142 @@
+"""Top bar of the chat page: pick a library model, load or eject it, see what is loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+from app.engine.prompt_format import PLAIN_FORMAT_LABEL
+from app.engine.types import LoadSettings, ModelInfo
+from app.models.store import Store
+from app.ui.bridge import EngineBridge
+
+MAX_DEFAULT_CTX = 8192  # longer contexts cost RAM most chats never use
+TEMPLATE_LABEL = "Model's chat template"
+
+
+def default_load_settings(context_length: int | None) -> LoadSettings:
+    n_ctx = min(MAX_DEFAULT_CTX, context_length) if context_length else MAX_DEFAULT_CTX
+    return LoadSettings(n_ctx=n_ctx)
+
+
+class ModelPicker(QWidget):
+    loadFailed = Signal(str)
+
+    def __init__(self, store: Store, bridge: EngineBridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._bridge = bridge
+        self._job: int | None = None  # the load this picker is waiting for
+
+        self.combo = QComboBox(self)
+        self.combo.setMinimumContentsLength(24)
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.load_button = QPushButton("Load", self)
+        self.eject_button = QPushButton("Eject", self)
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 100)
+        self.progress.setMaximumWidth(160)
+        self.progress.hide()
+        self.loaded_label = QLabel(self)
+        self.format_label = QLabel(self)
+        self.error_label = QLabel(self)
+        self.error_label.setStyleSheet("color: #b00020")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.combo, 1)
+        layout.addWidget(self.load_button)
+        layout.addWidget(self.eject_button)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.loaded_label)
+        layout.addWidget(self.format_label)
+        layout.addWidget(self.error_label, 1)
+
+        self.load_button.clicked.connect(self._on_load_clicked)
+        self.eject_button.clicked.connect(self._bridge.unload)
+        bridge.loadProgress.connect(self._on_progress)
+        bridge.loaded.connect(self._on_loaded)
+        bridge.unloaded.connect(self._on_unloaded)
+        bridge.failed.connect(self._on_failed)
+        self.refresh()
+        self._show_state(bridge.loaded_info, bridge.n_ctx)
+
+    # -- public --------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Re-read the model library, keeping the selected model selected."""
+        keep = self.combo.currentData() or self._bridge.loaded_path
+        self.combo.clear()
+        for record in self._store.list_model_files():
+            name = record.name or Path(record.path).stem
+            self.combo.addItem(f"{name} · {record.file_type}", record.path)
+        row = self.combo.findData(keep)
+        if row >= 0:
+            self.combo.setCurrentIndex(row)
+        self.load_button.setEnabled(self.combo.count() > 0 or self._job is not None)
+
+    def load_model(self, path: str, settings: LoadSettings | None = None) -> int:
+        """Load a model; the context is the model's own length, at most 8192 tokens."""
+        if settings is None:
+            record = self._store.get_model_file_by_path(path)
+            settings = default_load_settings(record.context_length if record else None)
+        self.error_label.hide()
+        self.progress.setValue(0)
+        self.progress.show()
+        self.load_button.setText("Cancel")
+        self.load_button.setEnabled(True)
+        self._job = self._bridge.load(path, settings)
+        return self._job
+
+    @property
+    def loading(self) -> bool:
+        return self._job is not None
+
+    # -- private -------------------------------------------------------------------------------
+    def _on_load_clicked(self) -> None:
+        if self._job is not None:
+            self._bridge.cancel(self._job)
+            return
+        path = self.combo.currentData()
+        if path:
+            self.load_model(path)
+
+    def _on_progress(self, job: int, fraction: float) -> None:
+        if job == self._job:
+            self.progress.setValue(round(fraction * 100))
+
+    def _on_loaded(self, job: int, _path: str, info: ModelInfo, n_ctx: int) -> None:
+        if job == self._job:
+            self._end_load()
+        self._show_state(info, n_ctx)
+
+    def _on_unloaded(self, _job: int, _path: str) -> None:
+        self._show_state(None, 0)
+
+    def _on_failed(self, job: int, message: str, kind: str) -> None:
+        if job != self._job or kind != "load":
+            return
+        self._end_load()
+        # The engine keeps the previous model when a load fails, and so does this bar.
+        self.error_label.setText(message)
+        self.error_label.show()
+        self.loadFailed.emit(message)
+
+    def _end_load(self) -> None:
+        self._job = None
+        self.progress.hide()
+        self.load_button.setText("Load")
+        self.load_button.setEnabled(self.combo.count() > 0)
+
+    def _show_state(self, info: ModelInfo | None, n_ctx: int) -> None:
+        self.eject_button.setEnabled(info is not None)
+        if info is None:
+            self.loaded_label.setText("No model loaded")
+            self.format_label.clear()
+            return
+        name = info.name or Path(info.path).stem
+        self.loaded_label.setText(f"Loaded: {name} ({info.file_type}) · context {n_ctx}")
+        self.format_label.setText(TEMPLATE_LABEL if info.has_chat_template else PLAIN_FORMAT_LABEL)

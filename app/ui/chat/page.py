@@ -1,0 +1,225 @@
+"""The Chat page: chats | transcript + composer + status | chat settings, model bar on top."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.models.chat_export import export_json, export_markdown
+from app.models.store import Store
+from app.ui.bridge import EngineBridge
+from app.ui.chat.chat_list import ChatList
+from app.ui.chat.composer import Composer
+from app.ui.chat.controller import ChatController
+from app.ui.chat.message_model import MessageListModel
+from app.ui.chat.message_view import MessageView
+from app.ui.chat.model_picker import ModelPicker
+from app.ui.chat.settings_panel import SettingsPanel
+from app.ui.chat.status_line import StatusLine
+
+LAST_CHAT_SETTING = "chat.last_id"  # shared with the main window
+EXPORT_FORMATS = {"markdown": export_markdown, "json": export_json}
+EXPORT_FILTERS = {"markdown": (".md", "Markdown (*.md)"), "json": (".json", "JSON (*.json)")}
+
+
+class ChatPage(QWidget):
+    currentChatChanged = Signal(int)
+
+    def __init__(self, store: Store, bridge: EngineBridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._bridge = bridge
+        self._shown: int | None = None  # the chat whose settings and header are on screen
+        self.messages = MessageListModel(self)
+        self.controller = ChatController(store, bridge, self.messages, self)
+        self.model_picker = ModelPicker(store, bridge, self)
+        self.chat_list = ChatList(store, self)
+        self.view = MessageView(self.messages, self)
+        self.composer = Composer(self)
+        self.status_line = StatusLine(self)
+        self.settings_panel = SettingsPanel(store, self)
+        self.title_label = QLabel(self)
+        self.export_markdown_button = QPushButton("Export Markdown…", self)
+        self.export_json_button = QPushButton("Export JSON…", self)
+        self._build_layout()
+        self._connect()
+        self.chat_list.refresh()
+        last = store.get_setting(LAST_CHAT_SETTING)
+        ids = self.chat_list.chat_ids()
+        if ids:
+            self.open_chat(last if last in ids else ids[0])
+        else:
+            self._show_chat_header(None)
+
+    # -- public API ----------------------------------------------------------------------------
+    def open_chat(self, chat_id: int) -> None:
+        chat = self._store.get_chat(chat_id)
+        if chat is None:
+            return
+        if chat_id != self._shown:
+            self.settings_panel.flush()
+            self.composer.cancel_edit()
+            self.status_line.clear()
+            self.controller.set_chat(chat_id)
+            self._store.set_setting(LAST_CHAT_SETTING, chat_id)
+            self._shown = chat_id
+            self.settings_panel.set_chat(chat)
+            self.currentChatChanged.emit(chat_id)
+        self._show_chat_header(chat_id)
+        if self.chat_list.current_chat_id() != chat_id:
+            self.chat_list.refresh(select_id=chat_id)
+
+    def current_chat_id(self) -> int | None:
+        return self.controller.chat_id
+
+    def new_chat(self) -> int:
+        chat = self._store.create_chat("New chat")
+        self.chat_list.refresh(select_id=chat.id)
+        self.open_chat(chat.id)
+        self.composer.input.setFocus()
+        return chat.id
+
+    def export_to(self, path: str | Path, fmt: str) -> Path:
+        """Write the current chat to `path` as "markdown" or "json"."""
+        chat_id = self.controller.chat_id
+        chat = self._store.get_chat(chat_id) if chat_id is not None else None
+        if chat is None:
+            raise ValueError("there is no chat to export")
+        render = EXPORT_FORMATS[fmt]
+        target = Path(path)
+        target.write_text(render(chat, self._store.list_messages(chat.id)), encoding="utf-8")
+        return target
+
+    # -- building ------------------------------------------------------------------------------
+    def _build_layout(self) -> None:
+        header = QHBoxLayout()
+        header.addWidget(self.title_label, 1)
+        header.addWidget(self.export_markdown_button)
+        header.addWidget(self.export_json_button)
+        actions = QHBoxLayout()
+        for action in (self.view.copy_action, self.view.edit_action, self.view.regenerate_action):
+            button = QToolButton(self)
+            button.setDefaultAction(action)
+            actions.addWidget(button)
+        actions.addStretch(1)
+
+        center = QWidget(self)
+        column = QVBoxLayout(center)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(header)
+        column.addWidget(self.view, 1)
+        column.addLayout(actions)
+        column.addWidget(self.composer)
+        column.addWidget(self.status_line)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.addWidget(self.chat_list)
+        splitter.addWidget(center)
+        splitter.addWidget(self.settings_panel)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([220, 640, 260])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.model_picker)
+        layout.addWidget(splitter, 1)
+
+    def _connect(self) -> None:
+        c = self.controller
+        self.composer.sendRequested.connect(self._send)
+        self.composer.editRequested.connect(self._resend_edit)
+        self.composer.stopRequested.connect(c.stop)
+        self.view.editRequested.connect(self.composer.begin_edit)
+        self.view.regenerateRequested.connect(c.regenerate)
+        c.busyChanged.connect(self.composer.set_busy)
+        c.busyChanged.connect(self.view.set_busy)
+        c.statsChanged.connect(self.status_line.set_stats)
+        c.contextChanged.connect(self.status_line.set_context)
+        c.notice.connect(self.status_line.show_notice)
+        c.chatUpdated.connect(self._on_chat_updated)
+        self.chat_list.chatActivated.connect(self.open_chat)
+        self.chat_list.hitActivated.connect(self._open_hit)
+        self.chat_list.newChatRequested.connect(self.new_chat)
+        self.chat_list.chatDeleted.connect(self._on_chat_deleted)
+        self.chat_list.chatRenamed.connect(lambda chat_id, _t: self._show_chat_header(chat_id))
+        self._bridge.loaded.connect(self._on_model_loaded)
+        self.model_picker.loadFailed.connect(self.status_line.show_notice)
+        self.export_markdown_button.clicked.connect(lambda: self._export_dialog("markdown"))
+        self.export_json_button.clicked.connect(lambda: self._export_dialog("json"))
+
+    # -- reactions -----------------------------------------------------------------------------
+    def _send(self, text: str) -> None:
+        if self.controller.chat_id is None and text.strip():
+            self.new_chat()  # so the settings panel edits the chat this message starts
+        self.settings_panel.flush()
+        if self.controller.send(text):
+            self.composer.accept_sent()
+            self.view.follow_latest()
+
+    def _resend_edit(self, message_id: int, text: str) -> None:
+        self.settings_panel.flush()
+        if self.controller.edit_and_resend(message_id, text):
+            self.composer.accept_sent()
+            self.view.follow_latest()
+
+    def _on_chat_updated(self, chat_id: int) -> None:
+        if chat_id != self.controller.chat_id:
+            self.chat_list.refresh()
+            return
+        if chat_id != self._shown:
+            # Sending with no chat open made a new one.
+            self.open_chat(chat_id)
+        # Its title may have just been set from the first message, and it moved to the top.
+        self.chat_list.refresh(select_id=chat_id)
+        self._show_chat_header(chat_id)
+
+    def _on_model_loaded(self, _job: int, _path: str, _info: object, n_ctx: int) -> None:
+        self.status_line.set_context(0, n_ctx)
+
+    def _open_hit(self, chat_id: int, message_id: int) -> None:
+        self.open_chat(chat_id)
+        self.view.select_message(message_id)
+
+    def _on_chat_deleted(self, chat_id: int) -> None:
+        if chat_id != self._shown:
+            return
+        self.controller.set_chat(None)
+        self._shown = None
+        ids = self.chat_list.chat_ids()
+        if ids:
+            self.open_chat(ids[0])
+        else:
+            self.settings_panel.set_chat(None)
+            self._show_chat_header(None)
+
+    def _show_chat_header(self, chat_id: int | None) -> None:
+        chat = self._store.get_chat(chat_id) if chat_id is not None else None
+        self.title_label.setText(chat.title if chat else "No chat open: write a message to start")
+        for button in (self.export_markdown_button, self.export_json_button):
+            button.setEnabled(chat is not None)
+
+    def _export_dialog(self, fmt: str) -> None:
+        chat_id = self.controller.chat_id
+        chat = self._store.get_chat(chat_id) if chat_id is not None else None
+        if chat is None:
+            return
+        suffix, pattern = EXPORT_FILTERS[fmt]
+        safe = "".join(ch if ch.isalnum() or ch in " -_" else "_" for ch in chat.title).strip()
+        name = (safe or "chat") + suffix
+        path, _ = QFileDialog.getSaveFileName(self, "Export chat", name, pattern)
+        if not path:
+            return
+        try:
+            self.export_to(path, fmt)
+        except OSError as exc:
+            QMessageBox.warning(self, "Export failed", f"Could not write {path}: {exc.strerror}")

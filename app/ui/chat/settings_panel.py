@@ -1,0 +1,203 @@
+"""Right panel: the chat's system prompt (with presets), sampling and overflow policy.
+
+Every change is saved to the chat through Store.update_chat; typing in the system prompt is
+saved after a short pause (and at once by `flush`, which the page calls before sending).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QPlainTextEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.engine.types import Sampling
+from app.models.records import ChatRecord, OverflowPolicy, PresetRecord
+from app.models.store import Store
+
+SAVE_DELAY_MS = 400
+CUSTOM_PRESET = "Custom"
+OVERFLOW_LABELS: dict[OverflowPolicy, str] = {
+    "truncate_oldest": "Drop oldest turns, keep system prompt",
+    "stop": "Stop and tell me",
+}
+
+
+def _double(minimum: float, maximum: float, step: float, decimals: int = 2) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(minimum, maximum)
+    box.setSingleStep(step)
+    box.setDecimals(decimals)
+    return box
+
+
+def _int(minimum: int, maximum: int, special: str | None = None) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(minimum, maximum)
+    if special:
+        box.setSpecialValueText(special)  # shown at the minimum value
+    return box
+
+
+class SettingsPanel(QWidget):
+    saved = Signal(int)  # chat id
+
+    def __init__(self, store: Store, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._chat_id: int | None = None
+        self._filling = False
+        self._presets: list[PresetRecord] = []
+        self._stop: list[str] = []  # stop strings have no control here but must survive saves
+
+        self.preset_combo = QComboBox(self)
+        self.system_prompt = QPlainTextEdit(self)
+        self.system_prompt.setPlaceholderText("System prompt (instructions for every reply)")
+        self.temperature = _double(0.0, 2.0, 0.05)
+        self.top_p = _double(0.0, 1.0, 0.01)
+        self.top_k = _int(0, 1000, "off")
+        self.min_p = _double(0.0, 1.0, 0.01)
+        self.repeat_penalty = _double(0.5, 2.0, 0.01)
+        self.max_tokens = _int(1, 131072)
+        self.seed = _int(-1, 2**31 - 1, "random")
+        self.overflow_combo = QComboBox(self)
+        for policy, label in OVERFLOW_LABELS.items():
+            self.overflow_combo.addItem(label, policy)
+
+        form = QFormLayout()
+        form.addRow("Temperature", self.temperature)
+        form.addRow("Top P", self.top_p)
+        form.addRow("Top K", self.top_k)
+        form.addRow("Min P", self.min_p)
+        form.addRow("Repeat penalty", self.repeat_penalty)
+        form.addRow("Max tokens", self.max_tokens)
+        form.addRow("Seed", self.seed)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Preset"))
+        layout.addWidget(self.preset_combo)
+        layout.addWidget(QLabel("System prompt"))
+        layout.addWidget(self.system_prompt, 1)
+        layout.addWidget(QLabel("Sampling"))
+        layout.addLayout(form)
+        layout.addWidget(QLabel("When the chat outgrows the context"))
+        layout.addWidget(self.overflow_combo)
+
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(SAVE_DELAY_MS)
+        self._save_timer.timeout.connect(self.flush)
+        self.preset_combo.currentIndexChanged.connect(self._on_preset)
+        self.system_prompt.textChanged.connect(self._on_prompt_edited)
+        for box in (self.temperature, self.top_p, self.top_k, self.min_p, self.repeat_penalty,
+                    self.max_tokens, self.seed):
+            box.valueChanged.connect(self._save_now)
+        self.overflow_combo.currentIndexChanged.connect(self._save_now)
+        self.reload_presets()
+        self.setEnabled(False)
+
+    # -- public --------------------------------------------------------------------------------
+    def reload_presets(self) -> None:
+        self._filling = True
+        try:
+            self._presets = self._store.list_presets()
+            self.preset_combo.clear()
+            self.preset_combo.addItem(CUSTOM_PRESET, None)
+            for preset in self._presets:
+                self.preset_combo.addItem(preset.name, preset.name)
+        finally:
+            self._filling = False
+
+    def set_chat(self, chat: ChatRecord | None) -> None:
+        """Show a chat's settings without saving anything."""
+        self.flush()
+        self._chat_id = chat.id if chat else None
+        self.setEnabled(chat is not None)
+        if chat is None:
+            return
+        self._filling = True
+        try:
+            self.system_prompt.setPlainText(chat.system_prompt)
+            self._show_sampling(chat.sampling)
+            self._stop = list(chat.sampling.stop)
+            self.overflow_combo.setCurrentIndex(self.overflow_combo.findData(chat.overflow_policy))
+            self._match_preset()
+        finally:
+            self._filling = False
+
+    def sampling(self) -> Sampling:
+        return Sampling(
+            temperature=self.temperature.value(),
+            top_p=self.top_p.value(),
+            top_k=self.top_k.value(),
+            min_p=self.min_p.value(),
+            repeat_penalty=self.repeat_penalty.value(),
+            max_tokens=self.max_tokens.value(),
+            seed=self.seed.value(),
+            stop=list(self._stop),
+        )
+
+    def overflow_policy(self) -> OverflowPolicy:
+        return self.overflow_combo.currentData()
+
+    def flush(self) -> None:
+        """Save pending edits now."""
+        self._save_timer.stop()
+        self._save_now()
+
+    # -- private -------------------------------------------------------------------------------
+    def _show_sampling(self, sampling: Sampling) -> None:
+        self.temperature.setValue(sampling.temperature)
+        self.top_p.setValue(sampling.top_p)
+        self.top_k.setValue(sampling.top_k)
+        self.min_p.setValue(sampling.min_p)
+        self.repeat_penalty.setValue(sampling.repeat_penalty)
+        self.max_tokens.setValue(sampling.max_tokens)
+        self.seed.setValue(sampling.seed)
+
+    def _on_preset(self, row: int) -> None:
+        if self._filling:
+            return
+        name = self.preset_combo.itemData(row)
+        preset = next((p for p in self._presets if p.name == name), None)
+        if preset is None:
+            return
+        self._filling = True
+        try:
+            self.system_prompt.setPlainText(preset.system_prompt)
+            if preset.sampling is not None:
+                self._show_sampling(preset.sampling)
+        finally:
+            self._filling = False
+        self.flush()
+
+    def _on_prompt_edited(self) -> None:
+        if self._filling:
+            return
+        self._match_preset()
+        self._save_timer.start()
+
+    def _match_preset(self) -> None:
+        text = self.system_prompt.toPlainText()
+        match = next((p.name for p in self._presets if p.system_prompt == text), None)
+        row = self.preset_combo.findData(match) if match is not None else 0
+        filling, self._filling = self._filling, True  # showing the match must not re-apply it
+        self.preset_combo.setCurrentIndex(max(0, row))
+        self._filling = filling
+
+    def _save_now(self) -> None:
+        if self._filling or self._chat_id is None:
+            return
+        self._store.update_chat(
+            self._chat_id,
+            system_prompt=self.system_prompt.toPlainText(),
+            sampling=self.sampling(),
+            overflow_policy=self.overflow_policy(),
+        )
+        self.saved.emit(self._chat_id)

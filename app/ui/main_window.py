@@ -1,0 +1,178 @@
+"""The main window: a narrow navigation rail (Chat, My Models) beside the page it shows.
+
+It wires pages to each other and restores the last session; it owns no model, database session
+or download itself (those live in the engine host, the Store and background jobs).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSize, Qt
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QStackedWidget,
+    QStyle,
+    QWidget,
+)
+
+from app.engine.starter import starter_available
+from app.engine.types import ModelInfo
+from app.models.library import ensure_starter, starter_record
+from app.models.records import ModelFileRecord
+from app.ui.app_context import AppContext
+from app.ui.chat.page import ChatPage
+from app.ui.models_page import ModelsPage
+from app.ui.workers import TaskRunner
+
+log = logging.getLogger(__name__)
+
+GEOMETRY_KEY = "window.geometry"
+LAST_CHAT_KEY = "chat.last_id"
+LAST_MODEL_KEY = "model.last_path"
+CHAT_PAGE, MODELS_PAGE = 0, 1
+_NAV_WIDTH = 92
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.setWindowTitle("Hearth")
+        self.tasks = TaskRunner(self)
+        store = context.store
+
+        self.chat_page = ChatPage(store, context.bridge)
+        self.models_page = ModelsPage(store, self.tasks)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.chat_page)
+        self.pages.addWidget(self.models_page)
+        self.nav = self._build_nav()
+
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.nav)
+        layout.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
+
+        self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
+        self.models_page.loadRequested.connect(self.load_in_chat)
+        self.models_page.libraryChanged.connect(self.chat_page.model_picker.refresh)
+        self.chat_page.currentChatChanged.connect(self._remember_chat)
+        context.bridge.loaded.connect(self._remember_model)
+
+        self.nav.setCurrentRow(CHAT_PAGE)
+        self._restore_geometry()
+        self._restore_chat()
+        self._start_model()
+
+    def _build_nav(self) -> QListWidget:
+        # LM Studio's rail: icons over short labels, one column, nothing to drag.
+        nav = QListWidget()
+        nav.setObjectName("navigation")
+        nav.setViewMode(QListView.ViewMode.IconMode)
+        nav.setFlow(QListView.Flow.TopToBottom)
+        nav.setMovement(QListView.Movement.Static)
+        nav.setWrapping(False)
+        nav.setIconSize(QSize(28, 28))
+        nav.setSpacing(6)
+        nav.setFixedWidth(_NAV_WIDTH)
+        nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        style = self.style()
+        for label, icon in (
+            ("Chat", QStyle.StandardPixmap.SP_MessageBoxQuestion),
+            ("My Models", QStyle.StandardPixmap.SP_DriveHDIcon),
+        ):
+            item = QListWidgetItem(style.standardIcon(icon), label, nav)
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
+            item.setSizeHint(QSize(_NAV_WIDTH - 12, 64))
+            item.setToolTip(label)
+        return nav
+
+    # -- navigation ----------------------------------------------------------------------------
+    def show_page(self, index: int) -> None:
+        self.nav.setCurrentRow(index)
+
+    def load_in_chat(self, path: str) -> None:
+        self.show_page(CHAT_PAGE)
+        self.chat_page.model_picker.load_model(path)
+
+    # -- session restore -----------------------------------------------------------------------
+    def _restore_geometry(self) -> None:
+        saved = self.context.store.get_setting(GEOMETRY_KEY)
+        if saved and self.restoreGeometry(QByteArray.fromBase64(saved.encode("ascii"))):
+            return
+        screen = self.screen().availableGeometry()
+        self.resize(min(1280, screen.width() * 9 // 10), min(820, screen.height() * 9 // 10))
+
+    def _restore_chat(self) -> None:
+        chat_id = self.context.store.get_setting(LAST_CHAT_KEY)
+        if isinstance(chat_id, int) and self.context.store.get_chat(chat_id) is not None:
+            self.chat_page.open_chat(chat_id)
+
+    def _start_model(self) -> None:
+        """Load the last model, else the starter; on a first run, prepare the starter first."""
+        store = self.context.store
+        last = store.get_setting(LAST_MODEL_KEY)
+        if isinstance(last, str) and Path(last).is_file():
+            self.chat_page.model_picker.load_model(last)
+            return
+        starter = starter_record(store)
+        if starter is not None:
+            self.chat_page.model_picker.load_model(starter.path)
+            return
+        if store.list_model_files():
+            return  # the user has models; let them pick one
+        if not starter_available():
+            self.statusBar().showMessage("No models yet: import one from My Models.")
+            return
+        self.statusBar().showMessage("Preparing the starter model (Gemma 3 270M, 253 MB)…")
+        self.tasks.start(
+            ensure_starter, store, self.context.paths.models,
+            on_returned=self._starter_ready,
+            on_errored=self._starter_failed,
+        )
+
+    def _starter_ready(self, record: ModelFileRecord) -> None:
+        if self.context.closed:
+            return
+        self.statusBar().showMessage("Starter model ready.", 5000)
+        self.models_page.refresh()
+        self.chat_page.model_picker.refresh()
+        self.chat_page.model_picker.load_model(record.path)
+
+    def _starter_failed(self, exc: BaseException) -> None:
+        if self.context.closed:
+            return
+        self.statusBar().showMessage(
+            f"Could not prepare the starter model: {exc} Import a model from My Models."
+        )
+
+    # -- session save --------------------------------------------------------------------------
+    def _remember_chat(self, chat_id: int) -> None:
+        if not self.context.closed and chat_id:
+            self.context.store.set_setting(LAST_CHAT_KEY, chat_id)
+
+    def _remember_model(self, _job: int, path: str, _info: ModelInfo, _n_ctx: int) -> None:
+        if not self.context.closed:
+            self.context.store.set_setting(LAST_MODEL_KEY, path)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.context.closed:
+            store = self.context.store
+            store.set_setting(GEOMETRY_KEY, self.saveGeometry().toBase64().data().decode("ascii"))
+            chat_id = self.chat_page.current_chat_id()
+            if chat_id:
+                store.set_setting(LAST_CHAT_KEY, chat_id)
+            if not self.tasks.shutdown():
+                log.warning("background jobs still running at close")
+            self.context.close()
+        super().closeEvent(event)

@@ -1,0 +1,417 @@
+"""My Models: the GGUF files in the library, their metadata, import, find, load and delete.
+
+Imports and folder scans run off the GUI thread through `TaskRunner`; reading a header is quick,
+but a folder of big models on a slow disk is not. Errors come back as one message box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.engine.gguf_info import format_model_info, human_bytes, human_count
+from app.models.library import (
+    ImportProgress,
+    ImportReport,
+    find_unindexed,
+    in_models_folder,
+    iter_import,
+    known_model_folders,
+    remove_model,
+)
+from app.models.records import ModelFileRecord, ModelSource
+from app.models.store import Store
+from app.ui.workers import TaskRunner
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+_Index = QModelIndex | QPersistentModelIndex
+
+# (header, text shown, value sorted by, right-aligned)
+_Column = tuple[str, Callable[[ModelFileRecord], str], Callable[[ModelFileRecord], Any], bool]
+COLUMNS: list[_Column] = [
+    ("Name", lambda r: r.name, lambda r: r.name.lower(), False),
+    ("Architecture", lambda r: r.architecture, lambda r: r.architecture, False),
+    ("Params", lambda r: human_count(r.parameter_count), lambda r: r.parameter_count, True),
+    ("Quant", lambda r: r.file_type, lambda r: r.file_type, False),
+    ("Size", lambda r: human_bytes(r.file_size), lambda r: r.file_size, True),
+    ("Context", lambda r: f"{r.context_length:,}", lambda r: r.context_length, True),
+    ("Layers", lambda r: str(r.block_count), lambda r: r.block_count, True),
+    ("Chat template", lambda r: "yes" if r.has_chat_template else "no",
+     lambda r: r.has_chat_template, False),
+    ("Source", lambda r: r.source, lambda r: r.source, False),
+    ("Path", lambda r: r.path, lambda r: r.path, False),
+]
+_MAX_ERRORS_SHOWN = 8  # a folder of broken files must not make a message box taller than the screen
+
+_EMPTY_HINT = (
+    "No models yet.\n\nImport a GGUF file or a folder of them, or let Hearth find the models "
+    "LM Studio or the Hugging Face cache already keep on this computer. Files are indexed where "
+    "they are, never copied."
+)
+
+
+class ModelTableModel(QAbstractTableModel):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._records: list[ModelFileRecord] = []
+
+    def set_records(self, records: list[ModelFileRecord]) -> None:
+        # A library changes rarely and holds dozens of rows, so a reset is the simple, right tool.
+        self.beginResetModel()
+        self._records = list(records)
+        self.endResetModel()
+
+    def record(self, row: int) -> ModelFileRecord:
+        return self._records[row]
+
+    def row_of(self, path: str) -> int:
+        return next((i for i, r in enumerate(self._records) if r.path == path), -1)
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._records)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        record = self._records[index.row()]
+        _header, text, key, right = COLUMNS[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return text(record)
+        if role == SORT_ROLE:
+            return key(record)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return record.path
+        if role == Qt.ItemDataRole.TextAlignmentRole and right:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section][0]
+        return None
+
+
+def ask_delete(parent: QWidget, record: ModelFileRecord, can_delete_file: bool) -> bool | None:
+    """Confirm removing a model. None: cancelled; otherwise whether to delete the file too."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("Remove model")
+    box.setText(f"Remove {record.name} from your library?")
+    checkbox = None
+    if can_delete_file:
+        checkbox = QCheckBox(f"Also delete the file from disk ({human_bytes(record.file_size)})")
+        box.setCheckBox(checkbox)
+        box.setInformativeText(record.path)
+    else:
+        box.setInformativeText(
+            f"The file stays where it is, because it is not in Hearth's models folder:\n"
+            f"{record.path}"
+        )
+    remove = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.exec()
+    if box.clickedButton() is not remove:
+        return None
+    return bool(checkbox and checkbox.isChecked())
+
+
+def choose_models_to_index(parent: QWidget, paths: list[Path]) -> list[Path]:
+    """Let the user tick which found files to index; empty when cancelled."""
+    dialog = QDialog(parent)
+    dialog.setWindowTitle("Models found on this computer")
+    layout = QVBoxLayout(dialog)
+    layout.addWidget(QLabel(
+        f"{len(paths)} model file(s) from LM Studio or the Hugging Face cache are not in your "
+        "library yet. Index them in place (nothing is copied):"
+    ))
+    listing = QListWidget(dialog)
+    for path in paths:
+        item = QListWidgetItem(str(path), listing)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(Qt.CheckState.Checked)
+    layout.addWidget(listing)
+    buttons = QDialogButtonBox(
+        QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+    )
+    buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Index selected")
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    layout.addWidget(buttons)
+    dialog.resize(720, 420)
+    accepted = dialog.exec() == QDialog.DialogCode.Accepted
+    chosen = [
+        paths[i] for i in range(listing.count())
+        if listing.item(i).checkState() == Qt.CheckState.Checked
+    ]
+    dialog.deleteLater()
+    return chosen if accepted else []
+
+
+def _scan_known_folders(store: Store) -> tuple[list[Path], list[Path]]:
+    folders = known_model_folders()
+    return folders, find_unindexed(store, folders)
+
+
+class ModelsPage(QWidget):
+    loadRequested = Signal(str)  # path of the model to load in the chat page
+    libraryChanged = Signal()  # models were added or removed
+
+    def __init__(self, store: Store, tasks: TaskRunner, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._tasks = tasks
+        self._busy = False
+
+        self.import_file_button = QPushButton("Import file…")
+        self.import_folder_button = QPushButton("Import folder…")
+        self.find_button = QPushButton("Find models from LM Studio / Hugging Face cache")
+        self.load_button = QPushButton("Load in chat")
+        self.delete_button = QPushButton("Delete")
+        self.import_file_button.clicked.connect(self.choose_files)
+        self.import_folder_button.clicked.connect(self.choose_folder)
+        self.find_button.clicked.connect(self.find_models)
+        self.load_button.clicked.connect(self.load_selected)
+        self.delete_button.clicked.connect(self.delete_selected)
+
+        self.table_model = ModelTableModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.table_model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents
+        )
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.doubleClicked.connect(self.load_selected)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+
+        self.details = QPlainTextEdit()
+        self.details.setReadOnly(True)
+        self.details.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.status_label = QLabel()
+
+        buttons = QHBoxLayout()
+        for button in (self.import_file_button, self.import_folder_button, self.find_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.load_button)
+        buttons.addWidget(self.delete_button)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.details)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        title = QLabel("My Models")
+        title.setStyleSheet("font-size: 18px; font-weight: 600;")
+        layout.addWidget(title)
+        layout.addLayout(buttons)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.status_label)
+        self.refresh()
+
+    # -- library -------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Reload the table from the Store, keeping the selected model selected."""
+        current = self.selected_record()
+        self.table_model.set_records(self._store.list_model_files())
+        if current is not None:
+            self.select_path(current.path)
+        self._selection_changed()
+
+    def selected_record(self) -> ModelFileRecord | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.table_model.record(self.proxy.mapToSource(rows[0]).row())
+
+    def select_path(self, path: str) -> bool:
+        row = self.table_model.row_of(path)
+        if row < 0:
+            return False
+        index = self.proxy.mapFromSource(self.table_model.index(row, 0))
+        self.table.selectionModel().select(
+            index,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        self.table.scrollTo(index)
+        return True
+
+    def _selection_changed(self) -> None:
+        record = self.selected_record()
+        self.load_button.setEnabled(record is not None)
+        self.delete_button.setEnabled(record is not None)
+        if record is None:
+            empty = self.table_model.rowCount() == 0
+            self.details.setPlainText(_EMPTY_HINT if empty else "Select a model to see details.")
+            return
+        text = format_model_info(record.info)
+        if not Path(record.path).is_file():
+            text = f"The file is missing: {record.path}\n\n{text}"
+        self.details.setPlainText(text)
+
+    # -- import --------------------------------------------------------------------------------
+    def choose_files(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Import GGUF models", str(Path.home()), "GGUF models (*.gguf);;All files (*)"
+        )
+        if paths:
+            self.import_paths(paths)
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Import every GGUF model in a folder", str(Path.home())
+        )
+        if folder:
+            self.import_paths([folder])
+
+    def import_paths(self, paths: list[str] | list[Path], source: ModelSource = "import") -> None:
+        """Index files and folders in the background; the table updates when it is done."""
+        if self._busy:
+            return
+        self._set_busy(True, "Importing…")
+        self._tasks.start(
+            iter_import, self._store, [str(p) for p in paths], source,
+            on_yielded=self._import_progress,
+            on_returned=self._import_done,
+            on_errored=self._job_failed,
+        )
+
+    def _import_progress(self, step: ImportProgress) -> None:
+        self.status_label.setText(f"Reading {step.done} of {step.total}: {step.path.name}")
+
+    def _import_done(self, report: ImportReport) -> None:
+        self._set_busy(False)
+        self.refresh()
+        if report.added:
+            self.select_path(report.added[0].path)
+            self.libraryChanged.emit()
+        summary = f"Added {len(report.added)} model(s)"
+        if report.skipped:
+            summary += f", skipped {len(report.skipped)}"
+        self.status_label.setText(summary + ".")
+        if report.errors:
+            title = "Could not import" if not report.added else "Some files were not imported"
+            shown = report.errors[:_MAX_ERRORS_SHOWN]
+            if len(report.errors) > len(shown):
+                shown.append(f"… and {len(report.errors) - len(shown)} more.")
+            QMessageBox.warning(self, title, "\n\n".join(shown))
+
+    def _job_failed(self, exc: BaseException) -> None:
+        self._set_busy(False, "")
+        QMessageBox.critical(self, "Something went wrong", f"{exc}\n\nDetails are in the log.")
+
+    def _set_busy(self, busy: bool, message: str | None = None) -> None:
+        # Cleared by the job's returned/errored handler: each job ends with exactly one of them
+        # (a job is only aborted when the window closes).
+        self._busy = busy
+        for button in (self.import_file_button, self.import_folder_button, self.find_button):
+            button.setEnabled(not busy)
+        if message is not None:
+            self.status_label.setText(message)
+
+    # -- find ----------------------------------------------------------------------------------
+    def find_models(self) -> None:
+        if self._busy:
+            return
+        self._set_busy(True, "Looking in LM Studio's and Hugging Face's model folders…")
+        self._tasks.start(
+            _scan_known_folders, self._store,
+            on_returned=self._scan_done,
+            on_errored=self._job_failed,
+        )
+
+    def _scan_done(self, result: tuple[list[Path], list[Path]]) -> None:
+        folders, found = result
+        self._set_busy(False, "")
+        if not folders:
+            QMessageBox.information(
+                self, "No model folders found",
+                "Neither LM Studio (~/.lmstudio/models) nor the Hugging Face cache "
+                "(~/.cache/huggingface/hub) has a model folder on this computer.",
+            )
+            return
+        if not found:
+            where = "\n".join(str(f) for f in folders)
+            QMessageBox.information(
+                self, "Nothing new", f"Every model in these folders is already indexed:\n{where}"
+            )
+            return
+        chosen = choose_models_to_index(self, found)
+        if chosen:
+            self.import_paths(chosen, source="indexed")
+
+    # -- load and delete -----------------------------------------------------------------------
+    def load_selected(self) -> None:
+        record = self.selected_record()
+        if record is None:
+            return
+        if not Path(record.path).is_file():
+            QMessageBox.warning(
+                self, "Model file missing",
+                f"{record.path} no longer exists. Delete the entry or import the file again.",
+            )
+            return
+        self.loadRequested.emit(record.path)
+
+    def delete_selected(self) -> None:
+        record = self.selected_record()
+        if record is None:
+            return
+        delete_file = ask_delete(self, record, in_models_folder(record.path))
+        if delete_file is None:
+            return
+        try:
+            remove_model(self._store, record, delete_file)
+        except OSError as exc:
+            QMessageBox.warning(
+                self, "Could not delete the file", f"{record.path}: {exc.strerror or exc}"
+            )
+            return
+        self.refresh()
+        self.libraryChanged.emit()
+        self.status_label.setText(f"Removed {record.name}.")
