@@ -10,6 +10,7 @@ Floor: app ≥ 0.97 × raw.
 from __future__ import annotations
 
 import ctypes
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -18,12 +19,14 @@ import llama_cpp
 from _common import median, starter_model, verdict
 
 from app.engine.runtime import default_threads
-from app.engine.types import LoadSettings, Sampling
+from app.engine.types import ChatMessage, LoadSettings, Sampling
 
-PROMPT = "Write a long story about a lighthouse keeper and the sea."
+# A prompt and seed on which the starter (a base model) writes a long reply rather than stopping.
+PROMPT = "Write the Python source code of a long program with many functions."
 N_CTX = 2048
-SAMPLING = Sampling(temperature=0.0, repeat_penalty=1.0, max_tokens=200)
-ROUNDS = 5
+SAMPLING = Sampling(temperature=0.9, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1,
+                    seed=1, max_tokens=300)
+ROUNDS = int(os.environ.get("HEARTH_BENCH_ROUNDS", "5"))
 
 
 class RawLoop:
@@ -44,7 +47,16 @@ class RawLoop:
     def tokens_per_second(self, prompt_tokens: list[int], n: int) -> float:
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.ctx), True)
         chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
+        s = SAMPLING
+        n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        for sampler in (llama_cpp.llama_sampler_init_penalties(n_vocab, 64, s.repeat_penalty,
+                                                               0.0, 0.0),
+                        llama_cpp.llama_sampler_init_top_k(s.top_k),
+                        llama_cpp.llama_sampler_init_top_p(s.top_p, 1),
+                        llama_cpp.llama_sampler_init_min_p(s.min_p, 1),
+                        llama_cpp.llama_sampler_init_temp(s.temperature),
+                        llama_cpp.llama_sampler_init_dist(s.seed)):
+            llama_cpp.llama_sampler_chain_add(chain, sampler)
         arr = (llama_cpp.llama_token * len(prompt_tokens))(*prompt_tokens)
         llama_cpp.llama_decode(self.ctx, llama_cpp.llama_batch_get_one(arr, len(prompt_tokens)))
         one = (llama_cpp.llama_token * 1)()
@@ -66,6 +78,7 @@ class RawLoop:
 
 
 def main() -> int:
+    from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 
     from app.models.store import Store
@@ -74,44 +87,36 @@ def main() -> int:
 
     path = starter_model()
     threads = default_threads()
-    qapp = QApplication.instance() or QApplication([])
+    qapp = QApplication.instance() or QApplication([])  # noqa: F841 (kept alive for the run)
     home = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
     store = Store.open(home / "hearth.db")
     bridge = EngineBridge()
     page = ChatPage(store, bridge)
     page.resize(1100, 800)
     page.show()
-    job = bridge.load(path, LoadSettings(n_ctx=N_CTX, n_threads=threads))
     result: dict = {}
-    bridge.loaded.connect(lambda *a: result.setdefault("loaded", True))
-    bridge.failed.connect(lambda j, msg, kind: result.setdefault("error", msg))
-    while "loaded" not in result and "error" not in result:
-        qapp.processEvents()
-        time.sleep(0.01)
+    waiting = QEventLoop()
+    bridge.loaded.connect(lambda *a: (result.setdefault("loaded", True), waiting.quit()))
+    bridge.failed.connect(lambda j, msg, kind: (result.setdefault("error", msg), waiting.quit()))
+    bridge.load(path, LoadSettings(n_ctx=N_CTX, n_threads=threads))
+    waiting.exec()
     if "error" in result:
         raise SystemExit(result["error"])
-    del job
 
     def app_round() -> tuple[float, int]:
         done: dict = {}
-        first: dict = {}
-
-        def on_tokens(job_id: int, text: str) -> None:
-            first.setdefault("t", time.perf_counter())
+        loop = QEventLoop()
 
         def on_done(job_id: int, text: str, stats) -> None:
-            done["t"] = time.perf_counter()
             done["stats"] = stats
+            loop.quit()
 
-        bridge.tokens.connect(on_tokens)
         bridge.done.connect(on_done)
-        page.new_chat()
-        page.controller.sampling_override = SAMPLING
+        chat_id = page.new_chat()
+        store.update_chat(chat_id, system_prompt="", sampling=SAMPLING)
+        page.open_chat(chat_id)
         page.controller.send(PROMPT)
-        while "stats" not in done:
-            qapp.processEvents()
-            time.sleep(0.001)
-        bridge.tokens.disconnect(on_tokens)
+        loop.exec()  # the real event loop: no polling that would steal the decode threads' CPU
         bridge.done.disconnect(on_done)
         stats = done["stats"]
         # The view receives the first tokens one tick after they are made and the last ones at
@@ -119,25 +124,24 @@ def main() -> int:
         # the GUI, the bridge and the database writes all run on the same two cores meanwhile.
         return stats.tokens_per_second, stats.generated_tokens
 
-    raw = None
+    from app.engine.runtime import Runtime
+
+    tokenizer = Runtime(path, LoadSettings(n_ctx=256, n_threads=threads))
+    prompt = tokenizer.render([ChatMessage("user", PROMPT)])[1]
+    tokenizer.close()
+    raw = RawLoop(path, threads)
     app_rates, raw_rates = [], []
     try:
-        for r in range(ROUNDS):
+        for r in range(ROUNDS + 1):
             rate, n = app_round()
+            raw_rate = raw.tokens_per_second(prompt, n)
+            if r == 0:
+                continue  # warm-up: page cache, allocators, CPU clocks
             app_rates.append(rate)
-            if raw is None:
-                from app.engine.runtime import Runtime
-
-                tokenizer = Runtime(path, LoadSettings(n_ctx=256, n_threads=threads))
-                prompt = tokenizer.render(page.controller.last_messages)[1]
-                tokenizer.close()
-                raw = RawLoop(path, threads)
-            raw_rates.append(raw.tokens_per_second(prompt, n))
-            print(f"round {r + 1}: app {app_rates[-1]:.1f} tok/s, raw {raw_rates[-1]:.1f} tok/s "
-                  f"({n} tokens)")
+            raw_rates.append(raw_rate)
+            print(f"round {r}: app {rate:.1f} tok/s, raw {raw_rate:.1f} tok/s ({n} tokens)")
     finally:
-        if raw is not None:
-            raw.close()
+        raw.close()
         bridge.shutdown()
         store.close()
     ratio = median(app_rates) / median(raw_rates)
