@@ -20,8 +20,8 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistent
 from app.engine.types import GenerationStats
 from app.models.records import MessageRecord, MessageStatus
 
-WINDOW = 150
-FETCH_BATCH = 100
+WINDOW = 40
+FETCH_BATCH = 40
 
 RecordRole = Qt.ItemDataRole.UserRole + 1
 IdRole = Qt.ItemDataRole.UserRole + 2
