@@ -7,10 +7,11 @@ or download itself (those live in the engine host, the Store and background jobs
 from __future__ import annotations
 
 import logging
+from importlib.resources import files
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSize, Qt
-from PySide6.QtGui import QCloseEvent
+from PySide6.QtGui import QCloseEvent, QIcon
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QListView,
@@ -18,7 +19,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QStackedWidget,
-    QStyle,
     QWidget,
 )
 
@@ -86,12 +86,8 @@ class MainWindow(QMainWindow):
         nav.setSpacing(6)
         nav.setFixedWidth(_NAV_WIDTH)
         nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        style = self.style()
-        for label, icon in (
-            ("Chat", QStyle.StandardPixmap.SP_MessageBoxQuestion),
-            ("My Models", QStyle.StandardPixmap.SP_DriveHDIcon),
-        ):
-            item = QListWidgetItem(style.standardIcon(icon), label, nav)
+        for label, icon in (("Chat", "chat.svg"), ("My Models", "models.svg")):
+            item = QListWidgetItem(QIcon(str(files("app.resources") / "icons" / icon)), label, nav)
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
             item.setSizeHint(QSize(_NAV_WIDTH - 12, 64))
             item.setToolTip(label)

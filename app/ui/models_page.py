@@ -258,8 +258,11 @@ class ModelsPage(QWidget):
         """Reload the table from the Store, keeping the selected model selected."""
         current = self.selected_record()
         self.table_model.set_records(self._store.list_model_files())
-        if current is not None:
-            self.select_path(current.path)
+        # Keep the selection; otherwise show the first model's details rather than an empty pane.
+        if current is None or not self.select_path(current.path):
+            first = self.table_model.record(0) if self.table_model.rowCount() else None
+            if first is not None:
+                self.select_path(first.path)
         self._selection_changed()
 
     def selected_record(self) -> ModelFileRecord | None:

@@ -38,6 +38,10 @@ class ChatList(QWidget):
         self.search_box.setClearButtonEnabled(True)
         self.chats = QListWidget(self)
         self.hits = QListWidget(self)
+        for listing in (self.chats, self.hits):
+            # Long titles are elided rather than scrolled sideways.
+            listing.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            listing.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.hits.setWordWrap(True)
         self.hits.hide()
         self.new_button = QPushButton("New chat", self)
