@@ -51,7 +51,6 @@ class LoadSettings:
     use_mmap: bool = True
     use_mlock: bool = False
     flash_attn: bool = False
-    seed: int = -1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
