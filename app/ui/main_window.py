@@ -34,7 +34,6 @@ from app.ui.workers import TaskRunner
 log = logging.getLogger(__name__)
 
 GEOMETRY_KEY = "window.geometry"
-LAST_CHAT_KEY = "chat.last_id"
 LAST_MODEL_KEY = "model.last_path"
 CHAT_PAGE, MODELS_PAGE = 0, 1
 _NAV_WIDTH = 92
@@ -66,12 +65,10 @@ class MainWindow(QMainWindow):
         self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
         self.models_page.loadRequested.connect(self.load_in_chat)
         self.models_page.libraryChanged.connect(self.chat_page.model_picker.refresh)
-        self.chat_page.currentChatChanged.connect(self._remember_chat)
         context.bridge.loaded.connect(self._remember_model)
 
         self.nav.setCurrentRow(CHAT_PAGE)
         self._restore_geometry()
-        self._restore_chat()
         self._start_model()
 
     def _build_nav(self) -> QListWidget:
@@ -108,11 +105,6 @@ class MainWindow(QMainWindow):
             return
         screen = self.screen().availableGeometry()
         self.resize(min(1280, screen.width() * 9 // 10), min(820, screen.height() * 9 // 10))
-
-    def _restore_chat(self) -> None:
-        chat_id = self.context.store.get_setting(LAST_CHAT_KEY)
-        if isinstance(chat_id, int) and self.context.store.get_chat(chat_id) is not None:
-            self.chat_page.open_chat(chat_id)
 
     def _start_model(self) -> None:
         """Load the last model, else the starter; on a first run, prepare the starter first."""
@@ -153,10 +145,6 @@ class MainWindow(QMainWindow):
         )
 
     # -- session save --------------------------------------------------------------------------
-    def _remember_chat(self, chat_id: int) -> None:
-        if not self.context.closed and chat_id:
-            self.context.store.set_setting(LAST_CHAT_KEY, chat_id)
-
     def _remember_model(self, _job: int, path: str, _info: ModelInfo, _n_ctx: int) -> None:
         if not self.context.closed:
             self.context.store.set_setting(LAST_MODEL_KEY, path)
@@ -165,9 +153,6 @@ class MainWindow(QMainWindow):
         if not self.context.closed:
             store = self.context.store
             store.set_setting(GEOMETRY_KEY, self.saveGeometry().toBase64().data().decode("ascii"))
-            chat_id = self.chat_page.current_chat_id()
-            if chat_id:
-                store.set_setting(LAST_CHAT_KEY, chat_id)
             if not self.tasks.shutdown():
                 log.warning("background jobs still running at close")
             self.context.close()

@@ -29,7 +29,7 @@ from app.ui.chat.model_picker import ModelPicker
 from app.ui.chat.settings_panel import SettingsPanel
 from app.ui.chat.status_line import StatusLine
 
-LAST_CHAT_SETTING = "chat.last_id"  # shared with the main window
+LAST_CHAT_SETTING = "chat.last_id"  # reopened at the next start
 EXPORT_FORMATS = {"markdown": export_markdown, "json": export_json}
 EXPORT_FILTERS = {"markdown": (".md", "Markdown (*.md)"), "json": (".json", "JSON (*.json)")}
 
