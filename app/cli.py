@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import queue
+import shutil
 import signal
 import sys
 import threading
@@ -29,12 +30,23 @@ _TITLE_CHARS = 60
 
 NO_DISPLAY_MESSAGE = """\
 Hearth's window needs a display, and this session has none (DISPLAY and WAYLAND_DISPLAY are unset).
-Run the window on a virtual screen:   xvfb-run -a hearth
+Run the window on a virtual screen:   xvfb-run -a {hearth}
 or use Hearth from the terminal:
-  hearth chat MODEL     chat with a model (try: hearth chat starter)
-  hearth models         list the models in your library
-  hearth info FILE      show what a GGUF file contains
+  {hearth} chat MODEL     chat with a model (try: {hearth} chat starter)
+  {hearth} models         list the models in your library
+  {hearth} info FILE      show what a GGUF file contains
 Every command has --help."""
+
+
+def _command_name() -> str:
+    """How the user can run `hearth` again: bare if it is on PATH, else its full path."""
+    exe = shutil.which("hearth")
+    here = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    if exe and here and Path(exe).resolve() == here:
+        return "hearth"
+    if here and here.name == "hearth":
+        return os.path.relpath(here) if here.is_relative_to(Path.cwd()) else str(here)
+    return "hearth"
 
 
 class CliError(Exception):
@@ -53,7 +65,7 @@ def _has_display() -> bool:
 
 def _gui(_args: argparse.Namespace) -> int:
     if not _has_display():
-        print(NO_DISPLAY_MESSAGE, file=sys.stderr)
+        print(NO_DISPLAY_MESSAGE.format(hearth=_command_name()), file=sys.stderr)
         return NO_DISPLAY_EXIT
     from app.ui.app import run_gui
 
