@@ -1,0 +1,51 @@
+"""The bridge delivers engine events on the GUI thread: tokens coalesced per tick, in order."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from app.engine.types import ChatMessage, LoadSettings, Sampling
+from app.ui.bridge import EngineBridge
+
+
+@pytest.fixture
+def bridge(qapp):
+    b = EngineBridge()
+    yield b
+    b.shutdown()
+
+
+def test_tokens_arrive_coalesced_on_the_gui_thread_and_before_done(qtbot, bridge, tiny_model):
+    with qtbot.waitSignal(bridge.loaded, timeout=30_000):
+        bridge.load(tiny_model, LoadSettings(n_ctx=512))
+    batches: list[str] = []
+    threads: set[int] = set()
+    order: list[str] = []
+
+    def on_tokens(job: int, text: str) -> None:
+        batches.append(text)
+        threads.add(threading.get_ident())
+        order.append("tokens")
+
+    bridge.tokens.connect(on_tokens)
+    bridge.done.connect(lambda *a: order.append("done"))
+    with qtbot.waitSignal(bridge.done, timeout=30_000) as done:
+        bridge.chat([ChatMessage("user", "hello")], Sampling(temperature=0, max_tokens=300))
+    _job, text, stats = done.args
+    assert "".join(batches) == text and stats.generated_tokens == 300
+    assert len(batches) < stats.generated_tokens  # many tokens per GUI update, not one each
+    assert threads == {threading.get_ident()}  # delivered on the GUI thread
+    assert order[-1] == "done" and order.count("done") == 1
+
+
+def test_a_failed_load_is_reported_and_keeps_the_loaded_model(qtbot, bridge, tiny_model, tmp_path):
+    with qtbot.waitSignal(bridge.loaded, timeout=30_000):
+        bridge.load(tiny_model, LoadSettings(n_ctx=256))
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"\0" * 1024)
+    with qtbot.waitSignal(bridge.failed, timeout=30_000) as failed:
+        bridge.load(junk)
+    assert failed.args[2] == "load" and "junk.gguf" in failed.args[1]
+    assert bridge.loaded_path == str(tiny_model)
