@@ -578,3 +578,18 @@ def test_cancelling_an_edit_deletes_nothing_and_drafts_survive_switching(qtbot, 
     page.composer.input.setPlainText("half-written thought")
     page.open_chat(second)
     assert page.composer.text() == "half-written thought"
+
+
+def test_opening_a_chat_shows_its_last_reply_numbers(qtbot, make_page, hearth_store):
+    from app.engine.types import GenerationStats
+
+    chat = hearth_store.create_chat("old chat")
+    hearth_store.add_message(chat.id, "user", "hi")
+    stats = GenerationStats(generated_tokens=12, tokens_per_second=42.0, context_used=345,
+                            n_ctx=2048)
+    hearth_store.add_message(chat.id, "assistant", "hello", stats=stats)
+    page = make_page()
+    page.open_chat(chat.id)
+    assert page.status_line.speed_label.text() == "42.0 tok/s"
+    assert page.status_line.context_bar.value() == 345
+    assert page.status_line.context_bar.maximum() == 2048

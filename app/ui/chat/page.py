@@ -73,6 +73,7 @@ class ChatPage(QWidget):
             self.composer.cancel_edit()
             self.status_line.clear()
             self.controller.set_chat(chat_id)
+            self._show_last_stats()
             self._store.set_setting(LAST_CHAT_SETTING, chat_id)
             self._shown = chat_id
             self.settings_panel.set_chat(chat)
@@ -80,6 +81,14 @@ class ChatPage(QWidget):
         self._show_chat_header(chat_id)
         if self.chat_list.current_chat_id() != chat_id:
             self.chat_list.refresh(select_id=chat_id)
+
+    def _show_last_stats(self) -> None:
+        # An opened chat shows its last reply's numbers, so the context meter is right at once.
+        for record in reversed(self.messages.records()):
+            if record.role == "assistant" and record.stats is not None:
+                self.status_line.set_stats(record.stats)
+                return
+        self.status_line.set_context(0, self._bridge.n_ctx)
 
     def current_chat_id(self) -> int | None:
         return self.controller.chat_id
