@@ -117,7 +117,20 @@ def _info(args: argparse.Namespace) -> int:
     except GGUFError as exc:
         print(f"hearth info: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(info.to_dict(), indent=2) if args.json else format_model_info(info))
+    from app.engine.fit import estimate_memory, format_estimate
+    from app.engine.types import LoadSettings
+
+    settings = LoadSettings(n_ctx=args.ctx or LoadSettings().n_ctx, kv_cache_type=args.kv_type)
+    if args.json:
+        data = info.to_dict()
+        if args.ctx:
+            est = estimate_memory(info, settings, [])
+            data["memory_estimate"] = {"n_ctx": est.n_ctx, "ram_bytes_cpu_only": est.ram_bytes,
+                                       "breakdown": est.breakdown()}
+        print(json.dumps(data, indent=2))
+    else:
+        print(format_model_info(info))
+        print(format_estimate(info, settings))
     return 0
 
 
@@ -316,6 +329,87 @@ def _chat_loop(session: _TerminalChat) -> int:
             session.turn(line.strip())
 
 
+# -- the Hub: search and get -----------------------------------------------------------------
+
+
+def _search(args: argparse.Namespace) -> int:
+    from app.engine.hub import HubError, search_models
+    from app.engine.hub_token import get_token
+
+    try:
+        models = search_models(args.query, sort=args.sort, limit=args.limit, token=get_token())
+    except HubError as exc:
+        print(f"hearth search: {exc}", file=sys.stderr)
+        return 1
+    if not models:
+        print(f"No GGUF models on the Hub match {args.query!r}.")
+        return 0
+    for m in models:
+        size = _params(m.parameters) + " params  " if m.parameters else ""
+        updated = m.last_modified.date().isoformat() if m.last_modified else "?"
+        notes = ", ".join(filter(None, [*m.notable_tags, m.licence]))
+        print(f"{m.repo_id}\n    ↓{m.downloads:,}  ♥{m.likes:,}  updated {updated}  {size}"
+              + (f"[{notes}]" if notes else ""))
+    return 0
+
+
+def _params(count: int) -> str:
+    return f"{count / 1e9:.1f}B" if count >= 1e9 else f"{count / 1e6:.0f}M"
+
+
+def _pick_file(files: list, args: argparse.Namespace):
+    from app.engine.gguf_info import human_bytes
+
+    models = [f for f in files if f.kind == "model"]
+    if args.file:
+        chosen = [f for f in files if args.file in (f.name, *f.parts)]
+    elif args.quant:
+        chosen = [f for f in models if (f.quant or "").upper() == args.quant.upper()]
+    else:
+        chosen = models if len(models) == 1 else []
+    if len(chosen) == 1:
+        return chosen[0]
+    listing = "\n".join(f"  {f.label:<28} {human_bytes(f.size):>10}  {f.name}" for f in files)
+    what = "Choose one with --quant or --file" if not chosen else "Several files match; use --file"
+    raise CliError(f"{what}. Files in {args.repo}:\n{listing}")
+
+
+def _get(args: argparse.Namespace) -> int:
+    from app.engine.download_progress import TerminalProgress
+    from app.engine.downloads import DownloadError, DownloadManager
+    from app.engine.hub import HubError, file_targets, list_gguf_files
+    from app.engine.hub_token import get_token
+    from app.engine.paths import data_paths
+    from app.models.downloaded import register_download
+
+    token = get_token()
+    with _open_store() as store:
+        try:
+            files = list_gguf_files(args.repo, token=token)
+            if not files:
+                raise CliError(f"{args.repo} has no GGUF files.")
+            chosen = _pick_file(files, args)
+            targets = file_targets(args.repo, chosen.parts, token=token)
+            manager = DownloadManager(data_paths().models, TerminalProgress(), journal=store,
+                                      token=token, max_parallel=args.parallel)
+            keys = [manager.add(target) for target in targets]
+        except (CliError, HubError, DownloadError) as exc:
+            print(f"hearth get: {exc}", file=sys.stderr)
+            return 1
+        with _ctrl_c(manager.close):
+            manager.wait(keys)
+        records = [manager.record(key) for key in keys]
+        if any(r is None or r.status != "done" for r in records):
+            return 1
+        errors = register_download(store, Path(records[0].dest))  # type: ignore[union-attr]
+        if errors:
+            print(f"hearth get: downloaded, but not added to the library: {errors[0]}",
+                  file=sys.stderr)
+            return 1
+        print(f"Added {records[0].dest} to your library.")  # type: ignore[union-attr]
+    return 0
+
+
 # -- argument parsing ------------------------------------------------------------------------
 
 
@@ -336,6 +430,10 @@ def _parser() -> argparse.ArgumentParser:
                                "without loading the weights.")
     info.add_argument("file", metavar="FILE", help="path to a .gguf file")
     info.add_argument("--json", action="store_true", help="print the metadata as JSON")
+    info.add_argument("--ctx", type=int, metavar="N",
+                      help="context length for the RAM/VRAM estimate (default 4096)")
+    info.add_argument("--kv-type", choices=("f16", "q8_0", "q4_0"), default="f16",
+                      help="KV-cache type for the estimate")
     info.set_defaults(func=_info)
 
     chat = commands.add_parser(
@@ -356,6 +454,27 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--ctx", type=int, metavar="N", help="context window, in tokens")
     chat.add_argument("--chat-id", type=int, metavar="N", help="continue this saved chat")
     chat.set_defaults(func=_chat)
+
+    search = commands.add_parser("search", help="search the Hugging Face Hub for GGUF models",
+                                 description="Search the Hugging Face Hub for GGUF models.")
+    search.add_argument("query", metavar="QUERY", help="words in the repository name")
+    search.add_argument("--sort", choices=["downloads", "likes", "lastModified"],
+                        default="downloads", help="order of the results (default: downloads)")
+    search.add_argument("--limit", type=int, default=20, metavar="N", help="at most N results")
+    search.set_defaults(func=_search)
+
+    get = commands.add_parser(
+        "get", help="download a GGUF model from the Hub into your library",
+        description="Download a GGUF model from the Hub, verify its sha256 and add it to your "
+        "library. An interrupted download resumes where it stopped when run again.",
+    )
+    get.add_argument("repo", metavar="REPO", help="repository id, such as owner/name-GGUF")
+    pick = get.add_mutually_exclusive_group()
+    pick.add_argument("--quant", metavar="TYPE", help="quantization to fetch, such as Q4_K_M")
+    pick.add_argument("--file", metavar="NAME", help="exact file name to fetch")
+    get.add_argument("--parallel", type=int, default=2, metavar="N",
+                     help="files fetched at once for split models (default: 2)")
+    get.set_defaults(func=_get)
     return parser
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import gguf
 
-from app.engine.types import ModelInfo
+from app.engine.types import ModelInfo, ModelShape
 
 _MAGIC = b"GGUF"
 _SUPPORTED_VERSIONS = (2, 3)
@@ -116,6 +116,26 @@ def read_model_info(path: str | Path) -> ModelInfo:
         )
     except (ValueError, TypeError) as exc:  # a metadata value of the wrong type
         raise GGUFError(f"{path} is truncated or corrupt ({exc})") from exc
+
+
+def read_model_shape(path: str | Path) -> ModelShape:
+    """The header values the memory-fit estimate needs; raise ``GGUFError`` if unreadable."""
+    path = Path(path)
+    byte_order, _ = _check_start(path)
+    try:
+        with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            header = _HeaderParser(buf, byte_order).parse()
+    except (struct.error, _Corrupt, ValueError, OverflowError, OSError) as exc:
+        raise GGUFError(f"{path} is truncated or corrupt ({exc})") from exc
+    get = header.fields.get
+    arch = str(get("general.architecture") or "unknown")
+    return ModelShape(
+        key_length=_optional_int(get(f"{arch}.attention.key_length")),
+        value_length=_optional_int(get(f"{arch}.attention.value_length")),
+        feed_forward_length=_max_int(get(f"{arch}.feed_forward_length")),
+        vocab_size=_vocab_size(header, arch),
+        output_tensor_bytes=_output_bytes(header.tensors),
+    )
 
 
 def _check_start(path: Path) -> tuple[str, int]:
@@ -243,6 +263,28 @@ def _max_int(value: Any) -> int:
     if isinstance(value, list):
         return max((int(v) for v in value), default=0)
     return int(value or 0)
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def _vocab_size(header: _Header, arch: str) -> int:
+    """Vocabulary size: the header key if present, else the token embedding's row count."""
+    declared = header.fields.get(f"{arch}.vocab_size")
+    if isinstance(declared, int) and declared > 0:
+        return declared
+    n_embd = int(header.fields.get(f"{arch}.embedding_length") or 0)
+    embd = next((t for t in header.tensors if t.name == "token_embd.weight"), None)
+    return embd.n_elements // n_embd if embd and n_embd else 0
+
+
+def _output_bytes(tensors: list[_Tensor]) -> int:
+    """Bytes of the output layer. A model without ``output.weight`` ties it to the token
+    embedding, which llama.cpp then loads a second time into the output layer's buffer."""
+    by_name = {t.name: t.n_bytes for t in tensors}
+    head = by_name.get("output.weight", by_name.get("token_embd.weight", 0))
+    return head + by_name.get("output_norm.weight", 0)
 
 
 def _tensor_bytes(tensors: list[_Tensor]) -> tuple[list[int], int]:

@@ -87,8 +87,18 @@ class Runtime:
         cparams.n_ubatch = cparams.n_batch
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
+        kv_type = _KV_TYPES.get(s.kv_cache_type)
+        if kv_type is None:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+            raise LoadError(f"Unknown KV-cache type {s.kv_cache_type!r}: "
+                            f"choose one of {', '.join(_KV_TYPES)}")
+        cparams.type_k = cparams.type_v = kv_type
+        # llama.cpp refuses a quantized V cache without flash attention, so a quantized KV
+        # cache turns it on rather than failing the load.
+        flash = s.flash_attn or kv_type != llama_cpp.GGML_TYPE_F16
         cparams.flash_attn_type = (
-            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if s.flash_attn
+            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash
             else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
         cparams.no_perf = True
@@ -245,6 +255,13 @@ class Runtime:
         stats.stop_reason = reason  # type: ignore[assignment]
         stats.context_used = len(self._cached)
         return text_stream.text, stats
+
+
+_KV_TYPES = {
+    "f16": llama_cpp.GGML_TYPE_F16,
+    "q8_0": llama_cpp.GGML_TYPE_Q8_0,
+    "q4_0": llama_cpp.GGML_TYPE_Q4_0,
+}
 
 
 def _make_sampler(s: Sampling, vocab):

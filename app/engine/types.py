@@ -43,6 +43,20 @@ class ModelInfo:
 
 
 @dataclass
+class ModelShape:
+    """Header values the memory-fit estimate needs beyond ModelInfo; 0/None where unknown.
+
+    Kept apart from ModelInfo because the Store persists every ModelInfo field as a column.
+    """
+
+    key_length: int | None = None  # per-head K size, when it is not embedding / heads
+    value_length: int | None = None
+    feed_forward_length: int = 0
+    vocab_size: int = 0
+    output_tensor_bytes: int = 0  # output head + final norm (the token embedding when tied)
+
+
+@dataclass
 class LoadSettings:
     n_ctx: int = 4096
     n_threads: int | None = None  # None: physical cores
@@ -51,6 +65,7 @@ class LoadSettings:
     use_mmap: bool = True
     use_mlock: bool = False
     flash_attn: bool = False
+    kv_cache_type: str = "f16"  # "f16" | "q8_0" | "q4_0"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

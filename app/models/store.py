@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.engine.downloads import DownloadRecord
 from app.engine.types import GenerationStats, ModelInfo, Role, Sampling
 from app.models.migrations import make_config
 from app.models.records import (
@@ -50,7 +51,7 @@ from app.models.records import (
     PresetRecord,
     SearchHit,
 )
-from app.models.tables import Chat, Message, ModelFile, Preset, Setting, utcnow
+from app.models.tables import Chat, Download, Message, ModelFile, Preset, Setting, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -483,6 +484,32 @@ class Store:
                 raise ValueError(f"preset {name!r} is built in and cannot be deleted")
             session.execute(delete(Preset).where(Preset.name == name))
             return True
+
+    # downloads (the engine's DownloadJournal)
+
+    def save_download(self, record: DownloadRecord) -> None:
+        values = {name: getattr(record, name) for name in DownloadRecord.__dataclass_fields__}
+        values["updated_at"] = utcnow()
+        statement = sqlite_insert(Download).values(**values)
+        statement = statement.on_conflict_do_update(index_elements=[Download.key], set_=values)
+        with self._writing() as session:
+            session.execute(statement)
+
+    def get_download(self, key: str) -> DownloadRecord | None:
+        columns = [getattr(Download, name) for name in DownloadRecord.__dataclass_fields__]
+        with self._reading() as conn:
+            row = conn.execute(select(*columns).where(Download.key == key)).first()
+        return DownloadRecord(*row) if row else None
+
+    def list_downloads(self) -> list[DownloadRecord]:
+        columns = [getattr(Download, name) for name in DownloadRecord.__dataclass_fields__]
+        with self._reading() as conn:
+            rows = conn.execute(select(*columns).order_by(Download.updated_at)).all()
+        return [DownloadRecord(*row) for row in rows]
+
+    def delete_download(self, key: str) -> None:
+        with self._writing() as session:
+            session.execute(delete(Download).where(Download.key == key))
 
     # settings
 

@@ -122,3 +122,21 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[Any] = mapped_column(JSON)
+
+
+class Download(Base):
+    """A Hub file being downloaded; the row goes when the file is verified and in place."""
+
+    __tablename__ = "downloads"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    repo_id: Mapped[str] = mapped_column(Text)
+    filename: Mapped[str] = mapped_column(Text)
+    revision: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    dest: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,0 +1,87 @@
+"""The optional Hugging Face token, for gated models.
+
+Kept in the OS keyring when the ``keyring`` package has a real backend; otherwise in a file in
+the data folder that only the user can read (mode 0600). The token is never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from app.engine.paths import data_paths
+
+log = logging.getLogger(__name__)
+
+_SERVICE = "hearth"
+_USER = "huggingface-token"
+_FILE = "hf_token"
+
+
+def _keyring() -> object | None:
+    """The keyring module if it has a usable (not fail/null) backend, else None."""
+    try:
+        import keyring
+        from keyring.backends import fail
+    except ImportError:
+        return None
+    try:
+        backend = keyring.get_keyring()
+    except Exception:
+        return None
+    if isinstance(backend, fail.Keyring) or "null" in type(backend).__module__.lower():
+        return None
+    return keyring
+
+
+def _token_file(root: Path | None) -> Path:
+    return (root or data_paths().root) / _FILE
+
+
+def get_token(root: Path | None = None) -> str | None:
+    """The stored token, or ``HF_TOKEN`` from the environment, or None."""
+    ring = _keyring()
+    if ring is not None:
+        try:
+            value = ring.get_password(_SERVICE, _USER)  # type: ignore[attr-defined]
+            if value:
+                return value
+        except Exception as exc:
+            log.warning("reading the keyring failed (%s)", type(exc).__name__)
+    path = _token_file(root)
+    if path.is_file():
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+    return os.environ.get("HF_TOKEN") or None
+
+
+def set_token(token: str, root: Path | None = None) -> str:
+    """Store ``token``; returns where it went ("keyring" or "file")."""
+    token = token.strip()
+    ring = _keyring()
+    if ring is not None:
+        try:
+            ring.set_password(_SERVICE, _USER, token)  # type: ignore[attr-defined]
+            return "keyring"
+        except Exception as exc:
+            log.warning("writing the keyring failed (%s); using a file", type(exc).__name__)
+    path = _token_file(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Create with 0600 from the start so the token is never readable by others, even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(token)
+    os.chmod(path, 0o600)
+    return "file"
+
+
+def clear_token(root: Path | None = None) -> None:
+    ring = _keyring()
+    if ring is not None:
+        try:
+            ring.delete_password(_SERVICE, _USER)  # type: ignore[attr-defined]
+        except Exception as exc:
+            log.debug("no keyring token to delete (%s)", type(exc).__name__)
+    _token_file(root).unlink(missing_ok=True)
