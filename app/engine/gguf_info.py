@@ -68,13 +68,12 @@ class _Header:
     tensors: list[_Tensor] = field(default_factory=list)
 
 
-def read_model_info(path: str | Path) -> ModelInfo:
-    """Return the metadata of the GGUF model at ``path``; raise ``GGUFError`` if unreadable."""
-    path = Path(path)
+def _read_header(path: Path) -> tuple[_Header, int]:
+    """Parse the header and tensor table through a read-only map; return them and the size."""
     byte_order, file_size = _check_start(path)
     try:
         with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            header = _HeaderParser(buf, byte_order).parse()
+            return _HeaderParser(buf, byte_order).parse(), file_size
     except struct.error as exc:
         raise GGUFError(f"{path} is truncated or corrupt (the header ends early)") from exc
     except (_Corrupt, ValueError, OverflowError) as exc:  # also bad UTF-8 and unknown value types
@@ -82,6 +81,11 @@ def read_model_info(path: str | Path) -> ModelInfo:
     except OSError as exc:
         raise GGUFError(f"Cannot read {path}: {exc.strerror or exc}") from exc
 
+
+def read_model_info(path: str | Path) -> ModelInfo:
+    """Return the metadata of the GGUF model at ``path``; raise ``GGUFError`` if unreadable."""
+    path = Path(path)
+    header, file_size = _read_header(path)
     data_end = max((t.offset + t.n_bytes for t in header.tensors), default=0)
     if data_end > file_size:
         raise GGUFError(
@@ -121,12 +125,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
 def read_model_shape(path: str | Path) -> ModelShape:
     """The header values the memory-fit estimate needs; raise ``GGUFError`` if unreadable."""
     path = Path(path)
-    byte_order, _ = _check_start(path)
-    try:
-        with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            header = _HeaderParser(buf, byte_order).parse()
-    except (struct.error, _Corrupt, ValueError, OverflowError, OSError) as exc:
-        raise GGUFError(f"{path} is truncated or corrupt ({exc})") from exc
+    header, _ = _read_header(path)
     get = header.fields.get
     arch = str(get("general.architecture") or "unknown")
     return ModelShape(
