@@ -11,7 +11,14 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.engine.starter import STARTER_RELATIVE_PATH
 from app.ui import models_page as models_page_module
-from app.ui.main_window import CHAT_PAGE, GEOMETRY_KEY, LAST_MODEL_KEY, MODELS_PAGE
+from app.ui.main_window import (
+    CHAT_PAGE,
+    DISCOVER_PAGE,
+    GEOMETRY_KEY,
+    HARDWARE_PAGE,
+    LAST_MODEL_KEY,
+    MODELS_PAGE,
+)
 
 LOAD_TIMEOUT_MS = 60_000
 
@@ -47,15 +54,17 @@ def _import_through_dialog(qtbot, window, monkeypatch, *paths: Path) -> None:
     qtbot.waitUntil(lambda: page.import_file_button.isEnabled(), timeout=10_000)
 
 
-def test_navigation_switches_between_chat_and_my_models(qtbot, main_window):
+def test_navigation_switches_between_pages(qtbot, main_window):
     assert [main_window.nav.item(i).text() for i in range(main_window.nav.count())] == [
-        "Chat", "My Models"
+        "Chat", "My Models", "Discover", "Hardware"
     ]
     assert main_window.pages.currentWidget() is main_window.chat_page
-    _click_nav(qtbot, main_window, MODELS_PAGE)
-    assert main_window.pages.currentWidget() is main_window.models_page
-    _click_nav(qtbot, main_window, CHAT_PAGE)
-    assert main_window.pages.currentWidget() is main_window.chat_page
+    for row, page in ((MODELS_PAGE, main_window.models_page),
+                      (DISCOVER_PAGE, main_window.discover_page),
+                      (HARDWARE_PAGE, main_window.hardware_page),
+                      (CHAT_PAGE, main_window.chat_page)):
+        _click_nav(qtbot, main_window, row)
+        assert main_window.pages.currentWidget() is page
 
 
 def test_the_registered_starter_is_listed_and_loaded_at_start(qtbot, main_window, starter_model):

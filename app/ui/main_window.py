@@ -1,4 +1,4 @@
-"""The main window: a narrow navigation rail (Chat, My Models) beside the page it shows.
+"""The main window: a navigation rail (Chat, My Models, Discover, Hardware) beside its page.
 
 It wires pages to each other and restores the last session; it owns no model, database session
 or download itself (those live in the engine host, the Store and background jobs).
@@ -28,6 +28,8 @@ from app.models.library import ensure_starter, starter_record
 from app.models.records import ModelFileRecord
 from app.ui.app_context import AppContext
 from app.ui.chat.page import ChatPage
+from app.ui.discover_page import DiscoverPage
+from app.ui.hardware_page import HardwarePage
 from app.ui.models_page import ModelsPage
 from app.ui.workers import TaskRunner
 
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 GEOMETRY_KEY = "window.geometry"
 LAST_MODEL_KEY = "model.last_path"
-CHAT_PAGE, MODELS_PAGE = 0, 1
+CHAT_PAGE, MODELS_PAGE, DISCOVER_PAGE, HARDWARE_PAGE = 0, 1, 2, 3
 _NAV_WIDTH = 92
 
 
@@ -49,9 +51,13 @@ class MainWindow(QMainWindow):
 
         self.chat_page = ChatPage(store, context.bridge)
         self.models_page = ModelsPage(store, self.tasks)
+        self.discover_page = DiscoverPage(store, context.paths.models)
         self.pages = QStackedWidget()
         self.pages.addWidget(self.chat_page)
         self.pages.addWidget(self.models_page)
+        self.pages.addWidget(self.discover_page)
+        self.hardware_page = HardwarePage()
+        self.pages.addWidget(self.hardware_page)
         self.nav = self._build_nav()
 
         central = QWidget()
@@ -65,6 +71,8 @@ class MainWindow(QMainWindow):
         self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
         self.models_page.loadRequested.connect(self.load_in_chat)
         self.models_page.libraryChanged.connect(self.chat_page.model_picker.refresh)
+        self.discover_page.libraryChanged.connect(self.models_page.refresh)
+        self.discover_page.libraryChanged.connect(self.chat_page.model_picker.refresh)
         context.bridge.loaded.connect(self._remember_model)
 
         self.nav.setCurrentRow(CHAT_PAGE)
@@ -83,7 +91,8 @@ class MainWindow(QMainWindow):
         nav.setSpacing(6)
         nav.setFixedWidth(_NAV_WIDTH)
         nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        for label, icon in (("Chat", "chat.svg"), ("My Models", "models.svg")):
+        for label, icon in (("Chat", "chat.svg"), ("My Models", "models.svg"),
+                            ("Discover", "discover.svg"), ("Hardware", "hardware.svg")):
             item = QListWidgetItem(QIcon(str(files("app.resources") / "icons" / icon)), label, nav)
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
             item.setSizeHint(QSize(_NAV_WIDTH - 12, 64))
@@ -153,6 +162,8 @@ class MainWindow(QMainWindow):
         if not self.context.closed:
             store = self.context.store
             store.set_setting(GEOMETRY_KEY, self.saveGeometry().toBase64().data().decode("ascii"))
+            self.discover_page.shutdown()  # pauses downloads while the Store is still open
+            self.hardware_page.shutdown()
             if not self.tasks.shutdown():
                 log.warning("background jobs still running at close")
             self.context.close()

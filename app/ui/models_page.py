@@ -52,6 +52,7 @@ from app.models.library import (
 )
 from app.models.records import ModelFileRecord, ModelSource
 from app.models.store import Store
+from app.ui.load_settings_dialog import LoadSettingsDialog
 from app.ui.workers import TaskRunner
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -202,11 +203,13 @@ class ModelsPage(QWidget):
         self.import_folder_button = QPushButton("Import folder…")
         self.find_button = QPushButton("Find models from LM Studio / Hugging Face cache")
         self.load_button = QPushButton("Load in chat")
+        self.settings_button = QPushButton("Load settings…")
         self.delete_button = QPushButton("Delete")
         self.import_file_button.clicked.connect(self.choose_files)
         self.import_folder_button.clicked.connect(self.choose_folder)
         self.find_button.clicked.connect(self.find_models)
         self.load_button.clicked.connect(self.load_selected)
+        self.settings_button.clicked.connect(self.edit_load_settings)
         self.delete_button.clicked.connect(self.delete_selected)
 
         self.table_model = ModelTableModel(self)
@@ -237,6 +240,7 @@ class ModelsPage(QWidget):
         for button in (self.import_file_button, self.import_folder_button, self.find_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
+        buttons.addWidget(self.settings_button)
         buttons.addWidget(self.load_button)
         buttons.addWidget(self.delete_button)
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -287,6 +291,7 @@ class ModelsPage(QWidget):
     def _selection_changed(self) -> None:
         record = self.selected_record()
         self.load_button.setEnabled(record is not None)
+        self.settings_button.setEnabled(record is not None)
         self.delete_button.setEnabled(record is not None)
         if record is None:
             empty = self.table_model.rowCount() == 0
@@ -400,6 +405,16 @@ class ModelsPage(QWidget):
             )
             return
         self.loadRequested.emit(record.path)
+
+    def edit_load_settings(self) -> LoadSettingsDialog | None:
+        """Open the selected model's load settings (used the next time it is loaded)."""
+        record = self.selected_record()
+        if record is None:
+            return None
+        dialog = LoadSettingsDialog(self._store, record.info, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     def delete_selected(self) -> None:
         record = self.selected_record()

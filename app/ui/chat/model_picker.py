@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from app.engine.prompt_format import PLAIN_FORMAT_LABEL
 from app.engine.types import LoadSettings, ModelInfo
 from app.models.store import Store
+from app.ui import load_settings_dialog
 from app.ui.bridge import EngineBridge
+from app.ui.load_settings_dialog import (  # noqa: F401 - default_load_settings is re-exported
+    LoadSettingsDialog,
+    default_load_settings,
+    saved_load_settings,
+)
 
-MAX_DEFAULT_CTX = 8192  # longer contexts cost RAM most chats never use
 TEMPLATE_LABEL = "Model's chat template"
-
-
-def default_load_settings(context_length: int | None) -> LoadSettings:
-    n_ctx = min(MAX_DEFAULT_CTX, context_length) if context_length else MAX_DEFAULT_CTX
-    return LoadSettings(n_ctx=n_ctx)
 
 
 class ModelPicker(QWidget):
@@ -34,6 +34,8 @@ class ModelPicker(QWidget):
         self.combo.setMinimumContentsLength(24)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.load_button = QPushButton("Load", self)
+        self.settings_button = QPushButton("Settings…", self)
+        self.settings_button.setToolTip("Context length, GPU offload and memory estimate")
         self.eject_button = QPushButton("Eject", self)
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 100)
@@ -50,6 +52,7 @@ class ModelPicker(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.combo, 1)
         layout.addWidget(self.load_button)
+        layout.addWidget(self.settings_button)
         layout.addWidget(self.eject_button)
         layout.addWidget(self.progress)
         layout.addWidget(self.loaded_label)
@@ -57,6 +60,7 @@ class ModelPicker(QWidget):
         layout.addWidget(self.error_label, 1)
 
         self.load_button.clicked.connect(self._on_load_clicked)
+        self.settings_button.clicked.connect(self.edit_settings)
         self.eject_button.clicked.connect(self._bridge.unload)
         bridge.loadProgress.connect(self._on_progress)
         bridge.loaded.connect(self._on_loaded)
@@ -77,12 +81,19 @@ class ModelPicker(QWidget):
         if row >= 0:
             self.combo.setCurrentIndex(row)
         self.load_button.setEnabled(self.combo.count() > 0 or self._job is not None)
+        self.settings_button.setEnabled(self.combo.count() > 0)
 
-    def load_model(self, path: str, settings: LoadSettings | None = None) -> int:
-        """Load a model; the context is the model's own length, at most 8192 tokens."""
+    def load_model(self, path: str, settings: LoadSettings | None = None) -> int | None:
+        """Load a model with ``settings``, else its saved load settings, else the defaults (the
+        model's own context length, at most 8192 tokens). Returns the job, or None when the model
+        will not fit and the user chose not to load it."""
+        record = self._store.get_model_file_by_path(path)
         if settings is None:
-            record = self._store.get_model_file_by_path(path)
-            settings = default_load_settings(record.context_length if record else None)
+            settings = saved_load_settings(self._store, path,
+                                           record.context_length if record else None)
+        if record is not None and not load_settings_dialog.confirm_fit(self, record.info,
+                                                                       settings):
+            return None
         self.error_label.hide()
         self.progress.setValue(0)
         self.progress.show()
@@ -94,6 +105,16 @@ class ModelPicker(QWidget):
     @property
     def loading(self) -> bool:
         return self._job is not None
+
+    def edit_settings(self) -> LoadSettingsDialog | None:
+        """Open the load settings of the selected model (modeless, so the chat stays usable)."""
+        record = self._store.get_model_file_by_path(self.combo.currentData() or "")
+        if record is None:
+            return None
+        dialog = LoadSettingsDialog(self._store, record.info, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     # -- private -------------------------------------------------------------------------------
     def _on_load_clicked(self) -> None:

@@ -1,0 +1,194 @@
+"""One repository opened: its GGUF files by quantization with fit badges, and its model card."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTextBrowser,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.engine.gguf_info import human_bytes, human_count
+from app.engine.hub import HubFile, HubModel
+from app.ui.discover.fit_badge import FitBadge
+
+_FRONT_MATTER = re.compile(r"\A---\s*\n.*?\n---\s*\n", re.DOTALL)
+_BADGE_COLOURS = {"full GPU offload": "#2e7d32", "partial offload": "#b26a00",
+                  "CPU only": "#2e7d32", "likely too large": "#c62828"}
+FILE_COLUMNS = ["File", "Size", "Fit on this machine", ""]
+
+
+@dataclass
+class RepoDetails:
+    """What a background job fetched for one repository."""
+
+    repo_id: str
+    files: list[HubFile]
+    badges: dict[str, FitBadge] = field(default_factory=dict)  # by HubFile.name
+    card: str = ""
+    card_error: str = ""
+
+
+def card_markdown(readme: str) -> str:
+    """The README without its YAML metadata block, which Markdown would show as a rule and text."""
+    return _FRONT_MATTER.sub("", readme, count=1)
+
+
+class ModelDetails(QWidget):
+    """Shows a `RepoDetails`; asks for downloads through `downloadRequested(repo, names)`."""
+
+    downloadRequested = Signal(str, list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel("Select a model to see its files")
+        self.title.setObjectName("detailsTitle")
+        self.title.setStyleSheet("font-size: 15px; font-weight: 600;")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.subtitle = QLabel("")
+        self.subtitle.setStyleSheet("color: #666;")
+        self.subtitle.setWordWrap(True)
+        self.with_projector = QCheckBox()
+        self.with_projector.setChecked(True)
+        self.with_projector.hide()
+
+        self.files = QTreeWidget()
+        self.files.setObjectName("filesTree")
+        self.files.setColumnCount(len(FILE_COLUMNS))
+        self.files.setHeaderLabels(FILE_COLUMNS)
+        self.files.setRootIsDecorated(False)
+        header = self.files.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in (1, 2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(False)
+
+        self.card = QTextBrowser()
+        self.card.setObjectName("modelCard")
+        self.card.setOpenExternalLinks(True)
+        self.card.setPlaceholderText("The model card appears here.")
+
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.title)
+        top_layout.addWidget(self.subtitle)
+        top_layout.addWidget(self.with_projector)
+        top_layout.addWidget(self.files, 1)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(self.card)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+        self._details: RepoDetails | None = None
+        self._projector: HubFile | None = None
+
+    # -- states --------------------------------------------------------------------------------
+    def show_loading(self, model: HubModel) -> None:
+        self._details = None
+        self.title.setText(model.repo_id)
+        bits = [f"by {model.author}", f"{human_count(model.downloads)} downloads",
+                f"{human_count(model.likes)} likes"]
+        if model.parameters:
+            bits.insert(1, f"{human_count(model.parameters)} parameters")
+        if model.licence:
+            bits.append(f"licence: {model.licence}")
+        if model.notable_tags:
+            bits.append("tags: " + ", ".join(model.notable_tags))
+        self.subtitle.setText(" · ".join(bits))
+        self.files.clear()
+        self.with_projector.hide()
+        QTreeWidgetItem(self.files, ["Loading files…"])
+        self.card.setPlainText("Loading the model card…")
+
+    def show_error(self, message: str) -> None:
+        self.files.clear()
+        QTreeWidgetItem(self.files, [message]).setToolTip(0, message)
+        self.card.clear()
+
+    def show_details(self, details: RepoDetails) -> None:
+        self._details = details
+        self.files.clear()
+        models = [f for f in details.files if f.kind == "model"]
+        projectors = [f for f in details.files if f.kind == "mmproj"]
+        self._projector = projectors[0] if projectors else None
+        if self._projector is not None:
+            self.with_projector.setText(
+                f"Also download the vision projector ({self._projector.name}, "
+                f"{human_bytes(self._projector.size)}) with a model")
+            self.with_projector.show()
+        else:
+            self.with_projector.hide()
+        if not details.files:
+            QTreeWidgetItem(self.files, ["This repository has no GGUF files."])
+        groups: dict[str, QTreeWidgetItem] = {}
+        for hub_file in models + projectors:
+            group = hub_file.label if hub_file.kind == "model" else "Vision projector (mmproj)"
+            parent = groups.get(group)
+            if parent is None:
+                parent = groups[group] = QTreeWidgetItem(self.files, [group])
+                parent.setFirstColumnSpanned(True)
+                # As tall as a row with a button, so group titles do not crowd their files.
+                parent.setSizeHint(0, QSize(-1, 26))
+                font = parent.font(0)
+                font.setBold(True)
+                parent.setFont(0, font)
+            self._add_file(parent, hub_file, details.badges.get(hub_file.name))
+        self.files.expandAll()
+        if details.card:
+            self.card.setMarkdown(card_markdown(details.card))
+        else:
+            self.card.setPlainText(details.card_error or "This repository has no model card.")
+
+    def _add_file(self, parent: QTreeWidgetItem, hub_file: HubFile, badge: FitBadge | None) -> None:
+        name = hub_file.name.rsplit("/", 1)[-1]
+        if len(hub_file.parts) > 1:
+            name += f"  (+{len(hub_file.parts) - 1} more parts)"
+        item = QTreeWidgetItem(parent, [name, human_bytes(hub_file.size),
+                                        badge.verdict if badge else ""])
+        item.setData(0, Qt.ItemDataRole.UserRole, hub_file.name)
+        item.setToolTip(0, "\n".join(hub_file.parts))
+        item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if badge is not None:
+            item.setForeground(2, QBrush(QColor(_BADGE_COLOURS[badge.verdict])))
+            item.setToolTip(2, badge.detail)
+        button = QPushButton("Download")
+        button.setToolTip(f"Download {', '.join(hub_file.parts)}")
+        button.clicked.connect(lambda: self._download(hub_file))
+        self.files.setItemWidget(item, 3, button)
+
+    def _download(self, hub_file: HubFile) -> None:
+        if self._details is None:
+            return
+        names = list(hub_file.parts)
+        projector = self._projector
+        if (hub_file.kind == "model" and projector is not None
+                and self.with_projector.isChecked()):
+            names += list(projector.parts)
+        self.downloadRequested.emit(self._details.repo_id, names)
+
+    def file_items(self) -> list[QTreeWidgetItem]:
+        """Every file row (not the group rows), for tests and keyboard use."""
+        items = []
+        for i in range(self.files.topLevelItemCount()):
+            group = self.files.topLevelItem(i)
+            items += [group.child(j) for j in range(group.childCount())]
+        return items
+
+    def download_button(self, item: QTreeWidgetItem) -> QPushButton:
+        return self.files.itemWidget(item, 3)  # type: ignore[return-value]

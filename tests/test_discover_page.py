@@ -1,0 +1,188 @@
+"""Discover against the local fake Hub: search, open a repo, download, load in chat, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fake_hub import FakeHub, Faults
+from PySide6.QtCore import Qt
+
+from app.engine.downloads import DownloadEvent
+from app.ui.discover.fit_badge import quick_fit
+from app.ui.main_window import DISCOVER_PAGE
+
+LOAD_TIMEOUT_MS = 60_000
+VERDICTS = {"full GPU offload", "partial offload", "CPU only", "likely too large"}
+
+
+def _search(qtbot, page, text: str, rows: int) -> None:
+    qtbot.keyClicks(page.search_box, text)
+    qtbot.waitUntil(lambda: page.results_model.rowCount() == rows, timeout=10_000)
+
+
+def _open(qtbot, page, repo_id: str) -> None:
+    ids = [page.results_model.model_at(r).repo_id for r in range(page.results_model.rowCount())]
+    page.results.selectRow(ids.index(repo_id))
+
+
+def _file_item(page, name: str):
+    return next(i for i in page.details.file_items()
+                if i.data(0, Qt.ItemDataRole.UserRole) == name)
+
+
+def test_search_open_download_load_and_chat(qtbot, fake_hub: FakeHub, main_window) -> None:
+    window = main_window
+    window.show_page(DISCOVER_PAGE)
+    page = window.discover_page
+    assert window.pages.currentWidget() is page
+
+    _search(qtbot, page, "tiny", rows=2)
+    first = page.results_model.model_at(0)
+    assert first.repo_id == "tinyorg/Tiny-1B-GGUF"  # most downloads first
+    assert page.results_model.index(0, 0).data() == "Tiny-1B-GGUF"
+    assert page.results_model.index(0, 7).data() == "apache-2.0"
+    assert "vision" in page.results_model.index(0, 6).data()
+
+    _open(qtbot, page, "tinyorg/Tiny-1B-GGUF")
+    qtbot.waitUntil(lambda: len(page.details.file_items()) == 4, timeout=10_000)
+    groups = [page.details.files.topLevelItem(i).text(0)
+              for i in range(page.details.files.topLevelItemCount())]
+    assert {"Q4_K_M", "Q8_0", "F16", "Vision projector (mmproj)"} == set(groups)
+    assert all(item.text(2) in VERDICTS for item in page.details.file_items())
+    assert "needs about" in _file_item(page, "Tiny-1B-Q4_K_M.gguf").toolTip(2)
+    assert page.details.with_projector.isVisibleTo(page)
+    assert "Tiny 1B" in page.details.card.toPlainText()
+
+    events: list[DownloadEvent] = []
+    page.downloads.event.connect(events.append)
+    fake_hub.faults["Tiny-1B-Q8_0.gguf"] = Faults(throttle_bps=2_000_000)
+    item = _file_item(page, "Tiny-1B-Q8_0.gguf")
+    qtbot.mouseClick(page.details.download_button(item), Qt.MouseButton.LeftButton)
+
+    store = window.context.store
+    model_path = Path(window.context.paths.models, "tinyorg", "Tiny-1B-GGUF",
+                      "Tiny-1B-Q8_0.gguf")
+    qtbot.waitUntil(lambda: any(r.path == str(model_path) for r in store.list_model_files()),
+                    timeout=30_000)
+    qtbot.waitUntil(lambda: any(e.kind == "done" and e.path == str(model_path) for e in events),
+                    timeout=10_000)
+    assert any(e.kind == "progress" and 0 < e.done < e.total for e in events)
+    # The projector came along, is on disk, and is not listed as a model on its own.
+    projector = model_path.with_name("mmproj-Tiny-1B-f16.gguf")
+    qtbot.waitUntil(projector.exists, timeout=10_000)
+    assert all("mmproj" not in r.path for r in store.list_model_files())
+    panel = page.downloads_panel.model
+    row = panel.rows[panel.row_of("tinyorg/Tiny-1B-GGUF/Tiny-1B-Q8_0.gguf")]
+    assert row.status == "Done" and row.done == row.total
+    # My Models and the chat's picker were refreshed through the window's wiring.
+    qtbot.waitUntil(lambda: window.models_page.table_model.row_of(str(model_path)) >= 0)
+
+    bridge = window.context.bridge
+    with qtbot.waitSignal(bridge.loaded, timeout=LOAD_TIMEOUT_MS,
+                          check_params_cb=lambda _j, path, *_: path == str(model_path)):
+        window.load_in_chat(str(model_path))
+    chat = window.chat_page
+    with qtbot.waitSignal(bridge.done, timeout=LOAD_TIMEOUT_MS) as reply:
+        chat.composer.input.setPlainText("Hello")
+        qtbot.keyClick(chat.composer.input, Qt.Key.Key_Return)
+    assert isinstance(reply.args[1], str)
+
+
+def test_pause_resume_and_cancel_from_the_panel(qtbot, fake_hub: FakeHub, main_window) -> None:
+    main_window.show_page(DISCOVER_PAGE)
+    page = main_window.discover_page
+    _search(qtbot, page, "tiny", rows=2)
+    _open(qtbot, page, "tinyorg/Tiny-1B-GGUF")
+    qtbot.waitUntil(lambda: len(page.details.file_items()) == 4, timeout=10_000)
+    fake_hub.faults["Tiny-1B-Q8_0.gguf"] = Faults(throttle_bps=400_000)
+    page.details.with_projector.setChecked(False)
+    qtbot.mouseClick(page.details.download_button(_file_item(page, "Tiny-1B-Q8_0.gguf")),
+                     Qt.MouseButton.LeftButton)
+    key = "tinyorg/Tiny-1B-GGUF/Tiny-1B-Q8_0.gguf"
+    panel = page.downloads_panel
+    qtbot.waitUntil(lambda: panel.model.row_of(key) >= 0
+                    and panel.model.rows[panel.model.row_of(key)].done > 0, timeout=10_000)
+    row = lambda: panel.model.rows[panel.model.row_of(key)]  # noqa: E731 - re-read each time
+    panel.select_key(key)
+    assert panel.pause_button.isEnabled() and not panel.resume_button.isEnabled()
+    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: row().kind == "paused", timeout=10_000)
+    assert panel.resume_button.isEnabled()
+    qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: row().kind == "progress", timeout=10_000)
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: row().kind == "cancelled", timeout=10_000)
+    dest = Path(main_window.context.paths.models, "tinyorg", "Tiny-1B-GGUF", "Tiny-1B-Q8_0.gguf")
+    assert not dest.exists() and not dest.with_name(dest.name + ".part").exists()
+
+
+def test_gated_download_and_missing_repo_show_messages(qtbot, fake_hub: FakeHub,
+                                                       main_window) -> None:
+    main_window.show_page(DISCOVER_PAGE)
+    page = main_window.discover_page
+    _search(qtbot, page, "GGUF", rows=3)
+    _open(qtbot, page, "gated/Locked-GGUF")
+    qtbot.waitUntil(lambda: len(page.details.file_items()) == 1, timeout=10_000)
+    assert "could not be loaded" in page.details.card.toPlainText()
+    qtbot.mouseClick(page.details.download_button(page.details.file_items()[0]),
+                     Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(page.error_banner.isVisible, timeout=10_000)
+    assert "accept its licence" in page.error_banner.text()
+    assert "Traceback" not in page.error_banner.text()
+
+    del fake_hub.repos["otherorg/Tiny-Uncensored-7B-GGUF"]
+    page.error_banner.hide()
+    _open(qtbot, page, "otherorg/Tiny-Uncensored-7B-GGUF")
+    qtbot.waitUntil(page.error_banner.isVisible, timeout=10_000)
+    assert "was not found on the Hub" in page.error_banner.text()
+
+
+def test_offline_search_shows_a_message(qtbot, fake_hub: FakeHub, main_window,
+                                        monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    main_window.show_page(DISCOVER_PAGE)
+    page = main_window.discover_page
+    qtbot.keyClicks(page.search_box, "tiny")
+    qtbot.waitUntil(page.error_banner.isVisible, timeout=10_000)
+    assert "offline" in page.error_banner.text()
+    assert page.results_model.rowCount() == 0
+
+
+def test_quick_fit_rule() -> None:
+    gib = 1 << 30
+    assert quick_fit(gib, ram_available=8 * gib).verdict == "CPU only"
+    assert quick_fit(20 * gib, ram_available=8 * gib).verdict == "likely too large"
+
+
+def test_closing_the_window_pauses_and_the_next_launch_resumes(qtbot, fake_hub: FakeHub,
+                                                                make_main_window) -> None:
+    first = make_main_window()
+    first.show_page(DISCOVER_PAGE)
+    page = first.discover_page
+    _search(qtbot, page, "tiny", rows=2)
+    _open(qtbot, page, "tinyorg/Tiny-1B-GGUF")
+    qtbot.waitUntil(lambda: len(page.details.file_items()) == 4, timeout=10_000)
+    fake_hub.faults["Tiny-1B-Q8_0.gguf"] = Faults(throttle_bps=400_000)
+    page.details.with_projector.setChecked(False)
+    qtbot.mouseClick(page.details.download_button(_file_item(page, "Tiny-1B-Q8_0.gguf")),
+                     Qt.MouseButton.LeftButton)
+    key = "tinyorg/Tiny-1B-GGUF/Tiny-1B-Q8_0.gguf"
+    model = page.downloads_panel.model
+    qtbot.waitUntil(lambda: model.row_of(key) >= 0 and model.rows[model.row_of(key)].done > 0,
+                    timeout=10_000)
+    first.close()
+
+    fake_hub.faults["Tiny-1B-Q8_0.gguf"] = Faults()
+    second = make_main_window()
+    second.show_page(DISCOVER_PAGE)
+    panel = second.discover_page.downloads_panel
+    assert panel.model.row_of(key) >= 0
+    row = panel.model.rows[panel.model.row_of(key)]
+    assert row.kind == "paused" and row.done > 0
+    panel.select_key(key)
+    qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
+    dest = Path(second.context.paths.models, "tinyorg", "Tiny-1B-GGUF", "Tiny-1B-Q8_0.gguf")
+    qtbot.waitUntil(lambda: panel.model.rows[panel.model.row_of(key)].kind == "done",
+                    timeout=20_000)
+    assert dest.exists()
+    assert fake_hub.ranges("Tiny-1B-Q8_0.gguf")[-1] not in (None, "bytes=0-")
