@@ -148,13 +148,33 @@ CASES = [
     ("256x4", 512, "f16"), ("256x4", 2048, "f16"),
     ("512x8", 512, "f16"), ("512x8", 2048, "f16"), ("512x8", 2048, "q8_0"),
     ("starter", 512, "f16"), ("starter", 2048, "f16"), ("starter", 2048, "q4_0"),
+    ("starter-q8_0", 1024, "f16"),
 ]
+
+
+def _requantize(source: Path, target: Path, ftype: int) -> Path:
+    """A quantized variant of a real model, made with llama.cpp's own quantizer."""
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.allow_requantize = True
+    params.nthread = 2
+    assert llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(),
+                                          params) == 0
+    return target
 
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory, starter_model: Path) -> dict:
     folder = tmp_path_factory.mktemp("fit-models")
-    paths = {"starter": starter_model}
+    import llama_cpp
+
+    paths = {
+        "starter": starter_model,
+        "starter-q8_0": _requantize(starter_model, folder / "starter-q8_0.gguf",
+                                    llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0),
+    }
     for name, (n_embd, n_layer) in _TINY.items():
         paths[name] = build_tiny_model(
             folder / f"{name}.gguf", dtype="f16", n_embd=n_embd, n_layer=n_layer, n_head=8,
