@@ -17,12 +17,43 @@ class LoadProgress:
 
 
 @dataclass(frozen=True)
+class MemoryCheck:
+    """The fit estimate beside what loading really cost, so users can judge the estimate.
+
+    ``actual_ram_growth`` is the process RSS growth since just before the load. Right after the
+    load it undercounts: mmapped weights, the KV cache and compute buffers only become resident
+    once used, so the host measures again after the first reply (``after_reply`` True). Even
+    then a short reply does not touch the compute buffer's full-context peak the estimate
+    counts. VRAM fields are summed over GPUs and None where NVML reports no GPU.
+    """
+
+    model_path: str
+    n_ctx: int
+    kv_type: str
+    gpu_layers: int
+    estimated_ram: int
+    actual_ram_growth: int
+    estimated_vram: int | None = None
+    actual_vram_growth: int | None = None
+    after_reply: bool = False
+
+
+@dataclass(frozen=True)
 class Loaded:
     job_id: int
     path: str
     info: ModelInfo
     n_ctx: int
     seconds: float
+    memory: MemoryCheck | None = None  # None where measuring failed; defaulted for old callers
+
+
+@dataclass(frozen=True)
+class MemoryMeasured:
+    """The loaded model's MemoryCheck again, measured after its first reply completed."""
+
+    job_id: int  # the chat job whose reply triggered the measurement
+    check: MemoryCheck
 
 
 @dataclass(frozen=True)
@@ -61,4 +92,6 @@ class Failed:
     kind: str  # "load", "generate", "context", "count"
 
 
-EngineEvent = LoadProgress | Loaded | Unloaded | PromptInfo | Token | Done | Failed
+EngineEvent = (
+    LoadProgress | Loaded | MemoryMeasured | Unloaded | PromptInfo | Token | Done | Failed
+)

@@ -12,8 +12,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import psutil
 
 from app.engine.context_fit import ContextOverflow, OverflowPolicy, fit_conversation, reply_reserve
 from app.engine.events import (
@@ -22,11 +24,15 @@ from app.engine.events import (
     Failed,
     Loaded,
     LoadProgress,
+    MemoryCheck,
+    MemoryMeasured,
     PromptInfo,
     Token,
     Unloaded,
 )
+from app.engine.fit import estimate_memory
 from app.engine.gguf_info import GGUFError
+from app.engine.hardware import GpuInfo, probe_hardware, sample_usage
 from app.engine.runtime import GenerationError, LoadError, Runtime
 from app.engine.types import ChatMessage, GenerationStats, LoadSettings, Sampling
 
@@ -56,6 +62,29 @@ class _Chat:
 _STOP = object()
 
 
+def _rss() -> int:
+    return int(psutil.Process().memory_info().rss)
+
+
+def _vram_used() -> list[int] | None:
+    """Used VRAM per GPU from NVML, or None where there is no NVML or no GPU."""
+    try:
+        used = sample_usage().gpu_vram_used
+    except Exception:  # a broken NVML must never fail a load
+        log.debug("VRAM sample failed", exc_info=True)
+        return None
+    return list(used) or None
+
+
+@dataclass
+class _Baseline:
+    """Memory just before the current model loaded, for measuring it again after a reply."""
+
+    check: MemoryCheck
+    rss: int
+    vram: list[int] | None
+
+
 class EngineHost:
     def __init__(self, on_event: Callable[[EngineEvent], None]) -> None:
         self._emit = on_event
@@ -63,6 +92,8 @@ class EngineHost:
         self._ids = itertools.count(1)
         self._cancelled: set[int] = set()
         self._runtime: Runtime | None = None
+        self._gpus: list[GpuInfo] | None = None  # probed once, on the inference thread
+        self._baseline: _Baseline | None = None  # set until the new model's first reply
         self._thread = threading.Thread(target=self._run, name="hearth-inference", daemon=True)
         self._thread.start()
 
@@ -133,6 +164,7 @@ class EngineHost:
             return job.job_id not in self._cancelled
 
         started = time.perf_counter()
+        rss_before, vram_before = _rss(), _vram_used()
         try:
             # The new model loads beside the old one, so a failed load leaves the old in place
             # (with mmap the old weights are page cache the OS can reclaim).
@@ -141,11 +173,57 @@ class EngineHost:
             reason = "Loading was cancelled." if job.job_id in self._cancelled else str(exc)
             self._emit(Failed(job.job_id, reason, "load"))
             return
+        seconds = time.perf_counter() - started
+        # Measured before the old model is closed, so its release does not hide the new growth.
+        rss_after, vram_after = _rss(), _vram_used()
+        check = self._memory_check(runtime, job.settings, rss_after - rss_before,
+                                   _growth(vram_before, vram_after))
         if self._runtime is not None:
             self._runtime.close()
+            # What closing the old model gave back leaves the baseline, so the after-reply
+            # figure still counts only the new model.
+            rss_before -= max(0, rss_after - _rss())
+            vram_now = _vram_used()
+            if vram_before is not None and vram_after is not None and vram_now is not None:
+                vram_before = [b - max(0, a - n)
+                               for b, a, n in zip(vram_before, vram_after, vram_now, strict=False)]
         self._runtime = runtime
-        self._emit(Loaded(job.job_id, runtime.path, runtime.info, runtime.n_ctx,
-                          time.perf_counter() - started))
+        self._baseline = _Baseline(check, rss_before, vram_before) if check else None
+        self._emit(Loaded(job.job_id, runtime.path, runtime.info, runtime.n_ctx, seconds, check))
+
+    def _memory_check(self, runtime: Runtime, settings: LoadSettings, ram_growth: int,
+                      vram_growth: int | None) -> MemoryCheck | None:
+        """The estimate for the settings the model was loaded with, beside measured growth."""
+        try:
+            if self._gpus is None:
+                snap = probe_hardware()
+                # Without a GPU backend llama.cpp puts nothing on the GPU, whatever NVML sees.
+                self._gpus = snap.gpus if snap.gpu_offload_supported else []
+            est = estimate_memory(runtime.info, settings, self._gpus)
+        except Exception:  # the check is informative; it must never fail a load
+            log.warning("memory estimate after load failed", exc_info=True)
+            return None
+        return MemoryCheck(
+            model_path=runtime.path,
+            n_ctx=runtime.n_ctx,
+            kv_type=settings.kv_cache_type,
+            gpu_layers=est.layers_on_gpu,
+            estimated_ram=est.ram_bytes,
+            actual_ram_growth=ram_growth,
+            estimated_vram=sum(est.vram_bytes) if vram_growth is not None else None,
+            actual_vram_growth=vram_growth,
+        )
+
+    def _measure_after_reply(self, job_id: int) -> None:
+        """After the first reply of a freshly loaded model, report its memory again: only now
+        are the weights read and the KV cache and compute buffers touched."""
+        base, self._baseline = self._baseline, None
+        if base is None:
+            return
+        check = replace(base.check, actual_ram_growth=_rss() - base.rss,
+                        actual_vram_growth=_growth(base.vram, _vram_used()),
+                        after_reply=True)
+        self._emit(MemoryMeasured(job_id, check))
 
     def _do_unload(self, job: _Unload) -> None:
         if self._runtime is None:
@@ -153,6 +231,7 @@ class EngineHost:
         path = self._runtime.path
         self._runtime.close()
         self._runtime = None
+        self._baseline = None
         self._emit(Unloaded(job.job_id, path))
 
     def _do_chat(self, job: _Chat) -> None:
@@ -188,3 +267,11 @@ class EngineHost:
             self._emit(Failed(job.job_id, str(exc), "generate"))
             return
         self._emit(Done(job.job_id, text, stats))
+        if stats.generated_tokens > 0:
+            self._measure_after_reply(job.job_id)
+
+
+def _growth(before: list[int] | None, after: list[int] | None) -> int | None:
+    if before is None or after is None:
+        return None
+    return sum(after) - sum(before)

@@ -95,3 +95,20 @@ class SearchHit:
     message_id: int
     role: Role
     snippet: str  # matched words wrapped in the markers passed to search_messages
+
+
+@dataclass(frozen=True)
+class MemoryCheckRecord:
+    """One stored estimated-vs-measured memory pair; byte counts, VRAM None without a GPU."""
+
+    id: int
+    model_path: str
+    created_at: datetime  # aware, UTC
+    n_ctx: int
+    kv_type: str
+    gpu_layers: int
+    estimated_ram: int
+    actual_ram: int
+    estimated_vram: int | None
+    actual_vram: int | None
+    after_reply: bool

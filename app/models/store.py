@@ -35,6 +35,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.engine.downloads import DownloadRecord
+from app.engine.events import MemoryCheck as MemoryCheckEvent
 from app.engine.types import GenerationStats, ModelInfo, Role, Sampling
 from app.models.migrations import make_config
 from app.models.records import (
@@ -43,6 +44,7 @@ from app.models.records import (
     OVERFLOW_POLICIES,
     ROLES,
     ChatRecord,
+    MemoryCheckRecord,
     MessageRecord,
     MessageStatus,
     ModelFileRecord,
@@ -51,9 +53,22 @@ from app.models.records import (
     PresetRecord,
     SearchHit,
 )
-from app.models.tables import Chat, Download, Message, ModelFile, Preset, Setting, utcnow
+from app.models.tables import (
+    Chat,
+    Download,
+    MemoryCheck,
+    Message,
+    ModelFile,
+    Preset,
+    Setting,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
+
+# In MemoryCheckRecord's field order, so a row unpacks straight into one.
+_MEMORY_CHECK_COLUMNS = [getattr(MemoryCheck, name)
+                         for name in MemoryCheckRecord.__dataclass_fields__]
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -510,6 +525,34 @@ class Store:
     def delete_download(self, key: str) -> None:
         with self._writing() as session:
             session.execute(delete(Download).where(Download.key == key))
+
+    # memory checks (estimated vs measured memory per load)
+
+    def add_memory_check(self, check: MemoryCheckEvent) -> MemoryCheckRecord:
+        row = MemoryCheck(
+            model_path=check.model_path, n_ctx=check.n_ctx, kv_type=check.kv_type,
+            gpu_layers=check.gpu_layers, estimated_ram=check.estimated_ram,
+            actual_ram=check.actual_ram_growth, estimated_vram=check.estimated_vram,
+            actual_vram=check.actual_vram_growth, after_reply=check.after_reply,
+        )
+        with self._writing() as session:
+            session.add(row)
+            session.flush()
+            return self._memory_check_record(row)
+
+    def list_memory_checks(self, model_path: str | Path) -> list[MemoryCheckRecord]:
+        """The pairs stored for ``model_path``, oldest first."""
+        with self._reading() as conn:
+            rows = conn.execute(
+                select(*_MEMORY_CHECK_COLUMNS)
+                .where(MemoryCheck.model_path == str(model_path))
+                .order_by(MemoryCheck.id)
+            ).all()
+        return [MemoryCheckRecord(*row) for row in rows]
+
+    @staticmethod
+    def _memory_check_record(row: MemoryCheck) -> MemoryCheckRecord:
+        return MemoryCheckRecord(*(getattr(row, c.key) for c in _MEMORY_CHECK_COLUMNS))
 
     # settings
 

@@ -140,3 +140,22 @@ class Download(Base):
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class MemoryCheck(Base):
+    """Estimated vs measured memory of one model load (see app.engine.events.MemoryCheck)."""
+
+    __tablename__ = "memory_checks"
+    __table_args__ = (Index("ix_memory_checks_model_path", "model_path", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    n_ctx: Mapped[int] = mapped_column(Integer)
+    kv_type: Mapped[str] = mapped_column(String(16))
+    gpu_layers: Mapped[int] = mapped_column(Integer)
+    estimated_ram: Mapped[int] = mapped_column(BigInteger)
+    actual_ram: Mapped[int] = mapped_column(BigInteger)
+    estimated_vram: Mapped[int | None] = mapped_column(BigInteger)
+    actual_vram: Mapped[int | None] = mapped_column(BigInteger)
+    after_reply: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -21,6 +21,8 @@ from app.engine.events import (
     Failed,
     Loaded,
     LoadProgress,
+    MemoryCheck,
+    MemoryMeasured,
     PromptInfo,
     Token,
     Unloaded,
@@ -39,6 +41,9 @@ class EngineBridge(QObject):
     tokens = Signal(int, str)  # job, text since the last tick
     done = Signal(int, str, object)  # job, full text, GenerationStats
     failed = Signal(int, str, str)  # job, message, kind
+    # A MemoryCheck: once after a load, again after that model's first reply. Separate from
+    # `loaded` so the many slots connected to it keep their signature.
+    memoryChecked = Signal(object)
     _wake = Signal()
 
     def __init__(self, parent: QObject | None = None, host: EngineHost | None = None) -> None:
@@ -53,6 +58,7 @@ class EngineBridge(QObject):
         self.loaded_path: str | None = None
         self.loaded_info = None
         self.n_ctx = 0
+        self.memory_check: MemoryCheck | None = None  # the loaded model's latest
 
     # -- requests (GUI thread) -----------------------------------------------------------------
     def load(self, path: str | Path, settings: LoadSettings | None = None) -> int:
@@ -103,9 +109,16 @@ class EngineBridge(QObject):
             self.loadProgress.emit(event.job_id, event.fraction)
         elif isinstance(event, Loaded):
             self.loaded_path, self.loaded_info, self.n_ctx = event.path, event.info, event.n_ctx
+            self.memory_check = event.memory
             self.loaded.emit(event.job_id, event.path, event.info, event.n_ctx)
+            if event.memory is not None:
+                self.memoryChecked.emit(event.memory)
+        elif isinstance(event, MemoryMeasured):
+            self.memory_check = event.check
+            self.memoryChecked.emit(event.check)
         elif isinstance(event, Unloaded):
             self.loaded_path, self.loaded_info, self.n_ctx = None, None, 0
+            self.memory_check = None
             self.unloaded.emit(event.job_id, event.path)
         elif isinstance(event, PromptInfo):
             self.promptInfo.emit(event.job_id, event.prompt_tokens, event.n_ctx,

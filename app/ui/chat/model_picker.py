@@ -7,6 +7,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
+from app.engine.events import MemoryCheck
+from app.engine.gguf_info import human_bytes
 from app.engine.prompt_format import PLAIN_FORMAT_LABEL
 from app.engine.types import LoadSettings, ModelInfo
 from app.models.store import Store
@@ -43,6 +45,8 @@ class ModelPicker(QWidget):
         self.progress.hide()
         self.loaded_label = QLabel(self)
         self.format_label = QLabel(self)
+        self.memory_label = QLabel(self)  # estimated vs measured memory of the loaded model
+        self.memory_label.hide()
         self.error_label = QLabel(self)
         self.error_label.setStyleSheet("color: #b00020")
         self.error_label.setWordWrap(True)
@@ -57,6 +61,7 @@ class ModelPicker(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.loaded_label)
         layout.addWidget(self.format_label)
+        layout.addWidget(self.memory_label)
         layout.addWidget(self.error_label, 1)
 
         self.load_button.clicked.connect(self._on_load_clicked)
@@ -66,8 +71,11 @@ class ModelPicker(QWidget):
         bridge.loaded.connect(self._on_loaded)
         bridge.unloaded.connect(self._on_unloaded)
         bridge.failed.connect(self._on_failed)
+        bridge.memoryChecked.connect(self._on_memory_checked)
         self.refresh()
         self._show_state(bridge.loaded_info, bridge.n_ctx)
+        if bridge.memory_check is not None:
+            self._show_memory(bridge.memory_check)
 
     # -- public --------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -136,6 +144,24 @@ class ModelPicker(QWidget):
 
     def _on_unloaded(self, _job: int, _path: str) -> None:
         self._show_state(None, 0)
+        self.memory_label.hide()
+
+    def _on_memory_checked(self, check: MemoryCheck) -> None:
+        # Kept so the estimate's track record survives restarts (Store.list_memory_checks).
+        self._store.add_memory_check(check)
+        self._show_memory(check)
+
+    def _show_memory(self, check: MemoryCheck) -> None:
+        self.memory_label.setText(memory_text(check))
+        # Right after loading, RSS has not yet seen the weights read or the KV cache and
+        # compute buffers touched; say so rather than let a low figure look like the truth.
+        when = ("measured after the first reply" if check.after_reply else
+                "measured right after loading; updated after the first reply")
+        self.memory_label.setToolTip(
+            f"Estimated peak memory beside the process's memory growth, {when}. "
+            f"Context {check.n_ctx}, KV cache {check.kv_type}, {check.gpu_layers} GPU layers. "
+            "The estimate is the peak with a full context, so a short chat measures lower.")
+        self.memory_label.show()
 
     def _on_failed(self, job: int, message: str, kind: str) -> None:
         if job != self._job or kind != "load":
@@ -161,3 +187,14 @@ class ModelPicker(QWidget):
         name = info.name or Path(info.path).stem
         self.loaded_label.setText(f"Loaded: {name} ({info.file_type}) · context {n_ctx}")
         self.format_label.setText(TEMPLATE_LABEL if info.has_chat_template else PLAIN_FORMAT_LABEL)
+
+
+def memory_text(check: MemoryCheck) -> str:
+    """``Memory: estimated 594.0 MB · measured 610.0 MB (RAM)``, with a VRAM pair when measured."""
+    text = (f"Memory: estimated {human_bytes(check.estimated_ram)} · "
+            f"measured {human_bytes(max(0, check.actual_ram_growth))} (RAM"
+            f"{', after load' if not check.after_reply else ''})")
+    if check.actual_vram_growth is not None and check.estimated_vram is not None:
+        text += (f" · estimated {human_bytes(check.estimated_vram)} · "
+                 f"measured {human_bytes(max(0, check.actual_vram_growth))} (VRAM)")
+    return text
