@@ -90,13 +90,14 @@ def test_settings_persist_and_the_picker_loads_with_them(
     dialog.ctx.setValue(256)
     dialog.batch.setValue(64)
     dialog.flash.setChecked(True)
+    dialog.seed.setValue(42)
     dialog.save()
 
     saved = hearth_store.get_setting(settings_key(info.path))
-    assert saved["n_ctx"] == 256 and saved["flash_attn"] is True
+    assert saved["n_ctx"] == 256 and saved["flash_attn"] is True and saved["seed"] == 42
     again = make_dialog(qtbot, hearth_store, info, [])
     assert again.ctx.value() == 256
-    assert again.flash.isChecked()
+    assert again.flash.isChecked() and again.seed.value() == 42
     assert saved_load_settings(hearth_store, info.path, info.context_length).n_batch == 64
 
     picker = ModelPicker(hearth_store, bridge)

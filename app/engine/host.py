@@ -255,10 +255,13 @@ class EngineHost:
             return
         self._emit(PromptInfo(job.job_id, len(fitted.tokens), rt.n_ctx, fitted.dropped))
         job_id, cancelled, emit = job.job_id, self._cancelled, self._emit
+        sampling = job.sampling
+        if sampling.seed < 0 <= rt.settings.seed:
+            sampling = replace(sampling, seed=rt.settings.seed)
         try:
             text, stats = rt.generate(
                 fitted.tokens,
-                job.sampling,
+                sampling,
                 rt.formatter.stop,
                 lambda piece: emit(Token(job_id, piece)),
                 lambda: job_id in cancelled,

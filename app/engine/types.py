@@ -66,6 +66,7 @@ class LoadSettings:
     use_mlock: bool = False
     flash_attn: bool = False
     kv_cache_type: str = "f16"  # "f16" | "q8_0" | "q4_0"
+    seed: int = -1  # the model's default sampling seed; a chat's own seed wins; -1: random
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

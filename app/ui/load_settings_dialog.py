@@ -158,6 +158,11 @@ class LoadSettingsDialog(QDialog):
         self.mmap.setChecked(settings.use_mmap)
         self.mlock = QCheckBox("Lock the model in RAM (mlock)")
         self.mlock.setChecked(settings.use_mlock)
+        self.seed = QSpinBox()
+        self.seed.setRange(-1, 2**31 - 1)
+        self.seed.setSpecialValueText("random")
+        self.seed.setValue(settings.seed)
+        self.seed.setToolTip("Default sampling seed for this model; a chat's own seed wins")
 
         header = QLabel(
             f"<b style='font-size:15px'>{html.escape(info.name or info.path)}</b><br>"
@@ -170,6 +175,7 @@ class LoadSettingsDialog(QDialog):
         form.addRow("CPU threads", self.threads)
         form.addRow("Batch size", self.batch)
         form.addRow("KV-cache type", self.kv_type)
+        form.addRow("Seed", self.seed)
         form.addRow("", self.flash)
         form.addRow("", self.mmap)
         form.addRow("", self.mlock)
@@ -227,6 +233,7 @@ class LoadSettingsDialog(QDialog):
             use_mlock=self.mlock.isChecked(),
             flash_attn=self.flash.isChecked(),
             kv_cache_type=self.kv_type.currentText(),
+            seed=self.seed.value(),
         )
 
     def pick_auto(self) -> None:
