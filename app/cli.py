@@ -410,6 +410,28 @@ def _get(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    import getpass
+
+    from app.engine.hub_token import clear_token, get_token, set_token
+
+    if args.action == "set":
+        # Read from the terminal (or stdin), never from argv, which other users can see in ps.
+        token = (getpass.getpass("Hugging Face token: ") if sys.stdin.isatty()
+                 else sys.stdin.readline()).strip()
+        if not token:
+            print("hearth token: no token given", file=sys.stderr)
+            return 1
+        where = set_token(token)
+        print(f"Token saved ({'system keyring' if where == 'keyring' else 'private file'}).")
+    elif args.action == "clear":
+        clear_token()
+        print("Token removed.")
+    else:
+        print("Token: set" if get_token() else "Token: not set")
+    return 0
+
+
 # -- argument parsing ------------------------------------------------------------------------
 
 
@@ -475,6 +497,13 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("--parallel", type=int, default=2, metavar="N",
                      help="files fetched at once for split models (default: 2)")
     get.set_defaults(func=_get)
+
+    token = commands.add_parser(
+        "token", help="set, clear or check the Hugging Face token for gated models",
+        description="Store the optional Hugging Face token (system keyring, else a file only "
+        "you can read). `set` reads it from the terminal or standard input.")
+    token.add_argument("action", choices=["set", "clear", "status"])
+    token.set_defaults(func=_token)
     return parser
 
 

@@ -35,6 +35,7 @@ class FakeRepo:
     last_modified: str = "2025-01-01T00:00:00.000Z"
     parameters: int | None = None
     gated: bool = False
+    token: str | None = None  # for a gated repo: the one token accepted (None: any token)
     sha: str = ""
 
     def __post_init__(self) -> None:
@@ -116,8 +117,31 @@ class FakeHub:
             return fault.drop_after
 
 
+# Digests by the identity of the bytes object (kept alive in the value, so the id stays valid).
+# The real Hub does not hash a file per request; hashing 253 MB on every resolve and every GET
+# cost the fake Hub about 0.4 s a request and hid the client's own speed in bench/download.py.
+_digests: dict[int, tuple[bytes, str, str]] = {}
+_digests_lock = threading.Lock()
+
+
+def _digest(data: bytes) -> tuple[str, str]:
+    """(sha256, sha1) of ``data``, computed once per bytes object."""
+    with _digests_lock:
+        hit = _digests.get(id(data))
+    if hit is not None and hit[0] is data:
+        return hit[1], hit[2]
+    sha256, sha1 = hashlib.sha256(data).hexdigest(), hashlib.sha1(data).hexdigest()
+    with _digests_lock:
+        _digests[id(data)] = (data, sha256, sha1)
+    return sha256, sha1
+
+
 def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return _digest(data)[0]
+
+
+def _sha1(data: bytes) -> str:
+    return _digest(data)[1]
 
 
 def _model_json(repo: FakeRepo, siblings: bool, blobs: bool) -> dict[str, Any]:
@@ -144,7 +168,7 @@ def _model_json(repo: FakeRepo, siblings: bool, blobs: bool) -> dict[str, Any]:
             entry: dict[str, Any] = {"rfilename": name}
             if blobs:
                 entry["size"] = len(content)
-                entry["blobId"] = hashlib.sha1(content).hexdigest()
+                entry["blobId"] = _sha1(content)
                 if name.endswith(".gguf"):
                     entry["lfs"] = {"size": len(content), "sha256": _sha256(content),
                                     "pointerSize": 134}
@@ -244,7 +268,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if found is None:
                 return
             repo, data = found
-            if repo.gated and "authorization" not in {k.lower() for k in self.headers}:
+            if repo.gated and not self._authorized(repo):
                 return self._error(401, "GatedRepo", "Access to this model is restricted")
             if not name.endswith(".gguf"):
                 return self._bytes(repo, name, data, body)
@@ -253,9 +277,15 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.send_header("X-Repo-Commit", repo.sha)
             self.send_header("X-Linked-Size", str(len(data)))
             self.send_header("X-Linked-Etag", f'"{_sha256(data)}"')
-            self.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
+            self.send_header("ETag", f'"{_sha1(data)}"')
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        def _authorized(self, repo: FakeRepo) -> bool:
+            auth = self.headers.get("Authorization")
+            if not auth:
+                return False
+            return repo.token is None or auth == f"Bearer {repo.token}"
 
         def _cdn(self, repo_id: str, name: str, body: bool) -> None:
             found = self._lookup(repo_id, name)

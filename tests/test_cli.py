@@ -135,3 +135,16 @@ def test_every_command_has_help(argv, capsys):
 def test_usage_errors_return_2(capsys):
     assert main(["info"]) == 2
     assert "FILE" in capsys.readouterr().err
+
+
+def test_token_set_status_clear(hearth_home, capsys, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hf_cli_secret\n"))
+    assert main(["token", "set"]) == 0
+    assert (hearth_home / "hf_token").stat().st_mode & 0o777 == 0o600
+    assert main(["token", "status"]) == 0
+    assert main(["token", "clear"]) == 0
+    assert main(["token", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "Token: set" in out and out.rstrip().endswith("Token: not set")
+    assert "hf_cli_secret" not in out

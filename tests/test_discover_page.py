@@ -186,3 +186,48 @@ def test_closing_the_window_pauses_and_the_next_launch_resumes(qtbot, fake_hub: 
                     timeout=20_000)
     assert dest.exists()
     assert fake_hub.ranges("Tiny-1B-Q8_0.gguf")[-1] not in (None, "bytes=0-")
+
+
+def test_hub_token_dialog_then_gated_download_succeeds(qtbot, fake_hub: FakeHub, main_window,
+                                                       caplog) -> None:
+    from app.engine.paths import data_paths
+
+    secret = "hf_fake_secret_token_123"
+    fake_hub.repos["gated/Locked-GGUF"].token = secret
+    main_window.show_page(DISCOVER_PAGE)
+    page = main_window.discover_page
+    _search(qtbot, page, "GGUF", rows=3)
+    _open(qtbot, page, "gated/Locked-GGUF")
+    qtbot.waitUntil(lambda: len(page.details.file_items()) == 1, timeout=10_000)
+    qtbot.mouseClick(page.details.download_button(page.details.file_items()[0]),
+                     Qt.MouseButton.LeftButton)
+    key = "gated/Locked-GGUF/locked-Q4_0.gguf"
+    model = page.downloads_panel.model
+    qtbot.waitUntil(lambda: model.row_of(key) >= 0 and model.rows[model.row_of(key)].kind
+                    == "failed", timeout=10_000)
+
+    qtbot.mouseClick(page.token_button, Qt.MouseButton.LeftButton)
+    dialog = page.token_dialog
+    assert dialog is not None and dialog.isVisible()
+    qtbot.waitUntil(lambda: dialog.state.text() == "Token: not set", timeout=10_000)
+    assert not dialog.remove_button.isEnabled() and not dialog.save_button.isEnabled()
+    qtbot.keyClicks(dialog.edit, secret)
+    assert dialog.edit.echoMode() == dialog.edit.EchoMode.Password
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.state.text().startswith("Token: set"), timeout=10_000)
+    assert secret not in dialog.state.text() and dialog.edit.text() == ""
+    stored = data_paths().root / "hf_token"
+    assert stored.read_text() == secret and stored.stat().st_mode & 0o777 == 0o600
+
+    # Resume of the download that failed uses the new token (the bridge no longer keeps the
+    # token it was created with).
+    page.downloads_panel.select_key(key)
+    qtbot.mouseClick(page.downloads_panel.resume_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: model.rows[model.row_of(key)].kind == "done", timeout=20_000)
+    assert Path(main_window.context.paths.models, "gated", "Locked-GGUF",
+                "locked-Q4_0.gguf").exists()
+
+    qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.state.text() == "Token: not set", timeout=10_000)
+    assert not stored.exists()
+    assert secret not in caplog.text

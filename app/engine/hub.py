@@ -152,7 +152,7 @@ def gated_error(repo_id: str) -> HubError:
     page = f"{endpoint()}/{repo_id.split(':')[0]}"
     return HubError(
         f"{repo_id} is gated: accept its licence on {page} while logged in, then set your "
-        "Hugging Face token in Hearth (hearth token set, or Settings).", "gated")
+        "Hugging Face token in Hearth (Discover → Hub token…, or `hearth token set`).", "gated")
 
 
 def _licence(tags: Iterable[str]) -> str | None:

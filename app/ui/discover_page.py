@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPushButton,
     QSplitter,
     QTableView,
     QVBoxLayout,
@@ -34,6 +35,7 @@ from app.ui.discover.details import ModelDetails, RepoDetails
 from app.ui.discover.downloads_panel import DownloadRow, DownloadsPanel
 from app.ui.discover.jobs import fetch_details, fetch_targets, user_message
 from app.ui.discover.results import ResultsModel
+from app.ui.discover.token_dialog import TokenDialog
 from app.ui.download_bridge import DownloadBridge
 from app.ui.workers import TaskRunner
 
@@ -62,6 +64,10 @@ class DiscoverPage(QWidget):
         self.sort_combo = QComboBox()
         for label, key in SORTS:
             self.sort_combo.addItem(label, key)
+        self.token_button = QPushButton("Hub token…")
+        self.token_button.setObjectName("hubTokenButton")
+        self.token_button.setToolTip("Set the Hugging Face token used for gated models")
+        self.token_dialog: TokenDialog | None = None
         self.status = QLabel("Type to search Hugging Face for GGUF models.")
         self.status.setStyleSheet("color: #666;")
         self.error_banner = QLabel("")
@@ -92,6 +98,7 @@ class DiscoverPage(QWidget):
         bar.addWidget(self.search_box, 1)
         bar.addWidget(QLabel("Sort:"))
         bar.addWidget(self.sort_combo)
+        bar.addWidget(self.token_button)
         browse = QSplitter(Qt.Orientation.Horizontal)
         browse.addWidget(self.results)
         browse.addWidget(self.details)
@@ -119,6 +126,7 @@ class DiscoverPage(QWidget):
         self.sort_combo.currentIndexChanged.connect(self.search)
         self.results.selectionModel().selectionChanged.connect(self._result_selected)
         self.details.downloadRequested.connect(self.download)
+        self.token_button.clicked.connect(self.edit_token)
         self.downloads.event.connect(self._download_event)
         self.downloads.completed.connect(self._download_completed)
         self.downloads_panel.pauseRequested.connect(self.downloads.pause)
@@ -182,6 +190,15 @@ class DiscoverPage(QWidget):
             message = user_message(exc)
             self.details.show_error(message)
             self.show_error(message)
+
+    # -- Hub token -----------------------------------------------------------------------------
+    def edit_token(self) -> TokenDialog:
+        """Open the token dialog (created once and kept, see `TokenDialog`)."""
+        if self.token_dialog is None:
+            self.token_dialog = TokenDialog(self.tasks, self)
+            self.token_dialog.tokenChanged.connect(self.downloads.set_token)
+        self.token_dialog.open_and_refresh()
+        return self.token_dialog
 
     # -- downloads -----------------------------------------------------------------------------
     def download(self, repo_id: str, names: list[str]) -> None:

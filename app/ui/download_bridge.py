@@ -32,13 +32,21 @@ class DownloadBridge(QObject):
         self._arrived.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
 
     def _ensure(self, token: str | None) -> DownloadManager:
-        # Created on the first download, because the token comes from the keyring, which is
-        # read off the GUI thread together with the file list.
+        # Created on the first download. The token is read off the GUI thread (it may come from
+        # the keyring) together with each download's file list, so every `add` brings the
+        # current one: a token set after a 401 is used by the next download.
         if self._manager is None:
             self._manager = DownloadManager(
                 self._models_dir, self._on_event, journal=self._store,
                 on_complete=library_callback(self._store), token=token)
+        else:
+            self._manager.set_token(token)
         return self._manager
+
+    def set_token(self, token: str | None) -> None:
+        """Use ``token`` from now on (also for Resume of a download of this session)."""
+        if self._manager is not None:
+            self._manager.set_token(token)
 
     # -- GUI thread ----------------------------------------------------------------------------
     def add(self, targets: list[FileTarget], token: str | None) -> list[str]:
