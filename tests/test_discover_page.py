@@ -8,11 +8,17 @@ from fake_hub import FakeHub, Faults
 from PySide6.QtCore import Qt
 
 from app.engine.downloads import DownloadEvent
+from app.engine.fit import estimate_memory
+from app.engine.gguf_info import human_bytes, read_header_bytes
+from app.engine.hardware import HardwareSnapshot
+from app.engine.types import LoadSettings
+from app.ui.discover import jobs
 from app.ui.discover.fit_badge import quick_fit
 from app.ui.main_window import DISCOVER_PAGE
 
 LOAD_TIMEOUT_MS = 60_000
-VERDICTS = {"full GPU offload", "partial offload", "CPU only", "likely too large"}
+VERDICTS = {"full GPU offload", "full offload", "partial offload", "CPU only",
+            "likely too large", "does not fit"}
 
 
 def _search(qtbot, page, text: str, rows: int) -> None:
@@ -49,7 +55,11 @@ def test_search_open_download_load_and_chat(qtbot, fake_hub: FakeHub, main_windo
               for i in range(page.details.files.topLevelItemCount())]
     assert {"Q4_K_M", "Q8_0", "F16", "Vision projector (mmproj)"} == set(groups)
     assert all(item.text(2) in VERDICTS for item in page.details.file_items())
-    assert "needs about" in _file_item(page, "Tiny-1B-Q4_K_M.gguf").toolTip(2)
+    # Models get the estimator's figures from their header, fetched by a Range request;
+    # the projector keeps the rough size rule.
+    assert "Estimated at" in _file_item(page, "Tiny-1B-Q4_K_M.gguf").toolTip(2)
+    assert fake_hub.ranges("Tiny-1B-Q4_K_M.gguf")[0].startswith("bytes=0-")
+    assert "needs about" in _file_item(page, "mmproj-Tiny-1B-f16.gguf").toolTip(2)
     assert page.details.with_projector.isVisibleTo(page)
     assert "Tiny 1B" in page.details.card.toPlainText()
 
@@ -146,6 +156,38 @@ def test_offline_search_shows_a_message(qtbot, fake_hub: FakeHub, main_window,
     qtbot.waitUntil(page.error_banner.isVisible, timeout=10_000)
     assert "offline" in page.error_banner.text()
     assert page.results_model.rowCount() == 0
+
+
+def test_badges_come_from_the_memory_estimate(qtbot, fake_hub: FakeHub, main_window,
+                                              tiny_gguf_bytes, monkeypatch) -> None:
+    gib = 1 << 30
+    monkeypatch.setattr(jobs, "probe_hardware",
+                        lambda: HardwareSnapshot(ram_available=8 * gib, gpus=[]))
+    main_window.show_page(DISCOVER_PAGE)
+    page = main_window.discover_page
+    _search(qtbot, page, "tiny", rows=2)
+    _open(qtbot, page, "tinyorg/Tiny-1B-GGUF")
+    qtbot.waitUntil(lambda: len(page.details.file_items()) == 4, timeout=10_000)
+    small = tiny_gguf_bytes["small"]
+    info, shape = read_header_bytes(small, len(small), "Tiny-1B-Q4_K_M.gguf")
+    settings = LoadSettings(n_ctx=min(8192, info.context_length), n_gpu_layers=0)
+    est = estimate_memory(info, settings, [], ram_available=8 * gib, shape=shape)
+    item = _file_item(page, "Tiny-1B-Q4_K_M.gguf")
+    assert item.text(2) == "CPU only"
+    assert f"needs RAM {human_bytes(est.ram_bytes)}" in item.toolTip(2)
+    assert "rough" not in item.toolTip(2).lower()
+
+    # A file whose header cannot be fetched falls back to the size rule.
+    fake_hub.faults["tiny-7b-Q2_K.gguf"] = Faults(status=500)
+    files = fake_hub.repos["otherorg/Tiny-Uncensored-7B-GGUF"].files  # header in part 1
+    files["tiny-7b-IQ4_XS-00001-of-00002.gguf"] = small[:200_000]
+    files["tiny-7b-IQ4_XS-00002-of-00002.gguf"] = small[200_000:]
+    _open(qtbot, page, "otherorg/Tiny-Uncensored-7B-GGUF")
+    qtbot.waitUntil(lambda: len(page.details.file_items()) == 2, timeout=10_000)
+    assert "Rough estimate" in _file_item(page, "tiny-7b-Q2_K.gguf").toolTip(2)
+    # A split file's badge comes from its first part's header.
+    split = _file_item(page, "tiny-7b-IQ4_XS-00001-of-00002.gguf")
+    assert "Estimated at" in split.toolTip(2)
 
 
 def test_quick_fit_rule() -> None:

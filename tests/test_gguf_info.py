@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from pathlib import Path
 
@@ -11,10 +12,13 @@ import pytest
 
 from app.engine.gguf_info import (
     GGUFError,
+    GGUFIncomplete,
     format_model_info,
     human_bytes,
     human_count,
+    read_header_bytes,
     read_model_info,
+    read_model_shape,
 )
 from app.engine.runtime import Runtime
 from app.engine.types import LoadSettings, Sampling
@@ -223,3 +227,29 @@ def test_starter_model_info(_starter_path: Path) -> None:
     # A base model: Hearth must not pretend it has a chat template.
     assert info.has_chat_template is False and info.chat_template is None
     assert sum(info.layer_tensor_bytes) + info.other_tensor_bytes < info.file_size
+
+
+def test_read_header_bytes_matches_the_file(tmp_path: Path) -> None:
+    path = build_tiny_model(tmp_path / "tiny.gguf", dtype="f16", **SHAPE)
+    data = path.read_bytes()
+    from_file = read_model_info(path)
+    # A start that holds the header is enough; the tensor data is not needed.
+    info, shape = read_header_bytes(data[:64 * 1024], len(data), "tiny.gguf")
+    assert info == dataclasses.replace(from_file, path="tiny.gguf")
+    assert shape == read_model_shape(path)
+    # The size given is taken as the file's, since only the start is present.
+    bigger, _ = read_header_bytes(data[:64 * 1024], 10 * len(data), "tiny.gguf")
+    assert bigger.file_size == 10 * len(data) and bigger.block_count == SHAPE["n_layer"]
+
+
+@pytest.mark.parametrize("n", [0, 6, 8, 30, 200])
+def test_read_header_bytes_too_few_bytes(tmp_path: Path, n: int) -> None:
+    data = build_tiny_model(tmp_path / "tiny.gguf", dtype="f16", **SHAPE).read_bytes()
+    with pytest.raises(GGUFIncomplete):
+        read_header_bytes(data[:n], len(data), "tiny.gguf")
+
+
+def test_read_header_bytes_not_gguf() -> None:
+    with pytest.raises(GGUFError) as caught:
+        read_header_bytes(b"<html>not a model</html>", 10_000, "page.gguf")
+    assert not isinstance(caught.value, GGUFIncomplete)

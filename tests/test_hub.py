@@ -15,6 +15,7 @@ from app.engine.hub import (
     list_gguf_files,
     model_card,
     quant_label,
+    remote_model_info,
     search_models,
 )
 
@@ -87,3 +88,35 @@ def test_token_file_is_private_and_not_in_errors(tmp_path: Path,
     assert hub_token.get_token(tmp_path) == "hf_secret123"
     hub_token.clear_token(tmp_path)
     assert hub_token.get_token(tmp_path) is None
+
+
+def test_remote_model_info_reads_the_header_by_range(fake_hub: FakeHub,
+                                                     tiny_gguf_bytes: dict[str, bytes],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.engine import hub
+    from app.engine.gguf_info import read_header_bytes
+
+    big = tiny_gguf_bytes["big"]
+    monkeypatch.setattr(hub, "HEADER_FIRST_BYTES", 256)  # force a few doublings
+    info, shape = remote_model_info("tinyorg/Tiny-1B-GGUF", "Tiny-1B-Q8_0.gguf", len(big))
+    expected, expected_shape = read_header_bytes(big, len(big), "Tiny-1B-Q8_0.gguf")
+    assert (info.architecture, info.block_count) == ("llama", 2)
+    assert info == expected and shape == expected_shape
+    ranges = fake_hub.ranges("Tiny-1B-Q8_0.gguf")
+    assert ranges[:2] == ["bytes=0-255", "bytes=0-511"]
+    assert all(r is not None and r.startswith("bytes=0-") for r in ranges)
+    assert int(ranges[-1].split("-")[1]) < len(big) - 1  # never the whole file
+
+
+def test_remote_model_info_errors(fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_hub.faults["Tiny-1B-F16.gguf"] = Faults(status=404)
+    with pytest.raises(HubError) as caught:
+        remote_model_info("tinyorg/Tiny-1B-GGUF", "Tiny-1B-F16.gguf", 1000)
+    assert caught.value.kind == "not_found"
+    fake_hub.add_file("tinyorg/Tiny-1B-GGUF", "notes.gguf", b"hello, not a model" * 10)
+    with pytest.raises(HubError, match="not a readable GGUF"):
+        remote_model_info("tinyorg/Tiny-1B-GGUF", "notes.gguf", 180)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubError) as caught:
+        remote_model_info("tinyorg/Tiny-1B-GGUF", "Tiny-1B-Q8_0.gguf", 1000)
+    assert caught.value.kind == "offline"

@@ -68,6 +68,14 @@ class _Header:
     tensors: list[_Tensor] = field(default_factory=list)
 
 
+class GGUFIncomplete(GGUFError):
+    """The bytes given end inside the header or tensor table; more of the file is needed."""
+
+
+class _PastEnd(_Corrupt):
+    """A value runs past the end of the bytes at hand."""
+
+
 def _read_header(path: Path) -> tuple[_Header, int]:
     """Parse the header and tensor table through a read-only map; return them and the size."""
     byte_order, file_size = _check_start(path)
@@ -92,7 +100,37 @@ def read_model_info(path: str | Path) -> ModelInfo:
             f"{path} is truncated or corrupt (tensor data needs {data_end:,} bytes, "
             f"the file has {file_size:,})"
         )
+    return _model_info(header, file_size, str(path))
 
+
+def read_model_shape(path: str | Path) -> ModelShape:
+    """The header values the memory-fit estimate needs; raise ``GGUFError`` if unreadable."""
+    header, _ = _read_header(Path(path))
+    return _model_shape(header)
+
+
+def read_header_bytes(data: bytes, file_size: int, name: str) -> tuple[ModelInfo, ModelShape]:
+    """Info and shape of a GGUF file from its first bytes (``data``) and its full size.
+
+    For a file not on disk, such as one on the Hub. The tensor data is not present, so it is not
+    checked; ``GGUFIncomplete`` means ``data`` ends inside the header or tensor table and more of
+    the file should be fetched, any other ``GGUFError`` that the start is not a usable header.
+    """
+    complete = len(data) >= file_size
+    byte_order = _check_magic(bytes(data[:8]), name, complete)
+    try:
+        header = _HeaderParser(data, byte_order, max(file_size, len(data))).parse()
+    except (struct.error, _PastEnd) as exc:
+        if complete:
+            raise GGUFError(f"{name} is truncated or corrupt (the header ends early)") from exc
+        raise GGUFIncomplete(
+            f"The first {len(data):,} bytes of {name} end inside its header") from exc
+    except (_Corrupt, ValueError, OverflowError) as exc:
+        raise GGUFError(f"{name} is truncated or corrupt ({exc})") from exc
+    return _model_info(header, file_size, name), _model_shape(header)
+
+
+def _model_info(header: _Header, file_size: int, path: str) -> ModelInfo:
     get = header.fields.get
     try:
         arch = str(get("general.architecture") or "unknown")
@@ -101,10 +139,10 @@ def read_model_info(path: str | Path) -> ModelInfo:
         sliding_window = get(f"{arch}.attention.sliding_window")
         layer_bytes, other_bytes = _tensor_bytes(header.tensors)
         return ModelInfo(
-            path=str(path),
+            path=path,
             file_size=file_size,
             architecture=arch,
-            name=str(get("general.name") or path.stem),
+            name=str(get("general.name") or Path(path).stem),
             parameter_count=sum(t.n_elements for t in header.tensors),
             file_type=_file_type(get("general.file_type"), header.tensors),
             context_length=int(get(f"{arch}.context_length") or 0),
@@ -122,10 +160,7 @@ def read_model_info(path: str | Path) -> ModelInfo:
         raise GGUFError(f"{path} is truncated or corrupt ({exc})") from exc
 
 
-def read_model_shape(path: str | Path) -> ModelShape:
-    """The header values the memory-fit estimate needs; raise ``GGUFError`` if unreadable."""
-    path = Path(path)
-    header, _ = _read_header(path)
+def _model_shape(header: _Header) -> ModelShape:
     get = header.fields.get
     arch = str(get("general.architecture") or "unknown")
     return ModelShape(
@@ -149,27 +184,35 @@ def _check_start(path: Path) -> tuple[str, int]:
         file_size = path.stat().st_size
     except OSError as exc:
         raise GGUFError(f"Cannot read {path}: {exc.strerror or exc}") from exc
-    if not head:
-        raise GGUFError(f"{path} is empty, not a GGUF model file")
-    if head[:4] != _MAGIC:
-        raise GGUFError(f"{path} is not a GGUF model file")
+    return _check_magic(head, str(path)), file_size
+
+
+def _check_magic(head: bytes, name: str, complete: bool = True) -> str:
+    """Check the magic and version in the first 8 bytes; return the struct byte order."""
+    if not head and complete:
+        raise GGUFError(f"{name} is empty, not a GGUF model file")
+    if head[:4] != (_MAGIC if complete else _MAGIC[: len(head)]):
+        raise GGUFError(f"{name} is not a GGUF model file")
     if len(head) < 8:
-        raise GGUFError(f"{path} is truncated or corrupt (the header is cut short)")
+        if not complete:
+            raise GGUFIncomplete(f"The first {len(head)} bytes of {name} are too few to read")
+        raise GGUFError(f"{name} is truncated or corrupt (the header is cut short)")
     byte_order = "<"
     version = struct.unpack("<I", head[4:])[0]
     if version & 0xFFFF == 0:  # written on a big-endian machine
         byte_order = ">"
         version = struct.unpack(">I", head[4:])[0]
     if version not in _SUPPORTED_VERSIONS:
-        raise GGUFError(f"{path} uses GGUF version {version}, which Hearth cannot read")
-    return byte_order, file_size
+        raise GGUFError(f"{name} uses GGUF version {version}, which Hearth cannot read")
+    return byte_order
 
 
 class _HeaderParser:
     """Walks the key/value section and tensor table of a GGUF file (spec versions 2 and 3)."""
 
-    def __init__(self, buf: mmap.mmap, byte_order: str) -> None:
+    def __init__(self, buf: mmap.mmap | bytes, byte_order: str, size: int | None = None) -> None:
         self.buf = buf
+        self.size = len(buf) if size is None else size  # the whole file's, for sanity checks
         self.pos = 8  # after magic and version
         self.order = byte_order
         self.u64 = struct.Struct(byte_order + "Q")
@@ -177,7 +220,7 @@ class _HeaderParser:
     def parse(self) -> _Header:
         n_tensors, n_kv = self._unpack("QQ")
         # Every entry takes at least 8 bytes, so larger counts cannot be real.
-        if max(n_tensors, n_kv) > len(self.buf) // 8:
+        if max(n_tensors, n_kv) > self.size // 8:
             raise _Corrupt(f"header claims {n_tensors:,} tensors and {n_kv:,} keys")
         header = _Header()
         for _ in range(n_kv):
@@ -207,7 +250,7 @@ class _HeaderParser:
         (length,) = self.u64.unpack_from(self.buf, self.pos)
         start = self.pos + 8
         if start + length > len(self.buf):
-            raise _Corrupt("a string runs past the end of the file")
+            raise _PastEnd("a string runs past the end of the file")
         self.pos = start + length
         return self.buf[start : self.pos].decode("utf-8")
 
@@ -229,7 +272,7 @@ class _HeaderParser:
         if count > _MAX_KEPT_ARRAY:
             self.pos += count * struct.calcsize(fmt)
             if self.pos > len(self.buf):
-                raise _Corrupt("an array runs past the end of the file")
+                raise _PastEnd("an array runs past the end of the file")
             return None
         return list(self._unpack(f"{count}{fmt}"))
 
@@ -238,7 +281,7 @@ class _HeaderParser:
         for _ in range(count):
             pos += 8 + unpack(buf, pos)[0]
         if pos > len(buf):
-            raise _Corrupt("a string array runs past the end of the file")
+            raise _PastEnd("a string array runs past the end of the file")
         self.pos = pos
 
     def _tensor_info(self) -> tuple[str, gguf.GGMLQuantizationType, int, int]:

@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
+from app.engine.types import ModelInfo, ModelShape
+
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -31,6 +33,8 @@ _QUANT = re.compile(
     re.IGNORECASE,
 )
 _SPLIT = re.compile(r"^(?P<stem>.*)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
+HEADER_FIRST_BYTES = 1 << 20  # most GGUF headers fit in 1 MiB; Gemma's vocabulary needs ~5
+HEADER_MAX_BYTES = 64 << 20
 _PARAMS = re.compile(r"(?<![A-Za-z0-9])(\d+(?:\.\d+)?)\s*([BM])(?![A-Za-z0-9])", re.IGNORECASE)
 
 
@@ -284,3 +288,52 @@ def model_card(repo_id: str, token: str | None = None) -> str:
         return response.text
     except Exception as exc:
         raise map_error(exc, repo_id) from None
+
+
+def _fetch_start(url: str, n: int, token: str | None) -> bytes:
+    """Up to ``n`` bytes from the start of ``url``, by a Range request (read no further if the
+    server ignores the Range and sends the whole file)."""
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    headers = {**build_hf_headers(token=token or False), "Range": f"bytes=0-{n - 1}"}
+    chunks: list[bytes] = []
+    got = 0
+    with get_session().stream("GET", url, headers=headers, follow_redirects=True) as response:
+        hf_raise_for_status(response)
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            got += len(chunk)
+            if got >= n:
+                break
+    return b"".join(chunks)[:n]
+
+
+def remote_model_info(repo_id: str, filename: str, size: int,
+                      token: str | None = None) -> tuple[ModelInfo, ModelShape]:
+    """What the GGUF header of a file on the Hub says, from the file's first bytes only.
+
+    Fetches 1 MiB, then twice as much until the header and tensor table are in (at most
+    ``HEADER_MAX_BYTES``). ``size`` is the whole file's (all parts of a split file together).
+    """
+    from app.engine.gguf_info import GGUFError, GGUFIncomplete, read_header_bytes
+
+    _check_online()
+    url = resolve_url(repo_id, filename)
+    what = f"{repo_id}/{filename}"
+    n = HEADER_FIRST_BYTES
+    while True:
+        want = min(n, size) if size > 0 else n
+        try:
+            data = _fetch_start(url, want, token)
+        except Exception as exc:
+            raise map_error(exc, what) from None
+        try:
+            return read_header_bytes(data, max(size, len(data)), filename)
+        except GGUFIncomplete:
+            if len(data) < want or n >= HEADER_MAX_BYTES:
+                raise HubError(f"The header of {what} is larger than Hearth reads "
+                               f"({len(data):,} bytes) or the file is cut short.",
+                               "error") from None
+            n *= 2
+        except GGUFError as exc:
+            raise HubError(f"{what} is not a readable GGUF file ({exc}).", "error") from None

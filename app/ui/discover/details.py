@@ -25,8 +25,9 @@ from app.engine.hub import HubFile, HubModel
 from app.ui.discover.fit_badge import FitBadge
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n.*?\n---\s*\n", re.DOTALL)
-_BADGE_COLOURS = {"full GPU offload": "#2e7d32", "partial offload": "#b26a00",
-                  "CPU only": "#2e7d32", "likely too large": "#c62828"}
+_BADGE_COLOURS = {"full GPU offload": "#2e7d32", "full offload": "#2e7d32",
+                  "partial offload": "#b26a00", "CPU only": "#2e7d32",
+                  "likely too large": "#c62828", "does not fit": "#c62828"}
 FILE_COLUMNS = ["File", "Size", "Fit on this machine", ""]
 
 
@@ -165,7 +166,7 @@ class ModelDetails(QWidget):
         item.setToolTip(0, "\n".join(hub_file.parts))
         item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if badge is not None:
-            item.setForeground(2, QBrush(QColor(_BADGE_COLOURS[badge.verdict])))
+            item.setForeground(2, QBrush(QColor(_BADGE_COLOURS.get(badge.verdict, "#666"))))
             item.setToolTip(2, badge.detail)
         button = QPushButton("Download")
         button.setToolTip(f"Download {', '.join(hub_file.parts)}")

@@ -1,9 +1,9 @@
-"""A fit badge for a GGUF file that is not on disk yet, from its size alone.
+"""Fit badges for GGUF files that are not on disk yet.
 
-The memory estimator (`app.engine.fit.estimate_memory`) needs the file's GGUF header, which a
-Hub listing does not give, so until the header can be fetched with a Range request this is a
-deliberately simple rule: the weights plus a margin for the KV cache and compute buffers against
-free VRAM and available RAM. Replace `quick_fit` and keep `FitBadge` for the UI.
+`estimated_fit` runs the memory estimator (`app.engine.fit.estimate_memory`) on the header the
+Discover page fetched with a Range request. When that header could not be fetched, `quick_fit`
+is the fallback: the weights plus a margin for the KV cache and compute buffers against free
+VRAM and available RAM, from the file size alone.
 """
 
 from __future__ import annotations
@@ -12,27 +12,36 @@ from dataclasses import dataclass
 
 import psutil
 
+from app.engine.fit import auto_gpu_layers, estimate_memory
 from app.engine.gguf_info import human_bytes
 from app.engine.hardware import GpuInfo
+from app.engine.types import LoadSettings, ModelInfo, ModelShape
 
 # Room a default 4096-token context and llama.cpp's buffers take beyond the weights.
 _MARGIN_FRACTION = 0.15
 _MARGIN_FLOOR = 256 * 1024 * 1024
+DISCOVER_CTX = 8192  # the context the estimate assumes (or the model's own, if smaller)
+_TOO_LARGE = ("likely too large", "does not fit")
 
 
 @dataclass(frozen=True)
 class FitBadge:
-    verdict: str  # "full GPU offload" | "partial offload" | "CPU only" | "likely too large"
+    # From the estimator: "full offload" | "partial offload" | "CPU only" | "does not fit";
+    # from quick_fit: "full GPU offload" | "partial offload" | "CPU only" | "likely too large".
+    verdict: str
     need: int
     ram_available: int
     vram_free: int
+    note: str = ""  # the estimator's figures; empty for a rough estimate
 
     @property
     def ok(self) -> bool:
-        return self.verdict != "likely too large"
+        return self.verdict not in _TOO_LARGE
 
     @property
     def detail(self) -> str:
+        if self.note:
+            return self.note
         vram = f", {human_bytes(self.vram_free)} VRAM free" if self.vram_free else ", no GPU"
         return (f"Rough estimate from the file size: needs about {human_bytes(self.need)}; "
                 f"this machine has {human_bytes(self.ram_available)} RAM available{vram}.")
@@ -54,3 +63,23 @@ def quick_fit(size: int, ram_available: int | None = None,
     else:
         verdict = "likely too large"
     return FitBadge(verdict, need, ram_available, vram)
+
+
+def estimated_fit(info: ModelInfo, shape: ModelShape, ram_available: int,
+                  gpus: list[GpuInfo]) -> FitBadge:
+    """The memory estimator's verdict for a file whose header was fetched from the Hub: at
+    ``DISCOVER_CTX`` tokens of context, with as many layers on the GPUs as fit."""
+    settings = LoadSettings(n_ctx=min(DISCOVER_CTX, info.context_length or DISCOVER_CTX))
+    layers = auto_gpu_layers(info, settings, gpus, shape=shape) if gpus else 0
+    settings = LoadSettings(**{**settings.to_dict(), "n_gpu_layers": layers})
+    est = estimate_memory(info, settings, gpus, ram_available=ram_available, shape=shape)
+    vram_need, vram_free = sum(est.vram_bytes), sum(est.vram_free)
+    lines = [f"Estimated at {est.n_ctx:,} tokens of context: needs RAM "
+             f"{human_bytes(est.ram_bytes)}"
+             + (f", VRAM {human_bytes(vram_need)} ({est.layers_on_gpu} of "
+                f"{est.max_gpu_layers} layers on the GPU)" if gpus else "") + "."]
+    lines += [f"  {label}: {human_bytes(value)}" for label, value in est.breakdown()]
+    vram = f", {human_bytes(vram_free)} VRAM free" if gpus else ", no GPU"
+    lines.append(f"This machine has {human_bytes(ram_available)} RAM available{vram}.")
+    return FitBadge(est.verdict, est.ram_bytes + vram_need, ram_available, vram_free,
+                    "\n".join(lines))
