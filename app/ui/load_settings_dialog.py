@@ -276,3 +276,11 @@ class LoadSettingsDialog(QDialog):
                 total = label.endswith("total")
                 name.setText(f"<b>{label}</b>" if total else label)
                 value.setText(f"<b>{human_bytes(amount)}</b>" if total else human_bytes(amount))
+
+
+def open_load_settings(store: Store, info: ModelInfo, parent: QWidget) -> LoadSettingsDialog:
+    """Show a model's load settings, modeless so the rest of the window stays usable."""
+    dialog = LoadSettingsDialog(store, info, parent=parent)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.show()
+    return dialog

@@ -52,7 +52,7 @@ from app.models.library import (
 )
 from app.models.records import ModelFileRecord, ModelSource
 from app.models.store import Store
-from app.ui.load_settings_dialog import LoadSettingsDialog
+from app.ui.load_settings_dialog import LoadSettingsDialog, open_load_settings
 from app.ui.workers import TaskRunner
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -411,10 +411,7 @@ class ModelsPage(QWidget):
         record = self.selected_record()
         if record is None:
             return None
-        dialog = LoadSettingsDialog(self._store, record.info, parent=self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.show()
-        return dialog
+        return open_load_settings(self._store, record.info, self)
 
     def delete_selected(self) -> None:
         record = self.selected_record()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from app.engine.events import MemoryCheck
@@ -17,6 +17,7 @@ from app.ui.bridge import EngineBridge
 from app.ui.load_settings_dialog import (  # noqa: F401 - default_load_settings is re-exported
     LoadSettingsDialog,
     default_load_settings,
+    open_load_settings,
     saved_load_settings,
 )
 
@@ -119,10 +120,7 @@ class ModelPicker(QWidget):
         record = self._store.get_model_file_by_path(self.combo.currentData() or "")
         if record is None:
             return None
-        dialog = LoadSettingsDialog(self._store, record.info, parent=self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.show()
-        return dialog
+        return open_load_settings(self._store, record.info, self)
 
     # -- private -------------------------------------------------------------------------------
     def _on_load_clicked(self) -> None:
