@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.engine.events import MemoryCheck
 from app.engine.gguf_info import human_bytes
@@ -53,17 +62,26 @@ class ModelPicker(QWidget):
         self.error_label.setWordWrap(True)
         self.error_label.hide()
 
-        layout = QHBoxLayout(self)
+        # Controls on one row, what the loaded model is on the next: the status texts are long
+        # and must never widen the window past the screen.
+        for label in (self.loaded_label, self.format_label, self.memory_label):
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        controls = QHBoxLayout()
+        controls.addWidget(self.combo, 1)
+        controls.addWidget(self.load_button)
+        controls.addWidget(self.settings_button)
+        controls.addWidget(self.eject_button)
+        controls.addWidget(self.progress)
+        status = QHBoxLayout()
+        status.addWidget(self.loaded_label, 2)
+        status.addWidget(self.format_label, 2)
+        status.addWidget(self.memory_label, 3)
+        status.addWidget(self.error_label, 3)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.combo, 1)
-        layout.addWidget(self.load_button)
-        layout.addWidget(self.settings_button)
-        layout.addWidget(self.eject_button)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.loaded_label)
-        layout.addWidget(self.format_label)
-        layout.addWidget(self.memory_label)
-        layout.addWidget(self.error_label, 1)
+        layout.setSpacing(2)
+        layout.addLayout(controls)
+        layout.addLayout(status)
 
         self.load_button.clicked.connect(self._on_load_clicked)
         self.settings_button.clicked.connect(self.edit_settings)
@@ -185,6 +203,8 @@ class ModelPicker(QWidget):
         name = info.name or Path(info.path).stem
         self.loaded_label.setText(f"Loaded: {name} ({info.file_type}) · context {n_ctx}")
         self.format_label.setText(TEMPLATE_LABEL if info.has_chat_template else PLAIN_FORMAT_LABEL)
+        for label in (self.loaded_label, self.format_label):  # they may be cut on narrow windows
+            label.setToolTip(label.text())
 
 
 def memory_text(check: MemoryCheck) -> str:
