@@ -432,6 +432,99 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- quantize --------------------------------------------------------------------------------
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from app.engine.fit import estimate_memory
+    from app.engine.gguf_info import human_bytes
+    from app.engine.hardware import probe_hardware
+    from app.engine.quality import EvaluateJob, QualityCancelled, to_csv, to_markdown
+    from app.engine.quantize import (
+        OutputExists,
+        QuantizeError,
+        QuantizeJob,
+        QuantizeRequest,
+        RequantizeRefused,
+        plan_quantize,
+        predicted_info,
+    )
+    from app.engine.types import LoadSettings
+    from app.models.quantized import register_quantized
+
+    with _open_store() as store:
+        try:
+            source = Path(_resolve_model(store, args.source))
+            request = QuantizeRequest(
+                source, tuple(args.types), out_dir=args.out, imatrix=args.imatrix,
+                threads=args.threads, allow_requantize=args.allow_requantize,
+                overwrite=args.overwrite,
+            )
+            print(f"Checking {source.name} and predicting sizes…", file=sys.stderr)
+            plan = plan_quantize(request)
+        except (CliError, QuantizeError) as exc:
+            hint = {RequantizeRefused: " Add --allow-requantize to go ahead anyway.",
+                    OutputExists: " Or add --overwrite to replace it."}.get(type(exc), "")
+            print(f"hearth quantize: {exc}{hint}", file=sys.stderr)
+            return 1
+        if plan.warning:
+            print(f"Warning: {plan.warning}", file=sys.stderr)
+        hardware = probe_hardware()
+        settings = LoadSettings(n_ctx=min(4096, plan.source.context_length or 4096),
+                                n_gpu_layers=-1 if hardware.gpus else 0)
+        print(f"{'TYPE':<9} {'PREDICTED':>10}  {'FIT AT ' + str(settings.n_ctx):<17} OUTPUT")
+        for target in plan.targets:
+            size = target.predicted_size
+            fit = (estimate_memory(predicted_info(plan.source, size), settings,
+                                   hardware.gpus).verdict if size else "unknown")
+            print(f"{target.quant.name:<9} {human_bytes(size) if size else '?':>10}  "
+                  f"{fit:<17} {target.output}")
+
+        job = QuantizeJob(plan)
+        with _ctrl_c(job.cancel):
+            try:
+                steps = job.run()
+                while True:
+                    step = next(steps)
+                    print(f"\r  {step.type_name} ({step.index + 1} of {step.count}): tensor "
+                          f"{step.tensor} of {step.n_tensors or '?'}   ", end="", file=sys.stderr)
+            except StopIteration as stop:
+                outputs = stop.value
+            except QuantizeError as exc:
+                print(f"\nhearth quantize: {exc}", file=sys.stderr)
+                return 1
+        print(file=sys.stderr)
+        register_quantized(store, source, outputs, args.imatrix)
+        for output in outputs:
+            print(f"Added {output.path} ({human_bytes(output.size)}, {output.seconds:.1f} s) "
+                  "to your library.")
+        if args.no_report:
+            return 0
+
+        evaluation = EvaluateJob(source, [(o.type_name, o.path) for o in outputs],
+                                 max_chunks=args.windows, threads=args.threads)
+        with _ctrl_c(evaluation.cancel):
+            try:
+                steps = evaluation.run()
+                while True:
+                    e = next(steps)
+                    print(f"\r  Measuring {e.label}: {e.stage} {e.step} of {e.steps}      ",
+                          end="", file=sys.stderr)
+            except StopIteration as stop:
+                report = stop.value
+            except QualityCancelled:
+                print("\nQuality report skipped; the quantized files are kept.", file=sys.stderr)
+                return 130
+        print(file=sys.stderr)
+        store.save_quality_report(report)
+        print(to_markdown(report))
+        if args.report:
+            text = to_csv(report) if args.report.suffix.lower() == ".csv" else to_markdown(report)
+            args.report.write_text(text, encoding="utf-8")
+            print(f"Report written to {args.report}")
+    return 0
+
+
 # -- argument parsing ------------------------------------------------------------------------
 
 
@@ -497,6 +590,34 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("--parallel", type=int, default=2, metavar="N",
                      help="files fetched at once for split models (default: 2)")
     get.set_defaults(func=_get)
+
+    quantize = commands.add_parser(
+        "quantize", help="quantize a model to smaller types, with a quality report",
+        description="Quantize a GGUF model to one or more types with llama.cpp, add the "
+        "results to your library, and measure each one's perplexity and speed against the "
+        "source. Ctrl+C stops it; the file in progress is removed.",
+    )
+    quantize.add_argument("source", metavar="SOURCE",
+                          help="a .gguf path or a name (or part of one) from `hearth models`")
+    quantize.add_argument("--type", dest="types", action="append", required=True,
+                          metavar="TYPE", help="target type such as Q4_K_M; repeat for more")
+    quantize.add_argument("--imatrix", type=Path, metavar="FILE",
+                          help="importance matrix (enables IQ types, improves low-bit types)")
+    quantize.add_argument("--out", type=Path, metavar="DIR",
+                          help="output folder (default: Hearth's models folder)")
+    quantize.add_argument("--threads", type=int, default=0, metavar="N",
+                          help="threads (default: all)")
+    quantize.add_argument("--allow-requantize", action="store_true",
+                          help="quantize an already-quantized model (compounds its error)")
+    quantize.add_argument("--overwrite", action="store_true",
+                          help="replace outputs that already exist")
+    quantize.add_argument("--no-report", action="store_true",
+                          help="skip measuring perplexity and speed")
+    quantize.add_argument("--windows", type=int, metavar="N",
+                          help="perplexity windows to measure (default: the whole sample)")
+    quantize.add_argument("--report", type=Path, metavar="FILE",
+                          help="also write the report to FILE (.md or .csv)")
+    quantize.set_defaults(func=_quantize)
 
     token = commands.add_parser(
         "token", help="set, clear or check the Hugging Face token for gated models",

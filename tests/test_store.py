@@ -85,7 +85,7 @@ def test_open_creates_folder_schema_and_fts(db_path: Path) -> None:
     assert {"ix_messages_chat_id_id", "ix_chats_updated_at"} <= schema["index"]
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            ("0003_memory_checks",)
+            ("0004_quantize",)
         ]
     conn.close()
 

@@ -7,15 +7,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from app.engine.quality import QualityReport
 from app.engine.types import GenerationStats, ModelInfo, Role, Sampling
 
 MessageStatus = Literal["complete", "partial", "failed", "streaming"]
 OverflowPolicy = Literal["stop", "truncate_oldest"]
-ModelSource = Literal["import", "starter", "indexed", "download"]
+ModelSource = Literal["import", "starter", "indexed", "download", "quantize"]
 
 MESSAGE_STATUSES: frozenset[str] = frozenset({"complete", "partial", "failed", "streaming"})
 OVERFLOW_POLICIES: frozenset[str] = frozenset({"stop", "truncate_oldest"})
-MODEL_SOURCES: frozenset[str] = frozenset({"import", "starter", "indexed", "download"})
+MODEL_SOURCES: frozenset[str] = frozenset(
+    {"import", "starter", "indexed", "download", "quantize"}
+)
 ROLES: frozenset[str] = frozenset({"system", "user", "assistant"})
 
 
@@ -112,3 +115,21 @@ class MemoryCheckRecord:
     estimated_vram: int | None
     actual_vram: int | None
     after_reply: bool
+
+
+@dataclass(frozen=True)
+class LineageRecord:
+    """A quantized model's origin: the file it was made from and the type it was made as."""
+
+    output_path: str
+    source_path: str
+    quant_type: str
+    imatrix_path: str | None
+    created_at: datetime  # aware, UTC
+
+
+@dataclass(frozen=True)
+class QualityReportRecord:
+    id: int
+    created_at: datetime  # aware, UTC
+    report: QualityReport

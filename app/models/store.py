@@ -36,6 +36,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.engine.downloads import DownloadRecord
 from app.engine.events import MemoryCheck as MemoryCheckEvent
+from app.engine.quality import QualityReport as QualityReportValue
+from app.engine.quality import QualityRow
 from app.engine.types import GenerationStats, ModelInfo, Role, Sampling
 from app.models.migrations import make_config
 from app.models.records import (
@@ -44,6 +46,7 @@ from app.models.records import (
     OVERFLOW_POLICIES,
     ROLES,
     ChatRecord,
+    LineageRecord,
     MemoryCheckRecord,
     MessageRecord,
     MessageStatus,
@@ -51,6 +54,7 @@ from app.models.records import (
     ModelSource,
     OverflowPolicy,
     PresetRecord,
+    QualityReportRecord,
     SearchHit,
 )
 from app.models.tables import (
@@ -59,13 +63,18 @@ from app.models.tables import (
     MemoryCheck,
     Message,
     ModelFile,
+    ModelLineage,
     Preset,
+    QualityReport,
+    QualityResult,
     Setting,
     utcnow,
 )
 
 log = logging.getLogger(__name__)
 
+_LINEAGE_COLUMNS = [getattr(ModelLineage, name) for name in LineageRecord.__dataclass_fields__]
+_QUALITY_ROW_COLUMNS = [getattr(QualityResult, name) for name in QualityRow.__dataclass_fields__]
 # In MemoryCheckRecord's field order, so a row unpacks straight into one.
 _MEMORY_CHECK_COLUMNS = [getattr(MemoryCheck, name)
                          for name in MemoryCheckRecord.__dataclass_fields__]
@@ -553,6 +562,67 @@ class Store:
     @staticmethod
     def _memory_check_record(row: MemoryCheck) -> MemoryCheckRecord:
         return MemoryCheckRecord(*(getattr(row, c.key) for c in _MEMORY_CHECK_COLUMNS))
+
+    # quantization: lineage and quality reports
+
+    def add_lineage(
+        self, output_path: str | Path, source_path: str | Path, quant_type: str,
+        imatrix_path: str | Path | None = None,
+    ) -> LineageRecord:
+        """Record (or replace) where the model at ``output_path`` was quantized from."""
+        values = {"source_path": str(source_path), "quant_type": quant_type,
+                  "imatrix_path": str(imatrix_path) if imatrix_path else None,
+                  "created_at": utcnow()}
+        statement = (
+            sqlite_insert(ModelLineage).values(output_path=str(output_path), **values)
+            .on_conflict_do_update(index_elements=[ModelLineage.output_path], set_=values)
+            .returning(*_LINEAGE_COLUMNS)
+        )
+        with self._writing() as session:
+            return LineageRecord(*session.execute(statement).one())
+
+    def get_lineage(self, output_path: str | Path) -> LineageRecord | None:
+        query = select(*_LINEAGE_COLUMNS).where(ModelLineage.output_path == str(output_path))
+        with self._reading() as conn:
+            row = conn.execute(query).first()
+        return LineageRecord(*row) if row else None
+
+    def save_quality_report(self, report: QualityReportValue) -> QualityReportRecord:
+        with self._writing() as session:
+            header = QualityReport(source_path=report.source_path, sample=report.sample,
+                                   n_ctx=report.n_ctx, n_chunks=report.n_chunks)
+            session.add(header)
+            session.flush()
+            session.add_all(
+                QualityResult(report_id=header.id, position=i, **vars(row))
+                for i, row in enumerate(report.rows)
+            )
+            return QualityReportRecord(header.id, header.created_at, report)
+
+    def latest_quality_report(self, model_path: str | Path) -> QualityReportRecord | None:
+        """The newest report that measured ``model_path``, as the source or as an output."""
+        path = str(model_path)
+        in_results = select(QualityResult.report_id).where(QualityResult.path == path)
+        query = (
+            select(QualityReport)
+            .where((QualityReport.source_path == path) | QualityReport.id.in_(in_results))
+            .order_by(QualityReport.id.desc())
+            .limit(1)
+        )
+        with self._reading() as conn:
+            header = conn.execute(query).first()
+            if header is None:
+                return None
+            rows = conn.execute(
+                select(*_QUALITY_ROW_COLUMNS)
+                .where(QualityResult.report_id == header.id)
+                .order_by(QualityResult.position)
+            ).all()
+        report = QualityReportValue(
+            header.source_path, header.sample, header.n_ctx, header.n_chunks,
+            tuple(QualityRow(*row) for row in rows),
+        )
+        return QualityReportRecord(header.id, header.created_at, report)
 
     # settings
 

