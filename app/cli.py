@@ -492,6 +492,8 @@ def _quantize(args: argparse.Namespace) -> int:
                 outputs = stop.value
             except QuantizeError as exc:
                 print(f"\nhearth quantize: {exc}", file=sys.stderr)
+                for output in register_quantized(store, source, job.finished, args.imatrix):
+                    print(f"Kept the finished {output.file_type} output: {output.path}")
                 return 1
         print(file=sys.stderr)
         register_quantized(store, source, outputs, args.imatrix)

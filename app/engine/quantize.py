@@ -246,6 +246,9 @@ class QuantizeJob:
         self.plan = plan
         self._worker: WorkerProcess | None = None
         self._cancelled = False
+        # Outputs completed so far: after a failure or cancel they are still complete and
+        # verified, so callers add them to the library; only the one in progress is removed.
+        self.finished: list[QuantizedFile] = []
 
     def cancel(self) -> None:
         self._cancelled = True
@@ -253,17 +256,12 @@ class QuantizeJob:
             self._worker.cancel()
 
     def run(self) -> Generator[QuantizeProgress, None, list[QuantizedFile]]:
-        """Yield progress per tensor; return the finished files, or raise QuantizeError.
-
-        Outputs finished before a failure or cancel are kept (they are complete and verified);
-        the one in progress is removed.
-        """
-        done: list[QuantizedFile] = []
+        """Yield progress per tensor; return the finished files, or raise QuantizeError."""
         count = len(self.plan.targets)
         for index, target in enumerate(self.plan.targets):
             yield QuantizeProgress(index, count, target.quant.name, 0, 0)
-            done.append((yield from self._run_one(index, target)))
-        return done
+            self.finished.append((yield from self._run_one(index, target)))
+        return list(self.finished)
 
     def _run_one(
         self, index: int, target: TargetPlan
