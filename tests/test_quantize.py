@@ -246,3 +246,27 @@ def test_disk_filling_up_during_the_run_fails_cleanly(
     kept = f"{base_name(quantizable_models['f16'])}-Q4_0.gguf"
     assert leftovers(tmp_path) == [kept]
     assert [f.path.name for f in job.finished] == [kept]  # complete, so the caller registers it
+
+
+def test_iq_types_quantize_with_an_importance_matrix(
+    quantizable_models: dict[str, Path], tmp_path: Path
+) -> None:
+    from app.testing.tiny_gguf import build_test_imatrix
+
+    source = quantizable_models["f16"]
+    imatrix = build_test_imatrix(source, tmp_path / "tiny.imatrix")
+    plan = plan_quantize(QuantizeRequest(source, ("IQ2_XS", "Q2_K"), out_dir=tmp_path / "out",
+                                         imatrix=imatrix))
+    assert all(t.predicted_size for t in plan.targets)
+    _steps, outputs = drain(QuantizeJob(plan).run())
+    assert [read_model_info(o.path).file_type for o in outputs] == ["IQ2_XS", "Q2_K"]
+    assert generate(outputs[0].path) is not None
+
+
+def test_a_file_that_is_not_an_importance_matrix_is_refused(
+    quantizable_models: dict[str, Path], tmp_path: Path
+) -> None:
+    with pytest.raises(QuantizeError, match="model"):
+        plan_quantize(QuantizeRequest(quantizable_models["f16"], ("IQ2_XS",),
+                                      out_dir=tmp_path / "out", imatrix=quantizable_models["f32"]))
+    assert leftovers(tmp_path) == []

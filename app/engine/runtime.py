@@ -77,7 +77,7 @@ class Runtime:
         llama_log.take_recent_errors()
         self._model = llama_cpp.llama_model_load_from_file(self.path.encode(), mparams)
         if not self._model:
-            raise LoadError(_explain("load the model", self.path))
+            raise LoadError(explain_failure("load the model", self.path))
 
         cparams = llama_cpp.llama_context_default_params()
         n_ctx = max(64, min(s.n_ctx, self.info.context_length or s.n_ctx))
@@ -109,7 +109,7 @@ class Runtime:
         if not self._ctx:
             llama_cpp.llama_model_free(self._model)
             self._model = None
-            raise LoadError(_explain(f"create a context of {n_ctx} tokens for", self.path))
+            raise LoadError(explain_failure(f"create a context of {n_ctx} tokens for", self.path))
 
     def close(self) -> None:
         if self._ctx:
@@ -167,7 +167,7 @@ class Runtime:
             rc = llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(arr, len(chunk)))
             if rc != 0:
                 self.reset_cache()
-                raise GenerationError(_explain(f"decode (code {rc})", self.path))
+                raise GenerationError(explain_failure(f"decode (code {rc})", self.path))
             self._cached.extend(chunk)
 
     def reset_cache(self) -> None:
@@ -239,7 +239,7 @@ class Runtime:
                 rc = llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(one, 1))
                 if rc != 0:
                     self.reset_cache()
-                    raise GenerationError(_explain(f"decode (code {rc})", self.path))
+                    raise GenerationError(explain_failure(f"decode (code {rc})", self.path))
                 self._cached.append(token)
         finally:
             llama_cpp.llama_sampler_free(sampler)
@@ -293,7 +293,7 @@ def _load_mode(mmap: bool, mlock: bool) -> int:
     return llama_cpp.LLAMA_LOAD_MODE_MMAP if mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
 
 
-def _explain(action: str, path: str) -> str:
+def explain_failure(action: str, path: str) -> str:
     details = llama_log.take_recent_errors()
     reason = f": {details[-1]}" if details else ""
     return f"llama.cpp could not {action} {Path(path).name}{reason}"

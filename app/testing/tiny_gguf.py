@@ -168,3 +168,18 @@ def truncate_copy(src: Path, dst: Path, keep_fraction: float = 0.5) -> Path:
     dst = Path(dst)
     dst.write_bytes(data[: int(len(data) * keep_fraction)])
     return dst
+
+
+def build_test_imatrix(model: Path, dest: Path, seed: int = 0) -> Path:
+    """Write a random but valid importance matrix for ``model``: one entry per matrix-multiply
+    weight, sized to its input dimension, as llama-imatrix collects them (token_embd is a row
+    lookup, so it has none and needs none)."""
+    from app.engine.imatrix import write_imatrix
+
+    reader = gguf.GGUFReader(model)
+    weights = {t.name: int(t.shape[0]) for t in reader.tensors
+               if len(t.shape) == 2 and t.name != "token_embd.weight"}
+    del reader  # releases its memory map of the model
+    rng = np.random.default_rng(seed)
+    sums = {name: rng.uniform(0.5, 2.0, n_cols) * 64 for name, n_cols in weights.items()}
+    return write_imatrix(dest, sums, dict.fromkeys(sums, 64))

@@ -1,0 +1,76 @@
+"""Quantizing an F16 model to Q4_K_M through Hearth vs a direct `llama_model_quantize` call.
+
+Hearth runs llama.cpp in a child process (so Cancel can stop it and a crash cannot take the
+window down), reads progress from its log and renames a `.part` file at the end; this measures
+what that costs. The input is an F16 copy of the starter model, made at the start of the run;
+both sides use the same file and thread count, alternating, after one warm-up each so the page
+cache is equally warm. Floor: Hearth ≤ 1.1 × direct (median of the rounds).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import llama_cpp
+from _common import median, starter_model, verdict
+
+from app.engine import llama_log
+from app.engine.quantize import QuantizeJob, QuantizeRequest, plan_quantize
+
+ROUNDS = 5
+THREADS = os.cpu_count() or 1
+
+
+def direct(source: Path, dest: Path, ftype: int, allow_requantize: bool = False) -> float:
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = THREADS
+    params.allow_requantize = allow_requantize
+    started = time.perf_counter()
+    if llama_cpp.llama_model_quantize(str(source).encode(), str(dest).encode(),
+                                      ctypes.byref(params)) != 0:
+        raise SystemExit(f"llama_model_quantize failed on {source}")
+    return time.perf_counter() - started
+
+
+def through_hearth(source: Path, out_dir: Path) -> float:
+    started = time.perf_counter()
+    plan = plan_quantize(QuantizeRequest(source, ("Q4_K_M",), out_dir=out_dir, threads=THREADS,
+                                         overwrite=True), predict=False)
+    steps = QuantizeJob(plan).run()
+    for _step in steps:
+        pass
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    llama_log.install()  # keep llama.cpp's per-tensor log out of the output
+    with tempfile.TemporaryDirectory(prefix="hearth-bench-quantize-") as tmp:
+        folder = Path(tmp)
+        source = folder / "starter-F16.gguf"
+        direct(starter_model(), source, llama_cpp.LLAMA_FTYPE_MOSTLY_F16, allow_requantize=True)
+        print(f"source: {source.name}, {source.stat().st_size / 1e6:.0f} MB, {THREADS} threads")
+        target = folder / "direct-Q4_K_M.gguf"
+        direct(source, target, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M)  # warm-up
+        through_hearth(source, folder / "hearth")
+        hearth_times, direct_times = [], []
+        for i in range(ROUNDS):
+            if i % 2:
+                hearth_times.append(through_hearth(source, folder / "hearth"))
+                direct_times.append(direct(source, target, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M))
+            else:
+                direct_times.append(direct(source, target, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M))
+                hearth_times.append(through_hearth(source, folder / "hearth"))
+            print(f"round {i + 1}: direct {direct_times[-1]:.2f} s, "
+                  f"Hearth {hearth_times[-1]:.2f} s")
+        ratio = median(hearth_times) / median(direct_times)
+        print(f"median: direct {median(direct_times):.2f} s, Hearth {median(hearth_times):.2f} s")
+    return verdict("quantize_time_ratio", ratio, 1.1, higher_is_better=False, unit="x")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
