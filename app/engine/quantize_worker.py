@@ -144,7 +144,9 @@ def _evaluate(request: dict[str, Any]) -> None:
         result = ppl.perplexity(model, text, max_chunks=request.get("max_chunks"),
                                 progress=progress)
         _send({"stage": "speed", "step": 0, "of": 1})
-        speed = ppl.measure_speed(model)
+        # llama-bench's pp/tg shape, shrunk to fit small contexts.
+        n_gen = 32
+        speed = ppl.measure_speed(model, n_prompt=min(256, model.n_ctx - n_gen), n_gen=n_gen)
     _send({"result": {
         "perplexity": result.perplexity, "stderr": result.stderr, "n_ctx": result.n_ctx,
         "n_chunks": result.n_chunks, "prompt_tps": speed.prompt_tps, "gen_tps": speed.gen_tps,
