@@ -148,3 +148,45 @@ def test_token_set_status_clear(hearth_home, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "Token: set" in out and out.rstrip().endswith("Token: not set")
     assert "hf_cli_secret" not in out
+
+
+def test_quantize_adds_outputs_with_lineage_and_prints_the_report(
+    hearth_home, quantizable_models, tmp_path, capsys
+):
+    source = quantizable_models["f16"]
+    report_file = tmp_path / "report.csv"
+    code = main(["quantize", str(source), "--type", "Q4_K_M", "--type", "q8_0", "--windows", "1",
+                 "--report", str(report_file)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "TYPE" in captured.out and "CPU only" in captured.out  # predicted size and fit
+    assert "| Q4_K_M | Q4_K_M |" in captured.out and "| F16 (source) |" in captured.out
+    assert "tensor 21 of 21" in captured.err
+    with _store(hearth_home) as store:
+        outputs = [r for r in store.list_model_files() if r.source == "quantize"]
+        assert sorted(r.file_type for r in outputs) == ["Q4_K_M", "Q8_0"]
+        lineage = store.get_lineage(outputs[0].path)
+        assert lineage is not None and lineage.source_path == str(source.resolve())
+        assert store.latest_quality_report(source) is not None
+    assert report_file.read_text().startswith("label,file_type,file_size")
+
+    # Again: the outputs exist now, and the message says how to replace them.
+    assert main(["quantize", str(source), "--type", "Q4_K_M", "--no-report"]) == 1
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--overwrite" in err
+    # Quantizing an output again is requantizing: refused until the user says so.
+    assert main(["quantize", outputs[0].path, "--type", "Q2_K", "--no-report"]) == 1
+    err = capsys.readouterr().err
+    assert "compounds the error" in err and "--allow-requantize" in err
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: p.write_text("hello"), "is not a GGUF model file"),
+    (lambda p: None, "No such file"),
+])
+def test_quantize_bad_sources_are_messages(hearth_home, tmp_path, capsys, make, message):
+    source = tmp_path / "model.gguf"
+    make(source)
+    assert main(["quantize", str(source), "--type", "Q4_K_M"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
