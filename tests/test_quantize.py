@@ -270,3 +270,33 @@ def test_a_file_that_is_not_an_importance_matrix_is_refused(
         plan_quantize(QuantizeRequest(quantizable_models["f16"], ("IQ2_XS",),
                                       out_dir=tmp_path / "out", imatrix=quantizable_models["f32"]))
     assert leftovers(tmp_path) == []
+
+
+_KILLED_PARENT = """
+import sys
+from pathlib import Path
+from app.engine.quantize import QuantizeJob, QuantizeRequest, plan_quantize
+plan = plan_quantize(QuantizeRequest(Path(sys.argv[1]), ("Q6_K",), out_dir=Path(sys.argv[2]),
+                                     threads=1, allow_requantize=True), predict=False)
+for step in QuantizeJob(plan).run():
+    if step.tensor == 2:
+        print("running", flush=True)
+"""
+
+
+@pytest.mark.starter
+def test_killing_hearth_mid_run_stops_the_worker_and_leaves_nothing(
+    starter_model: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    parent = subprocess.Popen([sys.executable, "-c", _KILLED_PARENT, str(starter_model), str(out)],
+                              stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None and parent.stdout.readline() == "running\n"
+    worker = psutil.Process(parent.pid).children()[0]
+    parent.kill()
+    parent.wait()
+    worker.wait(timeout=30)  # it notices at its next progress line, not at the end
+    assert leftovers(out) == []

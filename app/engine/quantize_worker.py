@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import re
 import sys
 from typing import Any
@@ -27,9 +28,22 @@ _ERROR, _CONT = 4, 5
 _GGUF_ALIGNMENT = 32
 
 
+_unfinished: str | None = None  # the .part file being written, removed if Hearth goes away
+
+
 def _send(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError, OSError):
+        # Hearth was killed: nobody will rename or clean up the output, so stop now and leave
+        # nothing behind. os._exit, because this runs inside llama.cpp's log callback.
+        if _unfinished:
+            try:
+                os.unlink(_unfinished)
+            except OSError:
+                pass
+        os._exit(3)
 
 
 class _LogWatcher:
@@ -89,6 +103,8 @@ def _failure(watcher: _LogWatcher, what: str) -> str:
 
 
 def _quantize(request: dict[str, Any]) -> None:
+    global _unfinished
+    _unfinished = request["dest"]
     watcher = _LogWatcher(report_progress=True)
     keepalive: list[Any] = []
     params = _params(request, keepalive)
