@@ -14,7 +14,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -178,8 +178,17 @@ def predict_sizes(
     return sizes
 
 
-def plan_quantize(request: QuantizeRequest, *, predict: bool = True) -> QuantizePlan:
-    """Validate ``request`` and predict output sizes; QuantizeError says what to fix."""
+def plan_quantize(
+    request: QuantizeRequest,
+    *,
+    predict: bool = True,
+    known_sizes: Mapping[str, int | None] | None = None,
+) -> QuantizePlan:
+    """Validate ``request`` and predict output sizes; QuantizeError says what to fix.
+
+    ``known_sizes`` are predictions already made (the dialog makes them while the user picks
+    types); only the types missing from it are dry-run again.
+    """
     source = check_source(request.source)
     if not request.types:
         raise QuantizeError("Choose at least one type to quantize to.")
@@ -201,8 +210,10 @@ def plan_quantize(request: QuantizeRequest, *, predict: bool = True) -> Quantize
             )
 
     source_path = Path(request.source).resolve()
-    sizes = (predict_sizes(source_path, quants, request.imatrix, request.threads)
-             if predict else {})
+    sizes = dict(known_sizes or {})
+    unknown = [q for q in quants if sizes.get(q.name) is None]
+    if predict and unknown:
+        sizes.update(predict_sizes(source_path, unknown, request.imatrix, request.threads))
     targets = []
     for quant in quants:
         output = output_path(source_path, quant.name, request.out_dir)

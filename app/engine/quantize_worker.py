@@ -160,12 +160,16 @@ def _evaluate(request: dict[str, Any]) -> None:
         result = ppl.perplexity(model, text, max_chunks=request.get("max_chunks"),
                                 progress=progress)
         _send({"stage": "speed", "step": 0, "of": 1})
-        # llama-bench's pp/tg shape, shrunk to fit small contexts.
+        # llama-bench's pp/tg shape, shrunk to fit small contexts. Best of three: other programs
+        # can only slow a run down, so the fastest is the closest to what the model can do.
         n_gen = 32
-        speed = ppl.measure_speed(model, n_prompt=min(256, model.n_ctx - n_gen), n_gen=n_gen)
+        runs = [ppl.measure_speed(model, n_prompt=min(256, model.n_ctx - n_gen), n_gen=n_gen)
+                for _ in range(3)]
+        prompt_tps = max(r.prompt_tps for r in runs)
+        gen_tps = max(r.gen_tps for r in runs)
     _send({"result": {
         "perplexity": result.perplexity, "stderr": result.stderr, "n_ctx": result.n_ctx,
-        "n_chunks": result.n_chunks, "prompt_tps": speed.prompt_tps, "gen_tps": speed.gen_tps,
+        "n_chunks": result.n_chunks, "prompt_tps": prompt_tps, "gen_tps": gen_tps,
     }})
 
 

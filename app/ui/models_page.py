@@ -53,6 +53,8 @@ from app.models.library import (
 from app.models.records import ModelFileRecord, ModelSource
 from app.models.store import Store
 from app.ui.load_settings_dialog import LoadSettingsDialog, open_load_settings
+from app.ui.quantize.dialog import QuantizeDialog
+from app.ui.quantize.report_view import QualityReportDialog
 from app.ui.workers import TaskRunner
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -205,12 +207,16 @@ class ModelsPage(QWidget):
         self.load_button = QPushButton("Load in chat")
         self.settings_button = QPushButton("Load settings…")
         self.delete_button = QPushButton("Delete")
+        self.quantize_button = QPushButton("Quantize…")
+        self.report_button = QPushButton("Quality report…")
         self.import_file_button.clicked.connect(self.choose_files)
         self.import_folder_button.clicked.connect(self.choose_folder)
         self.find_button.clicked.connect(self.find_models)
         self.load_button.clicked.connect(self.load_selected)
         self.settings_button.clicked.connect(self.edit_load_settings)
         self.delete_button.clicked.connect(self.delete_selected)
+        self.quantize_button.clicked.connect(self.quantize_selected)
+        self.report_button.clicked.connect(self.show_quality_report)
 
         self.table_model = ModelTableModel(self)
         self.proxy = QSortFilterProxyModel(self)
@@ -240,6 +246,8 @@ class ModelsPage(QWidget):
         for button in (self.import_file_button, self.import_folder_button, self.find_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
+        buttons.addWidget(self.quantize_button)
+        buttons.addWidget(self.report_button)
         buttons.addWidget(self.settings_button)
         buttons.addWidget(self.load_button)
         buttons.addWidget(self.delete_button)
@@ -293,11 +301,18 @@ class ModelsPage(QWidget):
         self.load_button.setEnabled(record is not None)
         self.settings_button.setEnabled(record is not None)
         self.delete_button.setEnabled(record is not None)
+        self.quantize_button.setEnabled(record is not None)
+        self.report_button.setEnabled(
+            record is not None and self._store.latest_quality_report(record.path) is not None)
         if record is None:
             empty = self.table_model.rowCount() == 0
             self.details.setPlainText(_EMPTY_HINT if empty else "Select a model to see details.")
             return
         text = format_model_info(record.info)
+        lineage = self._store.get_lineage(record.path)
+        if lineage is not None:
+            text = (f"Quantized from {Path(lineage.source_path).name} as {lineage.quant_type}"
+                    f" ({lineage.source_path})\n\n{text}")
         if not Path(record.path).is_file():
             text = f"The file is missing: {record.path}\n\n{text}"
         self.details.setPlainText(text)
@@ -430,3 +445,31 @@ class ModelsPage(QWidget):
         self.refresh()
         self.libraryChanged.emit()
         self.status_label.setText(f"Removed {record.name}.")
+
+    # -- quantize ------------------------------------------------------------------------------
+    def quantize_selected(self) -> QuantizeDialog | None:
+        """Open the quantize dialog for the selected model (not modal: the window stays usable)."""
+        record = self.selected_record()
+        if record is None:
+            return None
+        if not Path(record.path).is_file():
+            QMessageBox.warning(self, "Model file missing", f"{record.path} no longer exists.")
+            return None
+        dialog = QuantizeDialog(self._store, self._tasks, record.info, self)
+        dialog.libraryChanged.connect(self._quantized)
+        dialog.reportSaved.connect(self._selection_changed)
+        dialog.show()
+        return dialog
+
+    def _quantized(self) -> None:
+        self.refresh()
+        self.libraryChanged.emit()
+
+    def show_quality_report(self) -> QualityReportDialog | None:
+        record = self.selected_record()
+        saved = self._store.latest_quality_report(record.path) if record else None
+        if saved is None:
+            return None
+        dialog = QualityReportDialog(saved.report, self)
+        dialog.show()
+        return dialog

@@ -1,0 +1,450 @@
+"""The quantize dialog: pick target types for one model, quantize them in the background,
+measure what it cost, and show the report.
+
+Every step that touches llama.cpp, the disk or the Store runs through `TaskRunner` (see
+`jobs.py`); the dialog only reacts to results. Closing it, or the main window, while it works
+cancels the job, which kills the child process and leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import psutil
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.engine.gguf_info import human_bytes, human_count
+from app.engine.hardware import GpuInfo
+from app.engine.quality import DEFAULT_N_CTX, EvalProgress, EvaluateJob, QualityCancelled
+from app.engine.quant_types import is_requantize, offered_types, requantize_warning
+from app.engine.quantize import (
+    QuantizeCancelled,
+    QuantizeError,
+    QuantizeJob,
+    QuantizePlan,
+    QuantizeProgress,
+    QuantizeRequest,
+    default_out_dir,
+    output_path,
+)
+from app.engine.types import ModelInfo
+from app.models.records import QualityReportRecord
+from app.models.store import Store
+from app.ui.load_settings_dialog import known_gpus
+from app.ui.quantize.jobs import (
+    Prediction,
+    QuantizeOutcome,
+    describe_eval,
+    describe_quantize,
+    evaluate_and_save,
+    plan_or_existing,
+    predict_targets,
+    quantize_and_register,
+)
+from app.ui.quantize.report_view import QualityReportView
+from app.ui.quantize.targets import TargetTable
+from app.ui.workers import TaskRunner
+
+log = logging.getLogger(__name__)
+
+SETUP_PAGE, REPORT_PAGE = 0, 1
+_STEPS = 1000  # progress bar resolution
+_WARNING_STYLE = ("background: #fff3cd; color: #664d03; border: 1px solid #e0c060; "
+                  "border-radius: 4px; padding: 6px;")
+_ERROR_STYLE = "color: #b42318; font-weight: 600;"
+
+
+class QuantizeDialog(QDialog):
+    libraryChanged = Signal()  # outputs were added to the library
+    reportSaved = Signal()  # a quality report was stored
+
+    def __init__(self, store: Store, tasks: TaskRunner, source: ModelInfo,
+                 parent: QWidget | None = None, gpus: list[GpuInfo] | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Quantize {Path(source.path).name}")
+        self._store = store
+        self._tasks = tasks
+        self.source = source
+        self._gpus = known_gpus() if gpus is None else gpus
+        self.imatrix: Path | None = None
+        self.out_dir = default_out_dir(Path(source.path))
+        self.max_chunks: int | None = None  # windows measured per model; None: the whole sample
+        self.n_ctx = DEFAULT_N_CTX
+        self.phase = "idle"  # idle | planning | quantizing | measuring | done
+        self._job: QuantizeJob | EvaluateJob | None = None
+        self._closing = False
+        self._stop_planned = False  # Cancel pressed while the plan was being checked
+        self._predicting = False
+
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self._build_setup())
+        self.report_view = QualityReportView()
+        self.stack.addWidget(self.report_view)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, _STEPS)
+        self.progress.setValue(0)
+        self.status_label = QLabel("Tick the types to make, then Start.")
+        self.status_label.setWordWrap(True)
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet(_ERROR_STYLE)
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label.hide()
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.cancel_button = QPushButton("Close")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self._cancel_clicked)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.status_label, 1)
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.progress)
+        layout.addLayout(buttons)
+
+        if parent is not None:
+            # The main window's close stops its TaskRunner; cancel first so the child dies now.
+            parent.window().installEventFilter(self)
+        self.targets.set_types(offered_types(False))
+        self._update_start()
+        self._request_predictions()
+        self.resize(880, 720)
+
+    # -- building ------------------------------------------------------------------------------
+    def _build_setup(self) -> QWidget:
+        info = self.source
+        source_box = QGroupBox("Source")
+        source_layout = QVBoxLayout(source_box)
+        self.source_label = QLabel(
+            f"<b>{Path(info.path).name}</b> — {info.file_type}, {human_bytes(info.file_size)}, "
+            f"{human_count(info.parameter_count)} parameters ({info.architecture})")
+        self.source_label.setToolTip(info.path)
+        source_layout.addWidget(self.source_label)
+        warning = requantize_warning(info.file_type)
+        self.warning_label = QLabel(warning or "")
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet(_WARNING_STYLE)
+        self.requantize_box = QCheckBox("Quantize anyway")
+        self.requantize_box.toggled.connect(self._update_start)
+        source_layout.addWidget(self.warning_label)
+        source_layout.addWidget(self.requantize_box)
+        self.warning_label.setVisible(warning is not None)
+        self.requantize_box.setVisible(warning is not None)
+
+        targets_box = QGroupBox("Quantize to")
+        targets_layout = QVBoxLayout(targets_box)
+        self.targets = TargetTable(self._output_name)
+        self.targets.checkedChanged.connect(self._update_start)
+        self.imatrix_label = QLabel()
+        self.imatrix_button = QPushButton("Importance matrix…")
+        self.clear_imatrix_button = QPushButton("Clear")
+        self.imatrix_button.clicked.connect(self.choose_imatrix)
+        self.clear_imatrix_button.clicked.connect(lambda: self.set_imatrix(None))
+        imatrix_row = QHBoxLayout()
+        imatrix_row.addWidget(self.imatrix_label, 1)
+        imatrix_row.addWidget(self.imatrix_button)
+        imatrix_row.addWidget(self.clear_imatrix_button)
+        targets_layout.addWidget(self.targets, 1)
+        targets_layout.addLayout(imatrix_row)
+        self._show_imatrix()
+
+        options = QGroupBox("Options")
+        form = QFormLayout(options)
+        self.threads = QSpinBox()
+        self.threads.setRange(1, psutil.cpu_count(logical=True) or 64)
+        self.threads.setValue(psutil.cpu_count(logical=False) or self.threads.maximum())
+        form.addRow("Threads", self.threads)
+        self.out_dir_label = QLabel(str(self.out_dir))
+        self.out_dir_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.out_dir_button = QPushButton("Change…")
+        self.out_dir_button.clicked.connect(self.choose_out_dir)
+        folder = QHBoxLayout()
+        folder.addWidget(self.out_dir_label, 1)
+        folder.addWidget(self.out_dir_button)
+        form.addRow("Output folder", folder)
+        self.measure_box = QCheckBox("Measure quality after quantizing (perplexity and speed)")
+        self.measure_box.setChecked(True)
+        form.addRow("", self.measure_box)
+
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(source_box)
+        layout.addWidget(targets_box, 1)
+        layout.addWidget(options)
+        self._inputs: list[QWidget] = [self.requantize_box, self.targets, self.imatrix_button,
+                                       self.clear_imatrix_button, self.threads,
+                                       self.out_dir_button, self.measure_box]
+        return page
+
+    def _output_name(self, type_name: str) -> str:
+        return output_path(Path(self.source.path), type_name, self.out_dir).name
+
+    # -- choices -------------------------------------------------------------------------------
+    def set_checked_types(self, names: list[str]) -> None:
+        self.targets.set_checked_types(names)
+
+    def choose_imatrix(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose an importance matrix", str(Path(self.source.path).parent),
+            "Importance matrix (*.gguf *.dat *.imatrix);;All files (*)")
+        if path:
+            self.set_imatrix(Path(path))
+
+    def set_imatrix(self, path: Path | None) -> None:
+        """Use ``path`` as the importance matrix; the IQ types are offered only with one."""
+        self.imatrix = path
+        self._show_imatrix()
+        self.targets.set_types(offered_types(path is not None))
+        self._request_predictions()
+
+    def _show_imatrix(self) -> None:
+        if self.imatrix is None:
+            self.imatrix_label.setText(
+                "Importance matrix: none (the IQ types need one; k-quants improve with one)")
+        else:
+            self.imatrix_label.setText(f"Importance matrix: {self.imatrix.name}")
+            self.imatrix_label.setToolTip(str(self.imatrix))
+        self.clear_imatrix_button.setEnabled(self.imatrix is not None and self.phase == "idle")
+
+    def choose_out_dir(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", str(self.out_dir))
+        if folder:
+            self.set_out_dir(Path(folder))
+
+    def set_out_dir(self, folder: Path) -> None:
+        self.out_dir = folder
+        self.out_dir_label.setText(str(folder))
+        self.targets.refresh_outputs()
+
+    def _update_start(self) -> None:
+        allowed = (requantize_warning(self.source.file_type) is None
+                   or self.requantize_box.isChecked())
+        self.start_button.setEnabled(
+            self.phase == "idle" and allowed and bool(self.targets.checked_types()))
+
+    # -- predictions ---------------------------------------------------------------------------
+    def _request_predictions(self) -> None:
+        missing = self.targets.missing_predictions()
+        if self._predicting or not missing:
+            return
+        self._predicting = True
+        self._tasks.start(predict_targets, self.source, missing, self.imatrix,
+                          self.threads.value(), self._gpus,
+                          on_returned=self._predicted, on_errored=self._predict_failed)
+
+    def _predicted(self, predictions: dict[str, Prediction]) -> None:
+        self._predicting = False
+        self.targets.set_predictions(predictions)
+        self._request_predictions()  # an importance matrix may have added types meanwhile
+
+    def _predict_failed(self, exc: BaseException) -> None:
+        self._predicting = False
+        log.warning("size predictions failed: %s", exc)
+        self.targets.set_predictions({t.name: Prediction(None, None)
+                                      for t in self.targets.missing_predictions()})
+
+    # -- running -------------------------------------------------------------------------------
+    def request(self, overwrite: bool = False) -> QuantizeRequest:
+        return QuantizeRequest(
+            Path(self.source.path), tuple(self.targets.checked_types()), self.out_dir,
+            self.imatrix, self.threads.value(),
+            allow_requantize=is_requantize(self.source.file_type)
+            and self.requantize_box.isChecked(),
+            overwrite=overwrite)
+
+    def start(self, overwrite: bool = False) -> None:
+        if self.phase != "idle":
+            return
+        self._set_phase("planning", "Checking the output folder and predicting sizes…")
+        self.error_label.hide()
+        self.progress.setValue(0)
+        self._tasks.start(plan_or_existing, self.request(overwrite),
+                          self.targets.predicted_sizes(),
+                          on_returned=self._planned, on_errored=self._failed)
+
+    def _planned(self, result: QuantizePlan | list[Path]) -> None:
+        if self._closing:
+            self._finish_closing()
+            return
+        if self._stop_planned:
+            self._stop_planned = False
+            self._set_phase("idle", "Cancelled; nothing was started.")
+            return
+        if isinstance(result, list):
+            self._set_phase("idle", "")
+            names = "\n".join(str(p) for p in result)
+            answer = QMessageBox.question(
+                self, "Replace existing files?",
+                f"These files already exist:\n{names}\n\nReplace them?")
+            if answer == QMessageBox.StandardButton.Yes:
+                self.start(overwrite=True)
+            else:
+                self.status_label.setText("Nothing was started; the existing files are kept.")
+            return
+        job = self._job = QuantizeJob(result)
+        self._set_phase("quantizing", describe_quantize(
+            QuantizeProgress(0, len(result.targets), result.targets[0].quant.name, 0, 0)))
+        self._tasks.start(quantize_and_register, job, self._store,
+                          on_yielded=self._quantize_step, on_returned=self._quantized,
+                          on_errored=self._failed)
+
+    def _quantize_step(self, step: QuantizeProgress) -> None:
+        # The status first, so whoever watches the bar sees the text that goes with it.
+        if not self._closing and not self._cancelling():
+            self.status_label.setText(describe_quantize(step))
+        self.progress.setValue(round(step.fraction * _STEPS))
+
+    def _quantized(self, outcome: QuantizeOutcome) -> None:
+        self._job = None
+        if outcome.records:
+            self.libraryChanged.emit()
+        if self._closing:
+            self._finish_closing()
+            return
+        kept = ", ".join(f.path.name for f in outcome.files)
+        if isinstance(outcome.error, QuantizeCancelled):
+            extra = f" (finished earlier and added to My Models: {kept})" if kept else ""
+            self._set_phase("idle", f"Cancelled; nothing was kept{extra}.")
+            self.progress.setValue(0)
+            return
+        if outcome.error is not None:
+            self._show_error(str(outcome.error), kept)
+            return
+        self.progress.setValue(_STEPS)
+        if not self.measure_box.isChecked():
+            self._set_phase("done", f"Done: {kept} added to My Models.")
+            return
+        job = self._job = EvaluateJob(
+            Path(self.source.path), [(f.type_name, f.path) for f in outcome.files],
+            n_ctx=self.n_ctx, max_chunks=self.max_chunks, threads=self.threads.value())
+        self.progress.setValue(0)
+        self._set_phase("measuring", f"Quantized {kept}; measuring quality…")
+        self._tasks.start(evaluate_and_save, job, self._store,
+                          on_yielded=self._eval_step, on_returned=self._measured,
+                          on_errored=self._failed)
+
+    def _eval_step(self, step: EvalProgress) -> None:
+        # The status first, so whoever watches the bar sees the text that goes with it.
+        if not self._closing and not self._cancelling():
+            self.status_label.setText(describe_eval(step))
+        self.progress.setValue(round(step.fraction * _STEPS))
+
+    def _measured(self, record: QualityReportRecord) -> None:
+        self._job = None
+        self.reportSaved.emit()
+        if self._closing:
+            self._finish_closing()
+            return
+        self.progress.setValue(_STEPS)
+        self.report_view.set_report(record.report)
+        self.stack.setCurrentIndex(REPORT_PAGE)
+        # Shrink to the report: the taller setup page would leave an empty band under the chart.
+        ignored = QSizePolicy.Policy.Ignored
+        self.stack.widget(SETUP_PAGE).setSizePolicy(ignored, ignored)
+        self.resize(self.width(), self.sizeHint().height())
+        self._set_phase("done", "Done: the outputs are in My Models and the report is saved.")
+
+    def _failed(self, exc: BaseException) -> None:
+        measuring = self.phase == "measuring"
+        self._job = None
+        self._stop_planned = False
+        if self._closing:
+            self._finish_closing()
+            return
+        if isinstance(exc, QualityCancelled):
+            self._set_phase("done", "Measuring cancelled; the quantized files were kept.")
+        elif isinstance(exc, QuantizeError):
+            self._show_error(str(exc))
+        elif measuring:
+            self._set_phase("done", "")
+            self._show_error(f"Measuring failed: {exc} The quantized files were kept.")
+        else:
+            self._show_error(f"Something went wrong: {exc} Details are in the log.")
+
+    def _show_error(self, message: str, kept: str = "") -> None:
+        if kept:
+            message += f" Finished earlier and added to My Models: {kept}."
+        self.error_label.setText(message)
+        self.error_label.show()
+        self.progress.setValue(0)
+        self._set_phase("idle" if self.phase != "done" else "done", "")
+
+    def _set_phase(self, phase: str, status: str) -> None:
+        self.phase = phase
+        self.status_label.setText(status)
+        busy = phase in ("planning", "quantizing", "measuring")
+        for widget in self._inputs:
+            widget.setEnabled(not busy and phase != "done")
+        self._show_imatrix()
+        self.cancel_button.setText("Cancel" if busy else "Close")
+        self.cancel_button.setEnabled(True)
+        self.start_button.setVisible(phase != "done")
+        self._update_start()
+
+    # -- cancel and close ----------------------------------------------------------------------
+    def _cancelling(self) -> bool:
+        return self.cancel_button.text() == "Cancelling…"
+
+    def cancel(self) -> None:
+        """Stop the running job; the file in progress is removed by the engine."""
+        if self.phase == "planning":
+            self._stop_planned = True
+        elif self._job is not None:
+            self._job.cancel()
+        else:
+            return
+        self.cancel_button.setText("Cancelling…")
+        self.cancel_button.setEnabled(False)
+        self.status_label.setText("Cancelling…")
+
+    def _cancel_clicked(self) -> None:
+        if self.phase in ("planning", "quantizing", "measuring"):
+            self.cancel()
+        else:
+            self.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.phase in ("planning", "quantizing", "measuring"):
+            # Stay alive (hidden) until the job reports back, so its outputs still get
+            # registered and the library refreshed; then go.
+            self._closing = True
+            if self._job is not None:
+                self._job.cancel()
+        else:
+            self.deleteLater()
+        super().closeEvent(event)
+
+    def _finish_closing(self) -> None:
+        self.phase = "idle"
+        self.deleteLater()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Close and self._job is not None:
+            self._closing = True
+            self._job.cancel()
+        return False
