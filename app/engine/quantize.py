@@ -295,6 +295,9 @@ class QuantizeJob:
         count = len(self.plan.targets)
         try:
             for message in self._worker.messages():
+                if "done" in message:
+                    log.info("llama.cpp quantized to %s in %.2f s", target.quant.name,
+                             message.get("seconds", 0.0))
                 if "tensor" in message:
                     yield QuantizeProgress(index, count, target.quant.name,
                                            int(message["tensor"]), int(message["of"]))
