@@ -192,19 +192,45 @@ def test_predicted_sizes_and_fit_fill_in(qtbot, open_dialog, quantizable_models)
 def test_iq_types_are_offered_only_with_an_importance_matrix(
     qtbot, open_dialog, quantizable_models, tmp_path, monkeypatch
 ):
+    from app.testing.tiny_gguf import build_test_imatrix
+
     dialog = open_dialog(quantizable_models["f16"])
     assert "IQ2_XS" not in dialog.targets.type_names()
-    imatrix = tmp_path / "model.imatrix.gguf"
-    imatrix.write_bytes(b"GGUF")  # its contents are checked at Start, not here
+    # A file that is not an importance matrix is refused with the reason, offering nothing new.
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda *_a, **_k: (str(quantizable_models["f32"]), ""))
+    qtbot.mouseClick(dialog.imatrix_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.error_label.isVisible, timeout=10_000)
+    assert "model" in dialog.error_label.text() and dialog.imatrix is None
+    assert "IQ2_XS" not in dialog.targets.type_names()
+
+    imatrix = build_test_imatrix(quantizable_models["f16"], tmp_path / "model.imatrix")
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *_a, **_k: (str(imatrix), ""))
     qtbot.mouseClick(dialog.imatrix_button, Qt.MouseButton.LeftButton)
-    assert dialog.imatrix == imatrix
+    qtbot.waitUntil(lambda: dialog.imatrix == imatrix, timeout=10_000)
+    assert not dialog.error_label.isVisible()
     assert {"IQ2_XS", "IQ4_XS"} <= set(dialog.targets.type_names())
     assert imatrix.name in dialog.imatrix_label.text()
+    # With the matrix, llama.cpp's dry run can size the IQ types too.
+    qtbot.waitUntil(lambda: dialog.targets.cell_text("IQ2_XS", SIZE) != PENDING, timeout=30_000)
+    assert dialog.targets.cell_text("IQ2_XS", SIZE).endswith("KB")
+
+    # Clearing the matrix takes the IQ types away again, ticked or not.
     dialog.set_checked_types(["IQ4_XS", "Q8_0"])
     qtbot.mouseClick(dialog.clear_imatrix_button, Qt.MouseButton.LeftButton)
     assert "IQ4_XS" not in dialog.targets.type_names()
     assert dialog.targets.checked_types() == ["Q8_0"]
+
+    # And with it back, an IQ type quantizes for real.
+    dialog.set_imatrix(imatrix)
+    qtbot.waitUntil(lambda: dialog.imatrix == imatrix, timeout=10_000)
+    dialog.set_checked_types(["IQ2_XS"])
+    dialog.set_out_dir(tmp_path / "out")
+    dialog.measure_box.setChecked(False)
+    qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.phase == "done", timeout=RUN_TIMEOUT_MS)
+    made = output_path(quantizable_models["f16"], "IQ2_XS", tmp_path / "out")
+    assert read_model_info(made).file_type == "IQ2_XS"
 
 
 def test_a_full_disk_is_a_message_in_the_dialog(

@@ -200,7 +200,7 @@ def plan_quantize(
     if warning and not request.allow_requantize:
         raise RequantizeRefused(warning)
     if request.imatrix is not None:
-        _check_imatrix(request.imatrix)
+        check_imatrix(request.imatrix)
     else:
         needing = [q.name for q in quants if q.needs_imatrix]
         if needing:
@@ -233,7 +233,8 @@ def plan_quantize(
     return plan
 
 
-def _check_imatrix(path: Path) -> None:
+def check_imatrix(path: Path) -> None:
+    """QuantizeError (saying why) unless ``path`` is an importance matrix llama.cpp can use."""
     from app.engine.imatrix import ImatrixError, load_imatrix
 
     try:

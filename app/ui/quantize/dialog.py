@@ -43,6 +43,7 @@ from app.engine.quantize import (
     QuantizePlan,
     QuantizeProgress,
     QuantizeRequest,
+    check_imatrix,
     default_out_dir,
     output_path,
 )
@@ -216,11 +217,26 @@ class QuantizeDialog(QDialog):
             self.set_imatrix(Path(path))
 
     def set_imatrix(self, path: Path | None) -> None:
-        """Use ``path`` as the importance matrix; the IQ types are offered only with one."""
+        """Use ``path`` as the importance matrix once it has been read and found usable; the IQ
+        types are offered only with one. Clearing it (None) takes effect at once."""
+        self.error_label.hide()
+        if path is None:
+            self._use_imatrix(None)
+            return
+        self.imatrix_label.setText(f"Importance matrix: checking {path.name}…")
+        self._tasks.start(check_imatrix, path, on_returned=lambda _r: self._use_imatrix(path),
+                          on_errored=self._imatrix_rejected)
+
+    def _use_imatrix(self, path: Path | None) -> None:
         self.imatrix = path
         self._show_imatrix()
         self.targets.set_types(offered_types(path is not None))
         self._request_predictions()
+
+    def _imatrix_rejected(self, exc: BaseException) -> None:
+        self._show_imatrix()
+        self.error_label.setText(str(exc))
+        self.error_label.show()
 
     def _show_imatrix(self) -> None:
         if self.imatrix is None:
