@@ -4,7 +4,9 @@ Hearth runs llama.cpp in a child process (so Cancel can stop it and a crash cann
 window down), reads progress from its log and renames a `.part` file at the end; this measures
 what that costs. The input is an F16 copy of the starter model, made at the start of the run;
 both sides use the same file and thread count, alternating, after one warm-up each so the page
-cache is equally warm. Each side's figure is its fastest round: on a shared machine other programs
+cache is equally warm. A third arm runs the same call in a bare child process, to tell what
+Hearth's own code costs from what any process-per-job design costs on this machine. Each
+figure is the fastest round: on a shared machine other programs
 can only slow a run down, and single rounds here vary by ±15%. Floor: Hearth ≤ 1.1 × direct.
 """
 
@@ -13,6 +15,8 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,6 +53,27 @@ def through_hearth(source: Path, out_dir: Path) -> float:
     return time.perf_counter() - started
 
 
+_BARE_CHILD = """
+import ctypes, sys, llama_cpp
+quiet = llama_cpp.llama_log_callback(lambda *_: None)
+llama_cpp.llama_log_set(quiet, ctypes.c_void_p(0))
+params = llama_cpp.llama_model_quantize_default_params()
+params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
+params.nthread = int(sys.argv[3])
+sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(),
+                                        ctypes.byref(params)))
+"""
+
+
+def bare_child(source: Path, dest: Path) -> float:
+    """The same call in a plain child process: what any process-per-job design costs, for
+    telling Hearth's own overhead from the machine's."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _BARE_CHILD, str(source), str(dest), str(THREADS)],
+                   check=True)
+    return time.perf_counter() - started
+
+
 def main() -> int:
     llama_log.install()  # keep llama.cpp's per-tensor log out of the output
     # In RAM where there is room: disk write-back and discards from one round otherwise land in
@@ -63,19 +88,24 @@ def main() -> int:
         target = folder / "direct-Q4_K_M.gguf"
         direct(source, target, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M)  # warm-up
         through_hearth(source, folder / "hearth")
-        hearth_times, direct_times = [], []
+        arms = {
+            "direct": lambda: direct(source, target, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M),
+            "Hearth": lambda: through_hearth(source, folder / "hearth"),
+            "bare child": lambda: bare_child(source, folder / "bare-Q4_K_M.gguf"),
+        }
+        times: dict[str, list[float]] = {name: [] for name in arms}
+        names = list(arms)
         for i in range(ROUNDS):
-            if i % 2:
-                hearth_times.append(through_hearth(source, folder / "hearth"))
-                direct_times.append(direct(source, target, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M))
-            else:
-                direct_times.append(direct(source, target, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M))
-                hearth_times.append(through_hearth(source, folder / "hearth"))
-            print(f"round {i + 1}: direct {direct_times[-1]:.2f} s, "
-                  f"Hearth {hearth_times[-1]:.2f} s")
-        ratio = min(hearth_times) / min(direct_times)
-        print(f"fastest: direct {min(direct_times):.2f} s, Hearth {min(hearth_times):.2f} s; "
-              f"median: direct {median(direct_times):.2f} s, Hearth {median(hearth_times):.2f} s")
+            # Each arm takes each place in the order in turn: on this kind of machine a run is
+            # often slower right after another quantization, and that must not favour any arm.
+            for name in names[i % 3:] + names[:i % 3]:
+                times[name].append(arms[name]())
+            print(f"round {i + 1}: " + ", ".join(f"{n} {t[-1]:.2f} s" for n, t in times.items()))
+        for name, values in times.items():
+            print(f"{name}: fastest {min(values):.2f} s, median {median(values):.2f} s")
+        print(f"median ratio Hearth/direct: "
+              f"{median(times['Hearth']) / median(times['direct']):.3f}")
+        ratio = min(times["Hearth"]) / min(times["direct"])
     return verdict("quantize_time_ratio", ratio, 1.1, higher_is_better=False, unit="x")
 
 
