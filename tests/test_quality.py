@@ -6,7 +6,6 @@ import csv
 import io
 import math
 import threading
-from collections.abc import Generator
 from pathlib import Path
 
 import psutil
@@ -23,19 +22,7 @@ from app.engine.quality import (
 )
 from app.engine.quantize import QuantizeJob, QuantizeRequest, plan_quantize
 from app.models.store import Store
-
-
-def drain(steps: Generator[EvalProgress, None, QualityReport],
-          on_step: object = None) -> tuple[list[EvalProgress], QualityReport]:
-    seen = []
-    while True:
-        try:
-            step = next(steps)
-        except StopIteration as stop:
-            return seen, stop.value
-        seen.append(step)
-        if callable(on_step):
-            on_step(step)
+from app.testing.steps import drain
 
 
 @pytest.fixture(scope="module")

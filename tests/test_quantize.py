@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Generator
 from pathlib import Path
-from typing import Any
 
 import llama_cpp
 import psutil
@@ -19,7 +17,6 @@ from app.engine.quant_types import QUANT_TYPES, offered_types, quant_type, requa
 from app.engine.quantize import (
     OutputExists,
     QuantizeCancelled,
-    QuantizedFile,
     QuantizeError,
     QuantizeJob,
     QuantizeProgress,
@@ -30,19 +27,7 @@ from app.engine.quantize import (
 )
 from app.models.quantized import register_quantized
 from app.models.store import Store
-
-
-def drain(steps: Generator[QuantizeProgress, None, list[QuantizedFile]],
-          on_step: Any = None) -> tuple[list[QuantizeProgress], list[QuantizedFile]]:
-    seen = []
-    while True:
-        try:
-            step = next(steps)
-        except StopIteration as stop:
-            return seen, stop.value
-        seen.append(step)
-        if on_step is not None:
-            on_step(step)
+from app.testing.steps import drain
 
 
 def generate(path: Path) -> str:

@@ -25,7 +25,13 @@ import numpy as np
 
 from app.engine import llama_log
 from app.engine.gguf_info import read_model_info
-from app.engine.runtime import GenerationError, LoadError, default_threads, explain_failure
+from app.engine.runtime import (
+    GenerationError,
+    LoadError,
+    default_threads,
+    explain_failure,
+    tokenize,
+)
 
 DEFAULT_SAMPLE = "alice.txt"
 
@@ -141,15 +147,7 @@ class EvalModel:
 
     def tokenize(self, text: str) -> list[int]:
         """Tokens of `text` with the model's BOS (add_special=True), as llama-perplexity does."""
-        data = text.encode("utf-8")
-        room = len(data) + 16
-        for _ in range(2):
-            buf = (llama_cpp.llama_token * room)()
-            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, room, True, False)
-            if n >= 0:
-                return list(buf[:n])
-            room = -n
-        raise GenerationError("llama.cpp could not tokenize the text")
+        return tokenize(self._vocab, text, add_special=True, parse_special=False)
 
     # -- internals used by perplexity() and measure_speed() ------------------------------------
     @property

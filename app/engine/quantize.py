@@ -115,8 +115,9 @@ def default_out_dir(source: Path) -> Path:
 
 
 def output_path(source: Path, type_name: str, out_dir: Path | None = None) -> Path:
-    folder = out_dir if out_dir is not None else default_out_dir(source)
-    return folder / f"{base_name(source)}-{type_name}.gguf"
+    folder = Path(out_dir).expanduser() if out_dir is not None else default_out_dir(source)
+    # Absolute, because the path is what the library stores.
+    return folder.absolute() / f"{base_name(source)}-{type_name}.gguf"
 
 
 def part_path(output: Path) -> Path:

@@ -121,17 +121,7 @@ class Runtime:
 
     # -- tokens --------------------------------------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
-        data = text.encode("utf-8")
-        room = len(data) + 16
-        buf = (llama_cpp.llama_token * room)()
-        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, room,
-                                     add_special, parse_special)
-        if n < 0:
-            room = -n
-            buf = (llama_cpp.llama_token * room)()
-            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, room,
-                                         add_special, parse_special)
-        return list(buf[:n])
+        return tokenize(self._vocab, text, add_special=add_special, parse_special=parse_special)
 
     def _piece(self, token: int) -> bytes:
         n = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, False)
@@ -291,6 +281,20 @@ def _load_mode(mmap: bool, mlock: bool) -> int:
     if mlock:
         return llama_cpp.LLAMA_LOAD_MODE_MLOCK
     return llama_cpp.LLAMA_LOAD_MODE_MMAP if mmap else llama_cpp.LLAMA_LOAD_MODE_NONE
+
+
+def tokenize(vocab: object, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
+    """``text`` as tokens of ``vocab``; the buffer grows once if llama.cpp says it is short."""
+    data = text.encode("utf-8")
+    room = len(data) + 16
+    for _ in range(2):
+        buf = (llama_cpp.llama_token * room)()
+        n = llama_cpp.llama_tokenize(vocab, data, len(data), buf, room, add_special,
+                                     parse_special)
+        if n >= 0:
+            return list(buf[:n])
+        room = -n
+    raise GenerationError("llama.cpp could not tokenize the text")
 
 
 def explain_failure(action: str, path: str) -> str:
