@@ -285,3 +285,23 @@ def test_killing_hearth_mid_run_stops_the_worker_and_leaves_nothing(
     parent.wait()
     worker.wait(timeout=30)  # it notices at its next progress line, not at the end
     assert leftovers(out) == []
+
+
+def test_output_cut_short_by_a_full_disk_is_reported_as_such(
+    quantizable_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # llama.cpp does not notice failed writes; Hearth checks the finished file, and when the disk
+    # is what cut it short, says so. Here the disk "fills up" once planning is done.
+    plan = plan_quantize(QuantizeRequest(quantizable_models["f16"], ("Q8_0",), out_dir=tmp_path))
+
+    def full_after_the_write(part: Path) -> object:
+        from app.testing.tiny_gguf import truncate_copy
+
+        truncate_copy(part, part, keep_fraction=0.5)
+        monkeypatch.setattr(quantize_mod, "free_disk_bytes", lambda _folder: 4096)
+        return read_model_info(part)
+
+    monkeypatch.setattr(quantize_mod, "read_model_info", full_after_the_write)
+    with pytest.raises(QuantizeError, match=r"disk holding .* is full .*Nothing was kept"):
+        drain(QuantizeJob(plan).run())
+    assert leftovers(tmp_path) == []

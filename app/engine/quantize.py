@@ -307,20 +307,23 @@ class QuantizeJob:
             part.unlink(missing_ok=True)
             raise QuantizeCancelled("Quantizing was cancelled.") from None
         except WorkerError as exc:
+            message = self._explain(target, str(exc))  # before the .part frees its space
             part.unlink(missing_ok=True)
-            raise QuantizeError(self._explain(target, str(exc))) from exc
+            raise QuantizeError(message) from exc
         except BaseException:
             # GeneratorExit (the caller stopped) or anything unexpected: no half-written file.
             self._worker.cancel()
             part.unlink(missing_ok=True)
             raise
         try:
-            read_model_info(part)  # llama.cpp said it worked; make sure the file says so too
+            # llama.cpp reports success even when a full disk cut its writes short, so the
+            # file itself must say it is whole.
+            read_model_info(part)
             part.replace(target.output)
         except (GGUFError, OSError) as exc:
+            message = self._explain(target, f"the output is not whole ({exc})")
             part.unlink(missing_ok=True)
-            raise QuantizeError(f"The {target.quant.name} output could not be finished: {exc}") \
-                from exc
+            raise QuantizeError(message) from exc
         seconds = time.perf_counter() - started
         log.info("quantized %s to %s in %.1f s", request.source, target.output, seconds)
         return QuantizedFile(target.quant.name, target.output, target.output.stat().st_size,
@@ -329,7 +332,7 @@ class QuantizeJob:
     def _explain(self, target: TargetPlan, message: str) -> str:
         folder = target.output.parent
         free = free_disk_bytes(folder)
-        if free < (target.predicted_size or self.plan.source.file_size):
+        if free < DISK_MARGIN:
             return (f"The disk holding {folder} is full ({human_bytes(free)} free), so the "
                     f"{target.quant.name} output could not be written. Nothing was kept.")
         return f"Quantizing to {target.quant.name} failed: {message}"
