@@ -201,4 +201,6 @@ class QualityReportDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.report_view, 1)
         layout.addWidget(buttons)
-        self.resize(900, 560)
+        # As tall as the report needs: a fixed height would leave an empty band under the chart
+        # for a report of two or three models.
+        self.resize(900, self.sizeHint().height())
