@@ -439,7 +439,13 @@ def _quantize(args: argparse.Namespace) -> int:
     from app.engine.fit import estimate_memory
     from app.engine.gguf_info import human_bytes
     from app.engine.hardware import probe_hardware
-    from app.engine.quality import EvaluateJob, QualityCancelled, to_csv, to_markdown
+    from app.engine.quality import (
+        EvaluateJob,
+        QualityCancelled,
+        eval_gpu_layers,
+        to_csv,
+        to_markdown,
+    )
     from app.engine.quantize import (
         OutputExists,
         QuantizeError,
@@ -504,7 +510,8 @@ def _quantize(args: argparse.Namespace) -> int:
             return 0
 
         evaluation = EvaluateJob(source, [(o.type_name, o.path) for o in outputs],
-                                 max_chunks=args.windows, threads=args.threads)
+                                 max_chunks=args.windows, threads=args.threads,
+                                 gpu_layers=eval_gpu_layers(plan.source, hardware.gpus))
         with _ctrl_c(evaluation.cancel):
             try:
                 steps = evaluation.run()

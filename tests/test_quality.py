@@ -64,6 +64,34 @@ def test_report_measures_the_source_and_every_output(
     assert fractions == sorted(fractions) and fractions[-1] < 1.0
 
 
+def test_gpu_offload_asked_of_a_cpu_only_build_measures_on_the_cpu_and_says_so(
+    quantizable_models: dict[str, Path]
+) -> None:
+    import llama_cpp
+
+    assert not llama_cpp.llama_supports_gpu_offload()  # this machine's build; see the GPU note
+    _steps, report = drain(EvaluateJob(quantizable_models["f16"], [], n_ctx=256, max_chunks=1,
+                                       gpu_layers=99).run())
+    assert report.rows[0].perplexity is not None
+    assert report.gpu_layers == 0
+    assert "tokens per second on this machine's CPU" in to_markdown(report)
+
+
+def test_measurements_offload_as_many_layers_as_fit(quantizable_models: dict[str, Path]) -> None:
+    from app.engine.gguf_info import read_model_info
+    from app.engine.hardware import GpuInfo
+    from app.engine.quality import eval_gpu_layers
+
+    info = read_model_info(quantizable_models["f16"])
+    big = [GpuInfo(0, "big", vram_total=80 << 30, vram_free=80 << 30)]
+    assert eval_gpu_layers(info, []) == 0
+    assert eval_gpu_layers(info, big) == info.block_count + 1  # every block and the output
+    tiny = [GpuInfo(0, "tiny", vram_total=1 << 20, vram_free=1 << 20)]
+    assert eval_gpu_layers(info, tiny) == 0
+    report = QualityReport("/m.gguf", "alice.txt", 512, 1, (), gpu_layers=19)
+    assert "with 19 layers on the GPU" in to_markdown(report)
+
+
 def test_a_broken_output_is_reported_and_the_rest_still_measured(
     quantizable_models: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -95,7 +123,7 @@ def test_cancel_stops_the_measuring_process(
 def _report() -> QualityReport:
     from app.engine.quality import QualityRow
 
-    return QualityReport("/m/model-F16.gguf", "alice.txt", 512, 10, (
+    return QualityReport("/m/model-F16.gguf", "alice.txt", 512, 10, gpu_layers=7, rows=(
         QualityRow("F16 (source)", "/m/model-F16.gguf", "F16", 2_000_000_000, 16.0,
                    perplexity=10.0, ppl_stderr=0.2, prompt_tps=500.0, gen_tps=20.0),
         QualityRow("Q4_K_M", "/m/q/model-Q4_K_M.gguf", "Q4_K_M", 600_000_000, 4.85,
@@ -118,6 +146,7 @@ def test_markdown_and_csv_exports_carry_every_row() -> None:
     assert float(rows[1]["ppl_change_pct"]) == pytest.approx(5.0)
     assert rows[0]["ppl_change_pct"] == "" and rows[2]["perplexity"] == ""
     assert rows[2]["error"] == "llama.cpp could not load the model"
+    assert [r["gpu_layers"] for r in rows] == ["7", "7", ""]
 
 
 def test_reports_are_stored_and_found_from_any_of_their_models(hearth_store: Store) -> None:

@@ -15,7 +15,10 @@ from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from app.engine.fit import auto_gpu_layers
 from app.engine.gguf_info import GGUFError, human_bytes, read_model_info
+from app.engine.hardware import GpuInfo
+from app.engine.types import LoadSettings, ModelInfo
 from app.engine.worker_process import WorkerCancelled, WorkerError, WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,14 @@ class QualityReport:
     n_ctx: int
     n_chunks: int
     rows: tuple[QualityRow, ...] = field(default_factory=tuple)
+    gpu_layers: int = 0  # layers the measurements offloaded to a GPU; 0: speeds are CPU only
+
+    @property
+    def speed_basis(self) -> str:
+        """What the speeds were measured on, for a report's readers."""
+        if self.gpu_layers <= 0:
+            return "on this machine's CPU"
+        return f"on this machine with {self.gpu_layers} layers on the GPU"
 
     @property
     def source_row(self) -> QualityRow | None:
@@ -76,6 +87,15 @@ class EvalProgress:
         return (self.index + within) / self.count if self.count else 1.0
 
 
+def eval_gpu_layers(source: ModelInfo, gpus: list[GpuInfo]) -> int:
+    """Layers to offload while measuring: as many as fit, like a chat would load the model, so
+    the speeds say what using it will be like. The source is the largest model measured, so
+    what fits for it fits for its quantizations."""
+    if not gpus:
+        return 0
+    return auto_gpu_layers(source, LoadSettings(n_ctx=DEFAULT_N_CTX), gpus)
+
+
 def bits_per_weight(path: str | Path) -> tuple[str, int, float]:
     """(file type, file size, bits per weight of the tensor data) from the file's header."""
     info = read_model_info(path)
@@ -96,6 +116,7 @@ class EvaluateJob:
         max_chunks: int | None = None,
         threads: int = 0,
         sample: str = DEFAULT_SAMPLE,
+        gpu_layers: int = 0,
     ) -> None:
         self.source = Path(source)
         self.outputs = list(outputs)
@@ -103,6 +124,8 @@ class EvaluateJob:
         self.max_chunks = max_chunks
         self.threads = threads
         self.sample = sample
+        self.gpu_layers = gpu_layers
+        self._offloaded = 0  # what the workers report they could offload
         self._worker: WorkerProcess | None = None
         self._cancelled = False
 
@@ -128,7 +151,8 @@ class EvaluateJob:
             row, n = yield from self._measure(index, len(models), label, path)
             chunks = max(chunks, n)
             rows.append(row)
-        return QualityReport(str(self.source), self.sample, self.n_ctx, chunks, tuple(rows))
+        return QualityReport(str(self.source), self.sample, self.n_ctx, chunks, tuple(rows),
+                             self._offloaded)
 
     def _measure(
         self, index: int, count: int, label: str, path: Path
@@ -140,6 +164,7 @@ class EvaluateJob:
         self._worker = WorkerProcess({
             "cmd": "evaluate", "model": str(path), "n_ctx": self.n_ctx,
             "max_chunks": self.max_chunks, "threads": self.threads, "sample": self.sample,
+            "gpu_layers": self.gpu_layers,
         })
         result: dict[str, float] = {}
         try:
@@ -155,6 +180,7 @@ class EvaluateJob:
             return QualityRow(label, str(path), file_type, size, bpw, error=str(exc)), 0
         finally:
             self._worker.cancel()  # no-op when it exited; stops it if the caller gave up
+        self._offloaded = max(self._offloaded, int(result.get("gpu_layers", 0)))
         return QualityRow(
             label, str(path), file_type, size, bpw,
             perplexity=result.get("perplexity"), ppl_stderr=result.get("stderr"),
@@ -164,7 +190,7 @@ class EvaluateJob:
 
 # -- export -------------------------------------------------------------------------------------
 CSV_FIELDS = ["label", "file_type", "file_size", "bits_per_weight", "perplexity", "ppl_stderr",
-              "ppl_change_pct", "prompt_tps", "gen_tps", "path", "error"]
+              "ppl_change_pct", "prompt_tps", "gen_tps", "gpu_layers", "path", "error"]
 
 
 def ppl_change(row: QualityRow, source: QualityRow | None) -> float | None:
@@ -181,6 +207,7 @@ def to_csv(report: QualityReport) -> str:
     for row in report.rows:
         data = {k: v for k, v in asdict(row).items() if k in CSV_FIELDS}
         data["ppl_change_pct"] = ppl_change(row, report.source_row)
+        data["gpu_layers"] = report.gpu_layers if row.error is None else None
         writer.writerow({k: "" if v is None else v for k, v in data.items()})
     return out.getvalue()
 
@@ -196,7 +223,7 @@ def to_markdown(report: QualityReport) -> str:
         "",
         f"Perplexity on `{report.sample}` ({report.n_chunks} windows of {report.n_ctx} tokens, "
         "scored as llama.cpp's llama-perplexity does; lower is better). Speeds are tokens per "
-        "second on this machine.",
+        f"second {report.speed_basis}.",
         "",
         "| Model | Type | Size | Bits/weight | Perplexity | vs source | Prompt t/s | "
         "Generation t/s |",

@@ -179,7 +179,11 @@ def _evaluate(request: dict[str, Any]) -> None:
     from app.engine import perplexity as ppl
 
     text = ppl.sample_text(request.get("sample") or ppl.DEFAULT_SAMPLE)
-    with ppl.EvalModel(request["model"], n_ctx=int(request["n_ctx"]),
+    # A CPU-only llama.cpp build ignores the offload request; say what really happened.
+    gpu_layers = int(request.get("gpu_layers") or 0)
+    if not llama_cpp.llama_supports_gpu_offload():
+        gpu_layers = 0
+    with ppl.EvalModel(request["model"], n_ctx=int(request["n_ctx"]), n_gpu_layers=gpu_layers,
                        n_threads=request.get("threads") or None) as model:
         def progress(done: int, total: int) -> None:
             _send({"stage": "perplexity", "step": done, "of": total})
@@ -197,6 +201,7 @@ def _evaluate(request: dict[str, Any]) -> None:
     _send({"result": {
         "perplexity": result.perplexity, "stderr": result.stderr, "n_ctx": result.n_ctx,
         "n_chunks": result.n_chunks, "prompt_tps": prompt_tps, "gen_tps": gen_tps,
+        "gpu_layers": gpu_layers,
     }})
 
 

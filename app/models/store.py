@@ -590,7 +590,8 @@ class Store:
     def save_quality_report(self, report: QualityReportValue) -> QualityReportRecord:
         with self._writing() as session:
             header = QualityReport(source_path=report.source_path, sample=report.sample,
-                                   n_ctx=report.n_ctx, n_chunks=report.n_chunks)
+                                   n_ctx=report.n_ctx, n_chunks=report.n_chunks,
+                                   gpu_layers=report.gpu_layers)
             session.add(header)
             session.flush()
             session.add_all(
@@ -620,7 +621,7 @@ class Store:
             ).all()
         report = QualityReportValue(
             header.source_path, header.sample, header.n_ctx, header.n_chunks,
-            tuple(QualityRow(*row) for row in rows),
+            tuple(QualityRow(*row) for row in rows), header.gpu_layers,
         )
         return QualityReportRecord(header.id, header.created_at, report)
 

@@ -186,6 +186,7 @@ class QualityReport(Base):
     sample: Mapped[str] = mapped_column(Text)
     n_ctx: Mapped[int] = mapped_column(Integer)
     n_chunks: Mapped[int] = mapped_column(Integer)
+    gpu_layers: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class QualityResult(Base):

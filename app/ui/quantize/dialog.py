@@ -34,7 +34,13 @@ from PySide6.QtWidgets import (
 
 from app.engine.gguf_info import human_bytes, human_count
 from app.engine.hardware import GpuInfo
-from app.engine.quality import DEFAULT_N_CTX, EvalProgress, EvaluateJob, QualityCancelled
+from app.engine.quality import (
+    DEFAULT_N_CTX,
+    EvalProgress,
+    EvaluateJob,
+    QualityCancelled,
+    eval_gpu_layers,
+)
 from app.engine.quant_types import is_requantize, offered_types, requantize_warning
 from app.engine.quantize import (
     QuantizeCancelled,
@@ -357,7 +363,8 @@ class QuantizeDialog(QDialog):
             return
         job = self._job = EvaluateJob(
             Path(self.source.path), [(f.type_name, f.path) for f in outcome.files],
-            n_ctx=self.n_ctx, max_chunks=self.max_chunks, threads=self.threads.value())
+            n_ctx=self.n_ctx, max_chunks=self.max_chunks, threads=self.threads.value(),
+            gpu_layers=eval_gpu_layers(self.source, self._gpus))
         self.progress.setValue(0)
         self._set_phase("measuring", f"Quantized {kept}; measuring quality…")
         self._tasks.start(evaluate_and_save, job, self._store,

@@ -123,7 +123,7 @@ class QualityReportView(QWidget):
             f"<b>{Path(report.source_path).name}</b> and its quantizations, measured on "
             f"<i>{report.sample}</i>: {report.n_chunks} windows × {report.n_ctx} tokens, "
             "scored like llama.cpp's llama-perplexity (lower perplexity is better). Speeds are "
-            "tokens per second on this machine."
+            f"tokens per second {report.speed_basis}."
         )
         source = report.source_row
         self.table.setRowCount(len(report.rows))

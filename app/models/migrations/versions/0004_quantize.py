@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("sample", sa.Text(), nullable=False),
         sa.Column("n_ctx", sa.Integer(), nullable=False),
         sa.Column("n_chunks", sa.Integer(), nullable=False),
+        sa.Column("gpu_layers", sa.Integer(), nullable=False, server_default="0"),
         sqlite_autoincrement=True,
     )
     op.create_index("ix_quality_reports_source_path", "quality_reports", ["source_path"])
