@@ -305,3 +305,18 @@ def test_output_cut_short_by_a_full_disk_is_reported_as_such(
     with pytest.raises(QuantizeError, match=r"disk holding .* is full .*Nothing was kept"):
         drain(QuantizeJob(plan).run())
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.starter
+def test_a_worker_killed_for_memory_says_so(starter_model: Path, tmp_path: Path) -> None:
+    plan = plan_quantize(QuantizeRequest(starter_model, ("Q6_K",), out_dir=tmp_path, threads=1,
+                                         allow_requantize=True), predict=False)
+
+    def out_of_memory_killer(step: QuantizeProgress) -> None:
+        if step.tensor == 2:
+            for child in psutil.Process().children():
+                os.kill(child.pid, signal.SIGKILL)
+
+    with pytest.raises(QuantizeError, match="SIGKILL.*ran out of memory"):
+        drain(QuantizeJob(plan).run(), out_of_memory_killer)
+    assert leftovers(tmp_path) == []

@@ -113,6 +113,8 @@ class WorkerProcess:
             except ValueError:
                 name = f"signal {-returncode}"
             what = f"llama.cpp crashed ({name})"
+            if -returncode == signal.SIGKILL and not self._cancelled.is_set():
+                what += ", most likely because the system ran out of memory"
         else:
             what = f"the worker process exited with status {returncode}"
         tail = "; ".join(line for line in self._stderr_tail if line)[-300:]
