@@ -63,6 +63,7 @@ class BarChart(QWidget):
             painter.drawText(_PAD, top + metrics.ascent(), self._caption)
             top += self._caption_height()
         if not self._bars:
+            painter.end()
             return
         label_w = max(metrics.horizontalAdvance(b.label) for b in self._bars) + _PAD
         value_w = max(metrics.horizontalAdvance(b.text) for b in self._bars) + _PAD

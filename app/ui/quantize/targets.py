@@ -90,15 +90,13 @@ class TargetTable(QTableWidget):
 
     def set_predictions(self, predictions: dict[str, Prediction]) -> None:
         self._predictions.update(predictions)
-        self.blockSignals(True)
-        for row in range(self.rowCount()):
-            self._fill(row)
-        self.blockSignals(False)
+        self.refresh_outputs()
 
     def cell_text(self, type_name: str, column: int) -> str:
         return self.item(self.type_names().index(type_name), column).text()
 
     def refresh_outputs(self) -> None:
+        """Redraw every row's predicted size, fit and output name."""
         self.blockSignals(True)
         for row in range(self.rowCount()):
             self._fill(row)
