@@ -102,6 +102,10 @@ def test_imatrix_types_are_refused_without_an_importance_matrix(
     with pytest.raises(QuantizeError, match="IQ2_XS need an importance matrix"):
         plan_quantize(QuantizeRequest(quantizable_models["f16"], ("IQ2_XS",), out_dir=tmp_path))
     assert leftovers(tmp_path) == []
+    # IQ4_XS merely does better with one, so it is offered and works without.
+    plan = plan_quantize(QuantizeRequest(quantizable_models["f16"], ("IQ4_XS",), out_dir=tmp_path))
+    _steps, outputs = drain(QuantizeJob(plan).run())
+    assert read_model_info(outputs[0].path).file_type == "IQ4_XS"
 
 
 @pytest.mark.starter

@@ -209,16 +209,16 @@ def test_iq_types_are_offered_only_with_an_importance_matrix(
     qtbot.mouseClick(dialog.imatrix_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.imatrix == imatrix, timeout=10_000)
     assert not dialog.error_label.isVisible()
-    assert {"IQ2_XS", "IQ4_XS"} <= set(dialog.targets.type_names())
+    assert {"IQ2_XS", "IQ3_XXS"} <= set(dialog.targets.type_names())
     assert imatrix.name in dialog.imatrix_label.text()
     # With the matrix, llama.cpp's dry run can size the IQ types too.
     qtbot.waitUntil(lambda: dialog.targets.cell_text("IQ2_XS", SIZE) != PENDING, timeout=30_000)
     assert dialog.targets.cell_text("IQ2_XS", SIZE).endswith("KB")
 
     # Clearing the matrix takes the IQ types away again, ticked or not.
-    dialog.set_checked_types(["IQ4_XS", "Q8_0"])
+    dialog.set_checked_types(["IQ3_XXS", "Q8_0"])
     qtbot.mouseClick(dialog.clear_imatrix_button, Qt.MouseButton.LeftButton)
-    assert "IQ4_XS" not in dialog.targets.type_names()
+    assert "IQ3_XXS" not in dialog.targets.type_names()
     assert dialog.targets.checked_types() == ["Q8_0"]
 
     # And with it back, an IQ type quantizes for real.

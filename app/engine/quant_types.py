@@ -14,7 +14,9 @@ class QuantType:
     name: str  # "Q4_K_M", as llama-quantize and file names spell it
     ftype: str  # the llama_ftype constant's name in llama_cpp
     bits: float  # nominal bits per weight, for ordering and rough sizes
-    needs_imatrix: bool  # llama.cpp refuses (or badly degrades) these without an importance matrix
+    # llama.cpp refuses the 1- and 2-bit IQ types without an importance matrix, and the other
+    # low-bit IQ types come out badly without one, so Hearth offers them only with one.
+    needs_imatrix: bool
     description: str
 
 
@@ -35,7 +37,7 @@ QUANT_TYPES: tuple[QuantType, ...] = (
     _t("Q3_K_S", 3.41, "very small; high quality loss"),
     _t("Q3_K_M", 3.74, "very small; substantial quality loss"),
     _t("Q3_K_L", 4.03, "small; substantial quality loss"),
-    _t("IQ4_XS", 4.25, "4.25 bpw, best with an importance matrix", True),
+    _t("IQ4_XS", 4.25, "4.25 bpw; better with an importance matrix"),
     _t("Q4_0", 4.34, "legacy 4-bit; fast on many backends"),
     _t("Q4_K_S", 4.37, "small; some quality loss"),
     _t("Q4_K_M", 4.58, "balanced size and quality; the usual choice"),
