@@ -35,6 +35,7 @@ or use Hearth from the terminal:
   {hearth} chat MODEL     chat with a model (try: {hearth} chat starter)
   {hearth} models         list the models in your library
   {hearth} info FILE      show what a GGUF file contains
+  {hearth} quantize MODEL --type Q4_K_M   a smaller copy, with a quality report
 Every command has --help."""
 
 
