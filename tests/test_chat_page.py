@@ -593,3 +593,14 @@ def test_opening_a_chat_shows_its_last_reply_numbers(qtbot, make_page, hearth_st
     assert page.status_line.speed_label.text() == "42.0 tok/s"
     assert page.status_line.context_bar.value() == 345
     assert page.status_line.context_bar.maximum() == 2048
+
+
+def test_with_no_chat_open_the_settings_show_what_a_new_chat_gets(make_page):
+    from app.engine.types import Sampling
+
+    panel = make_page().settings_panel
+    defaults = Sampling()
+    assert not panel.isEnabled()
+    assert panel.temperature.value() == pytest.approx(defaults.temperature)
+    assert panel.max_tokens.value() == defaults.max_tokens
+    assert panel.repeat_penalty.value() == pytest.approx(defaults.repeat_penalty)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QElidingLabel
 
 from app.engine.events import MemoryCheck
 from app.engine.gguf_info import human_bytes
@@ -53,9 +54,11 @@ class ModelPicker(QWidget):
         self.progress.setRange(0, 100)
         self.progress.setMaximumWidth(160)
         self.progress.hide()
-        self.loaded_label = QLabel(self)
-        self.format_label = QLabel(self)
-        self.memory_label = QLabel(self)  # estimated vs measured memory of the loaded model
+        # Eliding labels: on a narrow window these end in "…" rather than being cut mid-word
+        # against their neighbour; the tooltips carry the whole text.
+        self.loaded_label = QElidingLabel(parent=self)
+        self.format_label = QElidingLabel(parent=self)
+        self.memory_label = QElidingLabel(parent=self)  # estimated vs measured memory
         self.memory_label.hide()
         self.error_label = QLabel(self)
         self.error_label.setStyleSheet("color: #b00020")

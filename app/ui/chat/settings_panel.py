@@ -100,7 +100,7 @@ class SettingsPanel(QWidget):
             box.valueChanged.connect(self._save_now)
         self.overflow_combo.currentIndexChanged.connect(self._save_now)
         self.reload_presets()
-        self.setEnabled(False)
+        self.set_chat(None)
 
     # -- public --------------------------------------------------------------------------------
     def reload_presets(self) -> None:
@@ -119,14 +119,17 @@ class SettingsPanel(QWidget):
         self.flush()
         self._chat_id = chat.id if chat else None
         self.setEnabled(chat is not None)
-        if chat is None:
-            return
+        # With no chat open the (disabled) panel shows what a new chat starts with, not the
+        # spin boxes' minimums, which read like broken settings.
+        sampling = chat.sampling if chat else Sampling()
         self._filling = True
         try:
-            self.system_prompt.setPlainText(chat.system_prompt)
-            self._show_sampling(chat.sampling)
-            self._stop = list(chat.sampling.stop)
-            self.overflow_combo.setCurrentIndex(self.overflow_combo.findData(chat.overflow_policy))
+            self.system_prompt.setPlainText(chat.system_prompt if chat else "")
+            self._show_sampling(sampling)
+            self._stop = list(sampling.stop)
+            if chat is not None:
+                self.overflow_combo.setCurrentIndex(
+                    self.overflow_combo.findData(chat.overflow_policy))
             self._match_preset()
         finally:
             self._filling = False
