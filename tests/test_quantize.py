@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import llama_cpp
 import psutil
@@ -264,6 +265,7 @@ def test_a_file_that_is_not_an_importance_matrix_is_refused(
 _KILLED_PARENT = """
 import sys
 from pathlib import Path
+from typing import Any
 from app.engine.quantize import QuantizeJob, QuantizeRequest, plan_quantize
 plan = plan_quantize(QuantizeRequest(Path(sys.argv[1]), ("Q6_K",), out_dir=Path(sys.argv[2]),
                                      threads=1, allow_requantize=True), predict=False)
@@ -324,3 +326,34 @@ def test_a_worker_killed_for_memory_says_so(starter_model: Path, tmp_path: Path)
     with pytest.raises(QuantizeError, match="SIGKILL.*ran out of memory"):
         drain(QuantizeJob(plan).run(), out_of_memory_killer)
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.starter
+def test_a_cancel_landing_while_the_worker_starts_still_stops_it(
+    starter_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import time
+
+    from app.engine import worker_process
+    from app.engine.worker_process import WorkerCancelled, WorkerProcess
+
+    worker = WorkerProcess({
+        "cmd": "quantize", "source": str(starter_model), "dest": str(tmp_path / "x.part"),
+        "type": "Q6_K", "ftype": "LLAMA_FTYPE_MOSTLY_Q6_K", "threads": 1,
+        "allow_requantize": True,
+    })
+    real_popen = subprocess.Popen
+
+    def slow_start(*args: Any, **kwargs: Any) -> subprocess.Popen[str]:
+        # The user presses Cancel just as the child is being started.
+        threading.Thread(target=worker.cancel).start()
+        time.sleep(0.2)
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(worker_process.subprocess, "Popen", slow_start)
+    started = time.perf_counter()
+    with pytest.raises(WorkerCancelled):
+        for _message in worker.messages():
+            pass
+    assert time.perf_counter() - started < 1.5  # the whole quantization takes several seconds

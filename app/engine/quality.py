@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import threading
 from collections.abc import Generator, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -127,10 +129,10 @@ class EvaluateJob:
         self.gpu_layers = gpu_layers
         self._offloaded = 0  # what the workers report they could offload
         self._worker: WorkerProcess | None = None
-        self._cancelled = False
+        self._cancelled = threading.Event()  # shared with every worker this job starts
 
     def cancel(self) -> None:
-        self._cancelled = True
+        self._cancelled.set()
         if self._worker is not None:
             self._worker.cancel()
 
@@ -145,7 +147,7 @@ class EvaluateJob:
         rows: list[QualityRow] = []
         chunks = 0
         for index, (label, path) in enumerate(models):
-            if self._cancelled:
+            if self._cancelled.is_set():
                 raise QualityCancelled("Measuring was cancelled.")
             yield EvalProgress(index, len(models), label, "loading", 0, 1)
             row, n = yield from self._measure(index, len(models), label, path)
@@ -165,21 +167,21 @@ class EvaluateJob:
             "cmd": "evaluate", "model": str(path), "n_ctx": self.n_ctx,
             "max_chunks": self.max_chunks, "threads": self.threads, "sample": self.sample,
             "gpu_layers": self.gpu_layers,
-        })
+        }, self._cancelled)
         result: dict[str, float] = {}
         try:
-            for message in self._worker.messages():
-                if "result" in message:
-                    result = message["result"]
-                elif "stage" in message:
-                    yield EvalProgress(index, count, label, message["stage"],
-                                       int(message["step"]), int(message["of"]))
+            # closing(): a caller that stops iterating stops the child at once.
+            with closing(self._worker.messages()) as messages:
+                for message in messages:
+                    if "result" in message:
+                        result = message["result"]
+                    elif "stage" in message:
+                        yield EvalProgress(index, count, label, message["stage"],
+                                           int(message["step"]), int(message["of"]))
         except WorkerCancelled:
             raise QualityCancelled("Measuring was cancelled.") from None
         except WorkerError as exc:
             return QualityRow(label, str(path), file_type, size, bpw, error=str(exc)), 0
-        finally:
-            self._worker.cancel()  # no-op when it exited; stops it if the caller gave up
         self._offloaded = max(self._offloaded, int(result.get("gpu_layers", 0)))
         return QualityRow(
             label, str(path), file_type, size, bpw,

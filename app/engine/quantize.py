@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import threading
 import time
 from collections.abc import Generator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -258,13 +260,13 @@ class QuantizeJob:
     def __init__(self, plan: QuantizePlan) -> None:
         self.plan = plan
         self._worker: WorkerProcess | None = None
-        self._cancelled = False
+        self._cancelled = threading.Event()  # shared with every worker this job starts
         # Outputs completed so far: after a failure or cancel they are still complete and
         # verified, so callers add them to the library; only the one in progress is removed.
         self.finished: list[QuantizedFile] = []
 
     def cancel(self) -> None:
-        self._cancelled = True
+        self._cancelled.set()
         if self._worker is not None:
             self._worker.cancel()
 
@@ -280,7 +282,7 @@ class QuantizeJob:
         self, index: int, target: TargetPlan
     ) -> Generator[QuantizeProgress, None, QuantizedFile]:
         request = self.plan.request
-        if self._cancelled:
+        if self._cancelled.is_set():
             raise QuantizeCancelled("Quantizing was cancelled.")
         target.output.parent.mkdir(parents=True, exist_ok=True)
         # Re-checked per target: other programs (or earlier targets) may have used the space.
@@ -292,17 +294,19 @@ class QuantizeJob:
             "type": target.quant.name, "ftype": target.quant.ftype, "threads": request.threads,
             "imatrix": str(request.imatrix) if request.imatrix else None,
             "allow_requantize": request.allow_requantize,
-        })
+        }, self._cancelled)
         started = time.perf_counter()
         count = len(self.plan.targets)
         try:
-            for message in self._worker.messages():
-                if "done" in message:
-                    log.info("llama.cpp quantized to %s in %.2f s", target.quant.name,
-                             message.get("seconds", 0.0))
-                if "tensor" in message:
-                    yield QuantizeProgress(index, count, target.quant.name,
-                                           int(message["tensor"]), int(message["of"]))
+            # closing(): a caller that stops iterating (a closed window) kills the child first.
+            with closing(self._worker.messages()) as messages:
+                for message in messages:
+                    if "done" in message:
+                        log.info("llama.cpp quantized to %s in %.2f s", target.quant.name,
+                                 message.get("seconds", 0.0))
+                    if "tensor" in message:
+                        yield QuantizeProgress(index, count, target.quant.name,
+                                               int(message["tensor"]), int(message["of"]))
         except WorkerCancelled:
             part.unlink(missing_ok=True)
             raise QuantizeCancelled("Quantizing was cancelled.") from None
@@ -312,7 +316,6 @@ class QuantizeJob:
             raise QuantizeError(message) from exc
         except BaseException:
             # GeneratorExit (the caller stopped) or anything unexpected: no half-written file.
-            self._worker.cancel()
             part.unlink(missing_ok=True)
             raise
         try:

@@ -32,12 +32,20 @@ class WorkerCancelled(WorkerError):
 
 
 class WorkerProcess:
-    """One child process running one request. ``cancel`` may be called from any thread."""
+    """One child process running one request. ``cancel`` may be called from any thread.
 
-    def __init__(self, request: dict[str, Any]) -> None:
+    A job running several workers in turn passes them one shared ``cancelled`` event, so a
+    cancel that arrives between two workers still stops the next one before it starts.
+    """
+
+    def __init__(self, request: dict[str, Any],
+                 cancelled: threading.Event | None = None) -> None:
         self._request = request
         self._proc: subprocess.Popen[str] | None = None
-        self._cancelled = threading.Event()
+        self._cancelled = cancelled if cancelled is not None else threading.Event()
+        # Starting the child and cancelling it exclude each other: a cancel that lands while
+        # the child is being started either stops the start or finds the child to kill.
+        self._lock = threading.Lock()
         self._stderr_tail: list[str] = []
 
     def messages(self) -> Iterator[dict[str, Any]]:
@@ -46,17 +54,18 @@ class WorkerProcess:
         A message ``{"error": ...}`` ends the run with that error; anything else is passed on.
         The child is killed if the caller stops iterating early.
         """
-        if self._cancelled.is_set():
-            raise WorkerCancelled("Cancelled")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        with self._lock:
+            if self._cancelled.is_set():
+                raise WorkerCancelled("Cancelled")
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", WORKER_MODULE],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
         stderr_reader = threading.Thread(target=self._drain_stderr, daemon=True)
         stderr_reader.start()
         error: str | None = None
@@ -92,7 +101,8 @@ class WorkerProcess:
 
     def cancel(self) -> None:
         self._cancelled.set()
-        proc = self._proc
+        with self._lock:
+            proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.kill()
 
