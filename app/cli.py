@@ -441,6 +441,7 @@ def _quantize(args: argparse.Namespace) -> int:
     from app.engine.gguf_info import human_bytes
     from app.engine.hardware import probe_hardware
     from app.engine.quality import (
+        EvalProgress,
         EvaluateJob,
         QualityCancelled,
         eval_gpu_layers,
@@ -451,13 +452,15 @@ def _quantize(args: argparse.Namespace) -> int:
         OutputExists,
         QuantizeError,
         QuantizeJob,
+        QuantizeProgress,
         QuantizeRequest,
         RequantizeRefused,
         plan_quantize,
         predicted_info,
     )
+    from app.engine.steps import drain
     from app.engine.types import LoadSettings
-    from app.models.quantized import register_quantized
+    from app.models.quantized import evaluate_and_save, quantize_and_register
 
     with _open_store() as store:
         try:
@@ -487,46 +490,32 @@ def _quantize(args: argparse.Namespace) -> int:
             print(f"{target.quant.name:<9} {human_bytes(size) if size else '?':>10}  "
                   f"{fit:<17} {target.output}")
 
+        def show(step: QuantizeProgress | EvalProgress) -> None:
+            print(f"\r  {step.describe()}      ", end="", file=sys.stderr)
+
         job = QuantizeJob(plan)
         with _ctrl_c(job.cancel):
-            try:
-                steps = job.run()
-                while True:
-                    step = next(steps)
-                    print(f"\r  {step.type_name} ({step.index + 1} of {step.count}): tensor "
-                          f"{step.tensor} of {step.n_tensors or '?'}   ", end="", file=sys.stderr)
-            except StopIteration as stop:
-                outputs = stop.value
-            except QuantizeError as exc:
-                print(f"\nhearth quantize: {exc}", file=sys.stderr)
-                for output in register_quantized(store, source, job.finished, args.imatrix):
-                    print(f"Kept the finished {output.file_type} output: {output.path}")
-                return 1
+            outcome = drain(quantize_and_register(job, store), show)
         print(file=sys.stderr)
-        register_quantized(store, source, outputs, args.imatrix)
-        for output in outputs:
+        for output in outcome.files:
             print(f"Added {output.path} ({human_bytes(output.size)}, {output.seconds:.1f} s) "
                   "to your library.")
+        if outcome.error is not None:
+            print(f"hearth quantize: {outcome.error}", file=sys.stderr)
+            return 1
         if args.no_report:
             return 0
 
-        evaluation = EvaluateJob(source, [(o.type_name, o.path) for o in outputs],
+        evaluation = EvaluateJob(source, [(o.type_name, o.path) for o in outcome.files],
                                  max_chunks=args.windows, threads=args.threads,
                                  gpu_layers=eval_gpu_layers(plan.source, hardware.gpus))
         with _ctrl_c(evaluation.cancel):
             try:
-                steps = evaluation.run()
-                while True:
-                    e = next(steps)
-                    print(f"\r  Measuring {e.label}: {e.stage} {e.step} of {e.steps}      ",
-                          end="", file=sys.stderr)
-            except StopIteration as stop:
-                report = stop.value
+                report = drain(evaluate_and_save(evaluation, store), show).report
             except QualityCancelled:
                 print("\nQuality report skipped; the quantized files are kept.", file=sys.stderr)
                 return 130
         print(file=sys.stderr)
-        store.save_quality_report(report)
         print(to_markdown(report))
         if args.report:
             text = to_csv(report) if args.report.suffix.lower() == ".csv" else to_markdown(report)

@@ -88,6 +88,14 @@ class EvalProgress:
                   "speed": 0.9}.get(self.stage, 0.0)
         return (self.index + within) / self.count if self.count else 1.0
 
+    def describe(self) -> str:
+        """``Measuring Q8_0: perplexity window 3 of 7``, for a status line."""
+        if self.stage == "perplexity":
+            return f"Measuring {self.label}: perplexity window {self.step} of {self.steps}"
+        if self.stage == "speed":
+            return f"Measuring {self.label}: speed"
+        return f"Measuring {self.label}: loading ({self.index + 1} of {self.count})"
+
 
 def eval_gpu_layers(source: ModelInfo, gpus: list[GpuInfo]) -> int:
     """Layers to offload while measuring: as many as fit, like a chat would load the model, so

@@ -98,6 +98,13 @@ class QuantizeProgress:
         within = self.tensor / self.n_tensors if self.n_tensors else 0.0
         return (self.index + within) / self.count if self.count else 1.0
 
+    def describe(self) -> str:
+        """``Q4_K_M (1 of 2): tensor 57 of 291``, for a status line."""
+        where = f"{self.type_name} ({self.index + 1} of {self.count})"
+        if not self.n_tensors:
+            return f"{where}: starting"
+        return f"{where}: tensor {self.tensor} of {self.n_tensors}"
+
 
 @dataclass(frozen=True)
 class QuantizedFile:
@@ -234,6 +241,15 @@ def plan_quantize(
     plan = QuantizePlan(request, source, warning, tuple(targets), free_disk_bytes(out_dir))
     _check_disk(plan.needed_bytes, plan.free_bytes, out_dir)
     return plan
+
+
+def existing_outputs(request: QuantizeRequest) -> list[Path]:
+    """Outputs ``request`` would replace, so a caller can ask before `plan_quantize` refuses."""
+    if request.overwrite:
+        return []
+    source = Path(request.source).resolve()
+    paths = (output_path(source, t, request.out_dir) for t in request.types)
+    return [p for p in paths if p.exists()]
 
 
 def check_imatrix(path: Path) -> None:

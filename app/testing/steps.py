@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import TypeVar
 
+from app.engine.steps import drain as run_steps
+
 Step = TypeVar("Step")
 Result = TypeVar("Result")
 
@@ -14,11 +16,10 @@ def drain(
 ) -> tuple[list[Step], Result]:
     """All the steps ``steps`` yields (``on_step`` sees each as it comes) and its return value."""
     seen: list[Step] = []
-    while True:
-        try:
-            step = next(steps)
-        except StopIteration as stop:
-            return seen, stop.value
+
+    def keep(step: Step) -> None:
         seen.append(step)
         if on_step is not None:
             on_step(step)
+
+    return seen, run_steps(steps, keep)

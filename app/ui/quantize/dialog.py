@@ -54,18 +54,14 @@ from app.engine.quantize import (
     output_path,
 )
 from app.engine.types import ModelInfo
+from app.models.quantized import QuantizeOutcome, evaluate_and_save, quantize_and_register
 from app.models.records import QualityReportRecord
 from app.models.store import Store
 from app.ui.load_settings_dialog import known_gpus
 from app.ui.quantize.jobs import (
     Prediction,
-    QuantizeOutcome,
-    describe_eval,
-    describe_quantize,
-    evaluate_and_save,
     plan_or_existing,
     predict_targets,
-    quantize_and_register,
 )
 from app.ui.quantize.report_view import QualityReportView
 from app.ui.quantize.targets import TargetTable
@@ -329,8 +325,8 @@ class QuantizeDialog(QDialog):
                 self.status_label.setText("Nothing was started; the existing files are kept.")
             return
         job = self._job = QuantizeJob(result)
-        self._set_phase("quantizing", describe_quantize(
-            QuantizeProgress(0, len(result.targets), result.targets[0].quant.name, 0, 0)))
+        self._set_phase("quantizing", QuantizeProgress(
+            0, len(result.targets), result.targets[0].quant.name, 0, 0).describe())
         self._tasks.start(quantize_and_register, job, self._store,
                           on_yielded=self._quantize_step, on_returned=self._quantized,
                           on_errored=self._failed)
@@ -338,7 +334,7 @@ class QuantizeDialog(QDialog):
     def _quantize_step(self, step: QuantizeProgress) -> None:
         # The status first, so whoever watches the bar sees the text that goes with it.
         if not self._closing and not self._cancelling():
-            self.status_label.setText(describe_quantize(step))
+            self.status_label.setText(step.describe())
         self.progress.setValue(round(step.fraction * _STEPS))
 
     def _quantized(self, outcome: QuantizeOutcome) -> None:
@@ -374,7 +370,7 @@ class QuantizeDialog(QDialog):
     def _eval_step(self, step: EvalProgress) -> None:
         # The status first, so whoever watches the bar sees the text that goes with it.
         if not self._closing and not self._cancelling():
-            self.status_label.setText(describe_eval(step))
+            self.status_label.setText(step.describe())
         self.progress.setValue(round(step.fraction * _STEPS))
 
     def _measured(self, record: QualityReportRecord) -> None:
