@@ -159,3 +159,5 @@ def test_reports_are_stored_and_found_from_any_of_their_models(hearth_store: Sto
         assert found is not None and found.id == newer.id
         assert found.report == report
     assert hearth_store.latest_quality_report("/elsewhere.gguf") is None
+    assert hearth_store.quality_report_paths() == {
+        "/m/model-F16.gguf", "/m/q/model-Q4_K_M.gguf", "/m/q/model-Q2_K.gguf"}

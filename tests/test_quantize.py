@@ -83,6 +83,7 @@ def test_lineage_is_recorded_in_the_library(
     lineage = hearth_store.get_lineage(outputs[0].path)
     assert lineage is not None
     assert (lineage.source_path, lineage.quant_type) == (str(source.resolve()), "Q4_0")
+    assert hearth_store.list_lineage() == {str(outputs[0].path): lineage}
 
 
 def test_type_names_are_llama_cpp_ftypes() -> None:

@@ -581,6 +581,12 @@ class Store:
         with self._writing() as session:
             return LineageRecord(*session.execute(statement).one())
 
+    def list_lineage(self) -> dict[str, LineageRecord]:
+        """Every recorded lineage by output path, for showing a whole library at once."""
+        with self._reading() as conn:
+            return {row[0]: LineageRecord(*row)
+                    for row in conn.execute(select(*_LINEAGE_COLUMNS))}
+
     def get_lineage(self, output_path: str | Path) -> LineageRecord | None:
         query = select(*_LINEAGE_COLUMNS).where(ModelLineage.output_path == str(output_path))
         with self._reading() as conn:
@@ -599,6 +605,12 @@ class Store:
                 for i, row in enumerate(report.rows)
             )
             return QualityReportRecord(header.id, header.created_at, report)
+
+    def quality_report_paths(self) -> set[str]:
+        """Paths of every model some report measured, as the source or as an output."""
+        query = select(QualityReport.source_path).union(select(QualityResult.path))
+        with self._reading() as conn:
+            return set(conn.execute(query).scalars())
 
     def latest_quality_report(self, model_path: str | Path) -> QualityReportRecord | None:
         """The newest report that measured ``model_path``, as the source or as an output."""

@@ -15,6 +15,7 @@ from PySide6.QtCore import (
     QItemSelectionModel,
     QModelIndex,
     QPersistentModelIndex,
+    QSignalBlocker,
     QSortFilterProxyModel,
     Qt,
     Signal,
@@ -50,7 +51,7 @@ from app.models.library import (
     known_model_folders,
     remove_model,
 )
-from app.models.records import ModelFileRecord, ModelSource
+from app.models.records import LineageRecord, ModelFileRecord, ModelSource
 from app.models.store import Store
 from app.ui.load_settings_dialog import LoadSettingsDialog, open_load_settings
 from app.ui.quantize.dialog import QuantizeDialog
@@ -200,6 +201,8 @@ class ModelsPage(QWidget):
         self._store = store
         self._tasks = tasks
         self._busy = False
+        self._reported: set[str] = set()  # paths that have a quality report
+        self._lineage: dict[str, LineageRecord] = {}
 
         self.import_file_button = QPushButton("Import file…")
         self.import_folder_button = QPushButton("Import folder…")
@@ -274,11 +277,16 @@ class ModelsPage(QWidget):
         """Reload the table from the Store, keeping the selected model selected."""
         current = self.selected_record()
         self.table_model.set_records(self._store.list_model_files())
+        # Read once per refresh, not per click: what has a report, where quantized models came from.
+        self._reported = self._store.quality_report_paths()
+        self._lineage = self._store.list_lineage()
         # Keep the selection; otherwise show the first model's details rather than an empty pane.
-        if current is None or not self.select_path(current.path):
-            first = self.table_model.record(0) if self.table_model.rowCount() else None
-            if first is not None:
-                self.select_path(first.path)
+        # Signals stay blocked meanwhile so the details are drawn once, below.
+        with QSignalBlocker(self.table.selectionModel()):
+            if current is None or not self.select_path(current.path):
+                first = self.table_model.record(0) if self.table_model.rowCount() else None
+                if first is not None:
+                    self.select_path(first.path)
         self._selection_changed()
 
     def selected_record(self) -> ModelFileRecord | None:
@@ -306,14 +314,13 @@ class ModelsPage(QWidget):
         self.settings_button.setEnabled(record is not None)
         self.delete_button.setEnabled(record is not None)
         self.quantize_button.setEnabled(record is not None)
-        self.report_button.setEnabled(
-            record is not None and self._store.latest_quality_report(record.path) is not None)
+        self.report_button.setEnabled(record is not None and record.path in self._reported)
         if record is None:
             empty = self.table_model.rowCount() == 0
             self.details.setPlainText(_EMPTY_HINT if empty else "Select a model to see details.")
             return
         text = format_model_info(record.info)
-        lineage = self._store.get_lineage(record.path)
+        lineage = self._lineage.get(record.path)
         if lineage is not None:
             text = (f"Quantized from {Path(lineage.source_path).name} as {lineage.quant_type}"
                     f" ({lineage.source_path})\n\n{text}")
@@ -461,7 +468,7 @@ class ModelsPage(QWidget):
             return None
         dialog = QuantizeDialog(self._store, self._tasks, record.info, self)
         dialog.libraryChanged.connect(self._quantized)
-        dialog.reportSaved.connect(self._selection_changed)
+        dialog.reportSaved.connect(self.refresh)
         dialog.show()
         return dialog
 
