@@ -31,7 +31,7 @@ def open_dialog(qtbot, hearth_store):
     dialogs: list[QuantizeDialog] = []
 
     def make(path: Path) -> QuantizeDialog:
-        dialog = QuantizeDialog(hearth_store, tasks, read_model_info(path), gpus=[])
+        dialog = QuantizeDialog(hearth_store, read_model_info(path), gpus=[], tasks=tasks)
         dialog.max_chunks = 1
         dialogs.append(dialog)
         dialog.show()
@@ -79,6 +79,9 @@ def test_quantize_two_types_from_my_models_and_read_the_report(
     assert not page.report_button.isEnabled()  # nothing measured yet
 
     dialog = _open_quantize(qtbot, page)
+    # Quantize… again raises the same dialog: two would race to write the same outputs.
+    qtbot.mouseClick(page.quantize_button, Qt.MouseButton.LeftButton)
+    assert page.findChildren(QuantizeDialog) == [dialog]
     dialog.max_chunks = 1
     dialog.set_out_dir(tmp_path / "out")
     dialog.set_checked_types(["Q4_K_M", "Q8_0"])

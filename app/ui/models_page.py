@@ -7,6 +7,7 @@ but a folder of big models on a slow disk is not. Errors come back as one messag
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,7 @@ class ModelsPage(QWidget):
         self._busy = False
         self._reported: set[str] = set()  # paths that have a quality report
         self._lineage: dict[str, LineageRecord] = {}
+        self._quantize_dialogs: dict[str, QuantizeDialog] = {}  # by source path
 
         self.import_file_button = QPushButton("Import file…")
         self.import_folder_button = QPushButton("Import folder…")
@@ -466,11 +468,22 @@ class ModelsPage(QWidget):
         if not Path(record.path).is_file():
             QMessageBox.warning(self, "Model file missing", f"{record.path} no longer exists.")
             return None
-        dialog = QuantizeDialog(self._store, self._tasks, record.info, self)
-        dialog.libraryChanged.connect(self._quantized)
-        dialog.reportSaved.connect(self.refresh)
+        # One dialog per model: a second would quantize the same file to the same outputs.
+        dialog = self._quantize_dialogs.get(record.path)
+        if dialog is None or dialog.closing:
+            dialog = QuantizeDialog(self._store, record.info, self)
+            dialog.libraryChanged.connect(self._quantized)
+            dialog.reportSaved.connect(self.refresh)
+            dialog.destroyed.connect(partial(self._forget_dialog, record.path, dialog))
+            self._quantize_dialogs[record.path] = dialog
         dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
         return dialog
+
+    def _forget_dialog(self, path: str, dialog: QuantizeDialog, _destroyed: object = None) -> None:
+        if self._quantize_dialogs.get(path) is dialog:
+            del self._quantize_dialogs[path]
 
     def _quantized(self) -> None:
         self.refresh()

@@ -80,12 +80,14 @@ class QuantizeDialog(QDialog):
     libraryChanged = Signal()  # outputs were added to the library
     reportSaved = Signal()  # a quality report was stored
 
-    def __init__(self, store: Store, tasks: TaskRunner, source: ModelInfo,
-                 parent: QWidget | None = None, gpus: list[GpuInfo] | None = None) -> None:
+    def __init__(self, store: Store, source: ModelInfo, parent: QWidget | None = None,
+                 gpus: list[GpuInfo] | None = None, tasks: TaskRunner | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Quantize {Path(source.path).name}")
         self._store = store
-        self._tasks = tasks
+        # Its own runner: a quantization can take an hour, and the window's shared runner
+        # would leave My Models' imports queued behind it.
+        self._tasks = tasks if tasks is not None else TaskRunner(self)
         self.source = source
         self._gpus = known_gpus() if gpus is None else gpus
         self.imatrix: Path | None = None
@@ -426,6 +428,11 @@ class QuantizeDialog(QDialog):
         self._update_start()
 
     # -- cancel and close ----------------------------------------------------------------------
+    @property
+    def closing(self) -> bool:
+        """Closed by the user but still alive until its cancelled job reports back."""
+        return self._closing
+
     def _cancelling(self) -> bool:
         return self.cancel_button.text() == "Cancelling…"
 
@@ -463,7 +470,9 @@ class QuantizeDialog(QDialog):
         self.deleteLater()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Close and self._job is not None:
-            self._closing = True
-            self._job.cancel()
+        if event.type() == QEvent.Type.Close:
+            if self._job is not None:
+                self._closing = True
+                self._job.cancel()
+            self._tasks.shutdown()  # the window is going: wait for this dialog's jobs too
         return False
