@@ -53,6 +53,7 @@ class Faults:
     status: int | None = None  # answer resolve with this status (401 gated, 404, 500…)
     status_times: int = -1  # how many times to answer with ``status`` (-1: always)
     throttle_bps: int | None = None  # bytes per second, to make a transfer slow enough to kill
+    ignore_range: bool = False  # answer every GET 200 with the whole file, as some servers do
 
 
 @dataclass(frozen=True)
@@ -296,7 +297,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             fault = hub.take_fault(name)
             start, end = 0, len(data) - 1
             match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
-            if match:
+            if match and not fault.ignore_range:
                 start = int(match[1])
                 end = min(int(match[2]), end) if match[2] else end
                 if start > end and len(data):

@@ -7,14 +7,7 @@ import sys
 from typing import TextIO
 
 from app.engine.downloads import DownloadEvent
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} GB"
+from app.engine.gguf_info import human_bytes
 
 
 def _eta(seconds: float | None) -> str:
@@ -29,8 +22,8 @@ def _eta(seconds: float | None) -> str:
 def progress_line(name: str, event: DownloadEvent, width: int = 80) -> str:
     """``name [#####.....]  42%  12.3 MB/29.0 MB  5.1 MB/s  00:03`` fitted to ``width``."""
     fraction = event.done / event.total if event.total else 0.0
-    tail = (f" {fraction:4.0%}  {_size(event.done)}/{_size(event.total)}  "
-            f"{_size(event.speed)}/s  {_eta(event.eta)}")
+    tail = (f" {fraction:4.0%}  {human_bytes(event.done)}/{human_bytes(event.total)}  "
+            f"{human_bytes(int(event.speed))}/s  {_eta(event.eta)}")
     label = name if len(name) <= 28 else "…" + name[-27:]
     bar_width = max(10, width - len(label) - len(tail) - 4)
     filled = int(bar_width * fraction)

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, NamedTuple, Protocol
 from urllib.parse import urljoin, urlsplit
 
+from app.engine.gguf_info import human_bytes
 from app.engine.hub import FileTarget, HubError, gated_error
 
 log = logging.getLogger(__name__)
@@ -111,11 +112,18 @@ def part_path(dest: Path) -> Path:
 
 
 class _Job:
+    """One run of a download. ``record.status`` and ``finished`` change under the manager's lock.
+
+    ``finished`` is set once the job has stopped and everything about its end (journal, part
+    file, events) is done; while it is clear, another call may not start a new job for the key.
+    """
+
     def __init__(self, record: DownloadRecord) -> None:
         self.record = record
         self.stop: Literal["pause", "cancel"] | None = None
         self.wake = threading.Event()
         self.finished = threading.Event()
+        self.hasher = hashlib.sha256()  # of the bytes in the part file; rebound on a restart
 
 
 class DownloadManager:
@@ -149,8 +157,10 @@ class DownloadManager:
         self._timeout = timeout
         self._lock = threading.Lock()
         self._jobs: dict[str, _Job] = {}
-        self._queue: list[str] = []
-        self._active: set[str] = set()
+        self._queue: list[_Job] = []
+        # Job objects, not keys: a finished job's thread may still be leaving while a new job
+        # for the same key starts, and each must count (and be paused by close) on its own.
+        self._active: set[_Job] = set()
 
     # public API
 
@@ -167,15 +177,27 @@ class DownloadManager:
                                 target.size, target.sha256, str(dest))
         earlier = self._journal.get_download(key) if self._journal else None
         part = part_path(dest)
-        if part.exists() and (earlier is None or earlier.sha256 != target.sha256):
-            # The bytes on disk belong to another version of the file (or to no known one).
-            part.unlink()
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and not job.finished.is_set():
                 return key
-            self._jobs[key] = _Job(record)
-            self._queue.append(key)
+            # No job of this session owns the part file now, so it may go.
+            if part.exists() and (earlier is None or earlier.sha256 != target.sha256):
+                # The bytes on disk belong to another version of the file (or to no known one).
+                part.unlink(missing_ok=True)
+            # Already downloaded (by an earlier run, or another app using the same folder):
+            # finish it at once on a worker, which registers it, instead of fetching it again.
+            complete = not part.exists() and _has_size(dest, target.size)
+            job = _Job(record)
+            self._jobs[key] = job
+            if complete:
+                self._active.add(job)
+            else:
+                self._queue.append(job)
+        if complete:
+            self._emit(DownloadEvent(key, "queued", 0, target.size))
+            self._start(job, fetch=False)
+            return key
         self._save(record)
         self._emit(DownloadEvent(key, "queued", self._part_size(dest), target.size))
         self._pump()
@@ -190,11 +212,12 @@ class DownloadManager:
     def resume(self, key: str) -> None:
         with self._lock:
             job = self._jobs.get(key)
-            if job is None or job.record.status not in ("paused", "failed"):
+            if (job is None or not job.finished.is_set()
+                    or job.record.status not in ("paused", "failed")):
                 return
             new = _Job(replace(job.record, status="queued", error=None))
             self._jobs[key] = new
-            self._queue.append(key)
+            self._queue.append(new)
         self._save(new.record)
         self._pump()
 
@@ -225,36 +248,63 @@ class DownloadManager:
         """Pause everything still running (their parts stay for the next launch)."""
         with self._lock:
             self._queue.clear()
-            keys = list(self._active)
-        for key in keys:
-            self.pause(key)
-        self.wait(keys, timeout=10)
+            jobs = list(self._active)
+            ends = [self._decide_stop(job, "pause") for job in jobs]
+        for job, end in zip(jobs, ends, strict=True):
+            if end is not None:
+                self._finish(job, end)
+        deadline = time.monotonic() + 10
+        for job in jobs:
+            if not job.finished.wait(max(0.0, deadline - time.monotonic())):
+                break
 
     # scheduling
 
     def _stop(self, key: str, how: Literal["pause", "cancel"]) -> None:
         with self._lock:
             job = self._jobs.get(key)
-            if job is None or (job.finished.is_set() and job.record.status != "paused"):
-                return
-            if key in self._queue or job.record.status == "paused":
-                if key in self._queue:
-                    self._queue.remove(key)
-                self._finish(job, "paused" if how == "pause" else "cancelled")
-                return
+            end = None if job is None else self._decide_stop(job, how)
+        if job is not None and end is not None:
+            # Journal writes, unlinking and listeners run outside the lock.
+            self._finish(job, end)
+
+    def _decide_stop(self, job: _Job, how: Literal["pause", "cancel"]) -> Status | None:
+        """Under the lock: the status to finish ``job`` with now, or None when there is nothing
+        to finish here (its thread will see ``job.stop``, or it has already ended)."""
+        status = job.record.status
+        if job.finished.is_set():
+            # Pausing a paused (or failed) job changes nothing; cancelling one removes its part
+            # file and journal row. Done and cancelled jobs are over.
+            if how == "pause" or status not in ("paused", "failed"):
+                return None
+        elif job in self._queue:
+            self._queue.remove(job)
+        elif status in ("queued", "running"):
             job.stop = how
             job.wake.set()
+            return None
+        else:
+            return None  # another call or its own thread is finishing it
+        end: Status = "paused" if how == "pause" else "cancelled"
+        job.record = replace(job.record, status=end, error=None)
+        job.finished.clear()  # until `_finish` is done no new job may take over the key
+        return end
 
     def _pump(self) -> None:
         with self._lock:
             while self._queue and len(self._active) < self._max:
-                key = self._queue.pop(0)
-                self._active.add(key)
-                threading.Thread(target=self._run, args=(self._jobs[key],),
-                                 name=f"download {key}", daemon=True).start()
+                job = self._queue.pop(0)
+                self._active.add(job)
+                self._start(job)
+
+    def _start(self, job: _Job, fetch: bool = True) -> None:
+        # "hearth-" lets the test plugin's leak check see a download thread left running.
+        threading.Thread(target=self._run, args=(job, fetch),
+                         name=f"hearth-download {job.record.key}", daemon=True).start()
 
     def _finish(self, job: _Job, status: Status, message: str = "", done: int = 0) -> None:
-        job.record = replace(job.record, status=status, error=message or None)
+        with self._lock:
+            job.record = replace(job.record, status=status, error=message or None)
         dest = Path(job.record.dest)
         if status == "cancelled":
             part_path(dest).unlink(missing_ok=True)
@@ -268,10 +318,14 @@ class DownloadManager:
                                  job.record.size, message=message, path=str(dest)))
         job.finished.set()
 
-    def _run(self, job: _Job) -> None:
+    def _run(self, job: _Job, fetch: bool = True) -> None:
         key = job.record.key
         try:
-            job.record = replace(job.record, status="running")
+            if not fetch:
+                self._complete(job)
+                return
+            with self._lock:
+                job.record = replace(job.record, status="running")
             self._save(job.record)
             self._transfer(job)
         except _Stopped:
@@ -283,7 +337,7 @@ class DownloadManager:
             self._finish(job, "failed", f"The download failed unexpectedly ({exc}).")
         finally:
             with self._lock:
-                self._active.discard(key)
+                self._active.discard(job)
             self._pump()
 
     # the transfer
@@ -298,7 +352,7 @@ class DownloadManager:
             part.unlink()
             offset = 0
         self._check_space(dest, record.size - offset)
-        hasher = hashlib.sha256()
+        job.hasher = hasher = hashlib.sha256()
         if offset:
             with part.open("rb") as fh:
                 while block := fh.read(self._chunk):
@@ -309,7 +363,7 @@ class DownloadManager:
         while offset < record.size or not part.exists():
             before = offset
             try:
-                offset = self._fetch(job, part, offset, hasher, meter)
+                offset = self._fetch(job, part, offset, meter)
             except _Retry as exc:
                 offset = self._part_size(dest)
                 failures = 0 if offset > before else failures + 1
@@ -322,11 +376,16 @@ class DownloadManager:
                 if job.wake.wait(delay) and job.stop:
                     raise _Stopped() from None
         meter.report(offset, force=True)
-        self._verify(record, part, hasher)
+        self._verify(record, part, job.hasher)
         part.replace(dest)
+        self._complete(job)
+
+    def _complete(self, job: _Job) -> None:
+        """The file is whole under its final name: hand it over and finish the job as done."""
+        dest = Path(job.record.dest)
         if self._on_complete is not None:
             self._on_complete(dest)
-        self._finish(job, "done", done=record.size)
+        self._finish(job, "done", done=job.record.size)
 
     def _check_space(self, dest: Path, need: int) -> None:
         folder = dest.parent
@@ -335,8 +394,8 @@ class DownloadManager:
         free = self._disk_usage(folder).free
         if need + SPACE_MARGIN > free:
             raise DownloadError(
-                f"Not enough disk space for {dest.name}: it needs {_mb(need)} more, and "
-                f"{folder} has {_mb(free)} free. Free some space and try again.")
+                f"Not enough disk space for {dest.name}: it needs {human_bytes(need)} more, "
+                f"and {folder} has {human_bytes(free)} free. Free some space and try again.")
 
     def _verify(self, record: DownloadRecord, part: Path, hasher: hashlib._Hash) -> None:
         if record.sha256 and hasher.hexdigest() != record.sha256.lower():
@@ -345,24 +404,26 @@ class DownloadManager:
                 f"{record.filename} arrived corrupted (its sha256 does not match the Hub's); "
                 "the partial file was deleted. Try the download again.")
 
-    def _fetch(self, job: _Job, part: Path, offset: int, hasher: hashlib._Hash,
-               meter: _Meter) -> int:
+    def _fetch(self, job: _Job, part: Path, offset: int, meter: _Meter) -> int:
+        """Receive from ``offset`` into ``part``, hashing into ``job.hasher``; the new offset."""
         record = job.record
         response, conn = self._open(record, offset)
         try:
             if response.status == 416 and offset >= record.size:
                 return offset
             if response.status == 200 and offset:
-                # The server ignored Range: start over rather than append the wrong bytes.
+                # The server ignored Range: start over rather than append the wrong bytes. The
+                # hash starts over too (a new object: hashlib's cannot be reset in place), and
+                # lives on the job so a retry after this point keeps hashing the new bytes.
                 offset = 0
-                hasher.__init__()  # type: ignore[misc]
+                job.hasher = hashlib.sha256()
                 part.write_bytes(b"")
             elif response.status not in (200, 206):
                 self._raise_for(record, response.status)
             with part.open("r+b" if part.exists() else "wb", buffering=0) as out:
                 out.seek(offset)
                 out.truncate()
-                with _HashingWriter(out, hasher, self._chunk) as sink:
+                with _HashingWriter(out, job.hasher, self._chunk) as sink:
                     while offset < record.size:
                         if job.stop:
                             raise _Stopped()
@@ -533,5 +594,8 @@ class _Meter:
         self.emit(DownloadEvent(self.key, "progress", done, self.total, self.speed, eta))
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n / 1e3:,.1f} kB"
+def _has_size(path: Path, size: int) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size == size
+    except OSError:
+        return False
