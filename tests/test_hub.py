@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,12 @@ def test_errors_are_clear(fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch) ->
 
 def test_token_file_is_private_and_not_in_errors(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
     monkeypatch.setattr(hub_token, "_keyring", lambda: None)
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):  # no Hugging Face login either
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-hf-login"))
     assert hub_token.set_token("hf_secret123", tmp_path) == "file"
     path = tmp_path / "hf_token"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -103,9 +109,13 @@ def test_remote_model_info_reads_the_header_by_range(fake_hub: FakeHub,
     assert (info.architecture, info.block_count) == ("llama", 2)
     assert info == expected and shape == expected_shape
     ranges = fake_hub.ranges("Tiny-1B-Q8_0.gguf")
-    assert ranges[:2] == ["bytes=0-255", "bytes=0-511"]
-    assert all(r is not None and r.startswith("bytes=0-") for r in ranges)
-    assert int(ranges[-1].split("-")[1]) < len(big) - 1  # never the whole file
+    assert ranges[:3] == ["bytes=0-255", "bytes=256-511", "bytes=512-1023"]
+    spans = [tuple(int(x) for x in r.removeprefix("bytes=").split("-")) for r in ranges]
+    # Each doubling asks only for the continuation: no byte is served twice.
+    assert all(start == prev_end + 1 for (_, prev_end), (start, _) in pairwise(spans))
+    served = sum(end - start + 1 for start, end in spans)
+    assert spans[0][0] == 0 and served == spans[-1][1] + 1
+    assert spans[-1][1] < len(big) - 1  # never the whole file
 
 
 def test_remote_model_info_errors(fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:

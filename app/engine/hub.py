@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
+from app.engine.gguf_names import is_mmproj, part_name, split_part
 from app.engine.types import ModelInfo, ModelShape
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ _QUANT = re.compile(
     r"Q[4-8]_K|TQ[12]_0|MXFP4|BF16|F16|F32|FP16)(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
-_SPLIT = re.compile(r"^(?P<stem>.*)-(?P<part>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
 HEADER_FIRST_BYTES = 1 << 20  # most GGUF headers fit in 1 MiB; Gemma's vocabulary needs ~5
 HEADER_MAX_BYTES = 64 << 20
 _PARAMS = re.compile(r"(?<![A-Za-z0-9])(\d+(?:\.\d+)?)\s*([BM])(?![A-Za-z0-9])", re.IGNORECASE)
@@ -111,10 +111,6 @@ def quant_label(filename: str) -> str | None:
         return None
     label = found[-1].upper()
     return "F16" if label == "FP16" else label
-
-
-def is_mmproj(filename: str) -> bool:
-    return "mmproj" in filename.rsplit("/", 1)[-1].lower()
 
 
 def _check_online() -> None:
@@ -225,21 +221,21 @@ def _group(siblings: list[Any]) -> list[HubFile]:
         name = s.rfilename
         if not name.lower().endswith(".gguf"):
             continue
-        match = _SPLIT.match(name)
-        if match:
-            splits.setdefault(match["stem"], []).append((int(match["part"]), s))
+        split = split_part(name)
+        if split:
+            splits.setdefault(part_name(name, 1), []).append((split[0], s))
             continue
         sha = s.lfs.sha256 if s.lfs else None
         singles.append(HubFile(name, s.size or 0, sha, quant_label(name),
                                "mmproj" if is_mmproj(name) else "model",
                                (name,), (s.size or 0,), (sha,)))
-    for stem, parts in splits.items():
+    for first, parts in splits.items():
         parts.sort(key=lambda item: item[0])
         files = [p for _, p in parts]
         shas = tuple(f.lfs.sha256 if f.lfs else None for f in files)
         sizes = tuple(f.size or 0 for f in files)
-        singles.append(HubFile(files[0].rfilename, sum(sizes), shas[0], quant_label(stem + ".gguf"),
-                               "mmproj" if is_mmproj(stem) else "model",
+        singles.append(HubFile(files[0].rfilename, sum(sizes), shas[0], quant_label(first),
+                               "mmproj" if is_mmproj(first) else "model",
                                tuple(f.rfilename for f in files), sizes, shas))
     return sorted(singles, key=lambda f: (f.kind == "mmproj", f.size))
 
@@ -290,17 +286,25 @@ def model_card(repo_id: str, token: str | None = None) -> str:
         raise map_error(exc, repo_id) from None
 
 
-def _fetch_start(url: str, n: int, token: str | None) -> bytes:
-    """Up to ``n`` bytes from the start of ``url``, by a Range request (read no further if the
-    server ignores the Range and sends the whole file)."""
+def _fetch_range(url: str, start: int, end: int, token: str | None) -> bytes:
+    """Bytes ``start`` to ``end - 1`` of ``url``, by a Range request. If the server ignores the
+    Range and sends the whole file, the bytes before ``start`` are skipped and nothing past
+    ``end`` is read."""
     from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-    headers = {**build_hf_headers(token=token or False), "Range": f"bytes=0-{n - 1}"}
+    headers = {**build_hf_headers(token=token or False), "Range": f"bytes={start}-{end - 1}"}
+    n = end - start
     chunks: list[bytes] = []
     got = 0
     with get_session().stream("GET", url, headers=headers, follow_redirects=True) as response:
         hf_raise_for_status(response)
+        skip = start if response.status_code != 206 else 0
         for chunk in response.iter_bytes():
+            if skip:
+                if len(chunk) <= skip:
+                    skip -= len(chunk)
+                    continue
+                chunk, skip = chunk[skip:], 0
             chunks.append(chunk)
             got += len(chunk)
             if got >= n:
@@ -312,8 +316,9 @@ def remote_model_info(repo_id: str, filename: str, size: int,
                       token: str | None = None) -> tuple[ModelInfo, ModelShape]:
     """What the GGUF header of a file on the Hub says, from the file's first bytes only.
 
-    Fetches 1 MiB, then twice as much until the header and tensor table are in (at most
-    ``HEADER_MAX_BYTES``). ``size`` is the whole file's (all parts of a split file together).
+    Fetches 1 MiB, then continues to twice as much until the header and tensor table are in (at
+    most ``HEADER_MAX_BYTES``); each request asks only for the bytes not fetched yet. ``size`` is
+    the whole file's (all parts of a split file together).
     """
     from app.engine.gguf_info import GGUFError, GGUFIncomplete, read_header_bytes
 
@@ -321,16 +326,19 @@ def remote_model_info(repo_id: str, filename: str, size: int,
     url = resolve_url(repo_id, filename)
     what = f"{repo_id}/{filename}"
     n = HEADER_FIRST_BYTES
+    data = b""
     while True:
         want = min(n, size) if size > 0 else n
-        try:
-            data = _fetch_start(url, want, token)
-        except Exception as exc:
-            raise map_error(exc, what) from None
+        if want > len(data):
+            try:
+                data += _fetch_range(url, len(data), want, token)
+            except Exception as exc:
+                raise map_error(exc, what) from None
         try:
             return read_header_bytes(data, max(size, len(data)), filename)
         except GGUFIncomplete:
-            if len(data) < want or n >= HEADER_MAX_BYTES:
+            whole = size > 0 and len(data) >= size
+            if len(data) < want or whole or n >= HEADER_MAX_BYTES:
                 raise HubError(f"The header of {what} is larger than Hearth reads "
                                f"({len(data):,} bytes) or the file is cut short.",
                                "error") from None

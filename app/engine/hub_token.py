@@ -40,7 +40,8 @@ def _token_file(root: Path | None) -> Path:
 
 
 def get_token(root: Path | None = None) -> str | None:
-    """The stored token, or ``HF_TOKEN`` from the environment, or None."""
+    """Hearth's stored token; else the one ``huggingface_hub`` finds (``HF_TOKEN``, or the token
+    saved by ``hf auth login`` / ``huggingface-cli login`` at ``HF_TOKEN_PATH``); else None."""
     ring = _keyring()
     if ring is not None:
         try:
@@ -54,7 +55,18 @@ def get_token(root: Path | None = None) -> str | None:
         value = path.read_text(encoding="utf-8").strip()
         if value:
             return value
-    return os.environ.get("HF_TOKEN") or None
+    return _hub_login_token()
+
+
+def _hub_login_token() -> str | None:
+    """The token ``huggingface_hub`` itself would use, or None (never raises)."""
+    try:
+        from huggingface_hub import get_token as hub_get_token
+
+        return hub_get_token() or None
+    except Exception as exc:  # e.g. an unreadable token file or a failed OIDC exchange
+        log.warning("reading the Hugging Face login failed (%s)", type(exc).__name__)
+        return None
 
 
 def set_token(token: str, root: Path | None = None) -> str:

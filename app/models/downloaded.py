@@ -3,32 +3,44 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from pathlib import Path
 
-from app.engine.hub import is_mmproj
-from app.models.library import import_path
+from app.engine.downloads import part_path
+from app.engine.gguf_info import GGUFError, read_model_info
+from app.engine.gguf_names import split_siblings
+from app.models.library import skip_reason
 from app.models.store import Store
 
 log = logging.getLogger(__name__)
-
-_LATER_PART = re.compile(r"-(\d{5})-of-\d{5}\.gguf$", re.IGNORECASE)
 
 
 def register_download(store: Store, path: Path) -> list[str]:
     """Add a downloaded model file to the library; returns the errors (empty when it worked).
 
-    Projectors and later parts of split models are not models on their own, so they are kept on
-    disk but not listed (llama.cpp finds later parts beside the first).
+    Projectors are kept on disk but not listed. A split model is listed by its first part, once
+    every part is on disk under its final name, whichever part finished last (llama.cpp finds
+    the later parts beside the first). A file downloaded again refreshes its row.
     """
-    later = _LATER_PART.search(path.name)
-    if is_mmproj(path.name) or (later and int(later.group(1)) > 1):
+    path = Path(path)
+    parts = split_siblings(path)
+    first = parts[0]
+    if skip_reason(first) is not None:
         return []
-    report = import_path(store, path, source="download")
-    for error in report.errors:
-        log.warning("registering %s: %s", path, error)
-    return report.errors
+    waiting = [p.name for p in parts if not p.is_file() or part_path(p).exists()]
+    if waiting:
+        log.info("%s is not complete yet (waiting for %s)", first.name, ", ".join(waiting))
+        return []
+    try:
+        info = read_model_info(first)
+    except GGUFError as exc:
+        log.warning("registering %s: %s", first, exc)
+        return [str(exc)]
+    except Exception as exc:  # an odd file must not break the download manager's thread
+        log.exception("registering %s failed", first)
+        return [f"{first} could not be read ({exc})"]
+    store.add_model_file(info, "download")
+    return []
 
 
 def library_callback(store: Store) -> Callable[[Path], None]:

@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.engine.gguf_info import GGUFError, read_model_info
+from app.engine.gguf_names import is_mmproj, split_part, split_siblings
 from app.engine.paths import data_paths
 from app.engine.starter import install_starter
 from app.models.records import ModelFileRecord, ModelSource
 from app.models.store import Store
 
 log = logging.getLogger(__name__)
-
-# "model-00002-of-00003.gguf": llama.cpp loads a split model from its first part only.
-_SPLIT_PART = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
-
 
 @dataclass
 class ImportReport:
@@ -40,15 +36,17 @@ class ImportProgress:
     path: Path
 
 
-def _skip_reason(path: Path) -> str | None:
-    """Why a ``.gguf`` file found in a folder is not a model to index, or None if it is."""
-    name = path.name.lower()
-    if name.endswith(".part"):
+def skip_reason(path: Path) -> str | None:
+    """Why a ``.gguf`` file is not a model to index, or None if it is.
+
+    llama.cpp loads a split model from its first part, so only that part is indexed.
+    """
+    if path.name.lower().endswith(".part"):
         return "an unfinished download"
-    if name.startswith("mmproj") or "-mmproj" in name or ".mmproj" in name:
+    if is_mmproj(path.name):
         return "a vision projector (mmproj), not a language model"
-    split = _SPLIT_PART.search(path.name)
-    if split and int(split.group(1)) > 1:
+    split = split_part(path.name)
+    if split and split[0] > 1:
         return "a later part of a split model (the first part is indexed)"
     return None
 
@@ -70,7 +68,7 @@ def _candidates(path: Path, report: ImportReport) -> list[Path]:
     if path.is_dir():
         files = []
         for file in _walk_gguf(path, report.errors):
-            reason = _skip_reason(file)
+            reason = skip_reason(file)
             if reason:
                 report.skipped.append(f"{file}: {reason}")
             else:
@@ -155,7 +153,7 @@ def find_unindexed(store: Store, folders: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for folder in folders:
         for file in _walk_gguf(Path(folder).expanduser().absolute()):
-            if _skip_reason(file) is None and str(file) not in known and file not in found:
+            if skip_reason(file) is None and str(file) not in known and file not in found:
                 found.append(file)
     return found
 
@@ -171,14 +169,16 @@ def remove_model(
 ) -> bool:
     """Forget a model; also delete its file when asked and it is Hearth's own. True if deleted.
 
-    The file goes first, so a file that cannot be deleted (permissions, in use on Windows) keeps
-    its row and the OSError reaches the user, who can try again.
+    Every part of a split model is deleted, the first part last. The files go first, so a file
+    that cannot be deleted (permissions, in use on Windows) keeps its row and the OSError
+    reaches the user, who can try again.
     """
     root = models_dir or data_paths().models
     deleted = False
     if delete_file and in_models_folder(record.path, root):
         path = Path(record.path)
-        path.unlink(missing_ok=True)
+        for part in reversed(split_siblings(path)):
+            part.unlink(missing_ok=True)
         deleted = True
         _prune_empty_parents(path.parent, root)
     store.remove_model_file(record.id)
