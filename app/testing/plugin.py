@@ -28,6 +28,11 @@ def hearth_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "hearth-home"
     home.mkdir()
     monkeypatch.setenv("HEARTH_HOME", str(home))
+    # Hearth falls back to the token of `hf auth login`: keep a developer's real login out.
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(home / "hf-token"))
     return home
 
 
