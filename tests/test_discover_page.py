@@ -10,7 +10,6 @@ from PySide6.QtCore import Qt
 from app.engine.downloads import DownloadEvent
 from app.engine.fit import estimate_memory
 from app.engine.gguf_info import human_bytes, read_header_bytes
-from app.engine.hardware import HardwareSnapshot
 from app.engine.types import LoadSettings
 from app.ui.discover import jobs
 from app.ui.discover.fit_badge import quick_fit
@@ -84,6 +83,9 @@ def test_search_open_download_load_and_chat(qtbot, fake_hub: FakeHub, main_windo
     panel = page.downloads_panel.model
     row = panel.rows[panel.row_of("tinyorg/Tiny-1B-GGUF/Tiny-1B-Q8_0.gguf")]
     assert row.status == "Done" and row.done == row.total
+    # The file just downloaded is no longer offered for download.
+    button = page.details.download_button(item)
+    assert button.text() == "Downloaded" and not button.isEnabled()
     # My Models and the chat's picker were refreshed through the window's wiring.
     qtbot.waitUntil(lambda: window.models_page.table_model.row_of(str(model_path)) >= 0)
 
@@ -161,8 +163,7 @@ def test_offline_search_shows_a_message(qtbot, fake_hub: FakeHub, main_window,
 def test_badges_come_from_the_memory_estimate(qtbot, fake_hub: FakeHub, main_window,
                                               tiny_gguf_bytes, monkeypatch) -> None:
     gib = 1 << 30
-    monkeypatch.setattr(jobs, "probe_hardware",
-                        lambda: HardwareSnapshot(ram_available=8 * gib, gpus=[]))
+    monkeypatch.setattr(jobs, "machine_memory", lambda: (8 * gib, []))
     main_window.show_page(DISCOVER_PAGE)
     page = main_window.discover_page
     _search(qtbot, page, "tiny", rows=2)
@@ -273,3 +274,129 @@ def test_hub_token_dialog_then_gated_download_succeeds(qtbot, fake_hub: FakeHub,
     qtbot.waitUntil(lambda: dialog.state.text() == "Token: not set", timeout=10_000)
     assert not stored.exists()
     assert secret not in caplog.text
+
+
+def _info_requests(fake_hub: FakeHub) -> list[str]:
+    """The repositories whose model info was asked for, in order (search is not counted)."""
+    from urllib.parse import unquote
+
+    paths = [unquote(s.path) for s in list(fake_hub.requests)]
+    return ["/".join(p.split("/")[3:5]) for p in paths if p.startswith("/api/models/")]
+
+
+def test_arrowing_through_results_fetches_only_where_it_stops(qtbot, fake_hub: FakeHub,
+                                                               main_window, monkeypatch) -> None:
+    probes: list[int] = []
+    monkeypatch.setattr(jobs, "probe_hardware", lambda *a: probes.append(1), raising=False)
+    main_window.show_page(DISCOVER_PAGE)
+    page = main_window.discover_page
+    _search(qtbot, page, "GGUF", rows=3)
+    ids = [page.results_model.model_at(r).repo_id for r in range(3)]
+    before = len(_info_requests(fake_hub))
+    for row in (0, 1, 2, 0, 1):  # arrowing up and down, faster than the debounce
+        page.results.selectRow(row)
+    qtbot.waitUntil(lambda: page.details._details is not None
+                    and page.details._details.repo_id == ids[1], timeout=10_000)
+    assert page.details.title.text() == ids[1]
+    assert set(_info_requests(fake_hub)[before:]) == {ids[1]}  # no fetch for the rows passed
+    assert not probes  # no NVML / llama.cpp probe per repository
+
+    # Going back to a repository seen a moment ago shows it at once, without asking the Hub.
+    page.results.selectRow(0)
+    qtbot.waitUntil(lambda: page.details._details is not None
+                    and page.details._details.repo_id == ids[0], timeout=10_000)
+    seen = len(fake_hub.requests)
+    page.results.selectRow(1)
+    assert page.details._details is not None and page.details._details.repo_id == ids[1]
+    assert page.details.file_items()
+    qtbot.wait(2 * page._details_timer.interval())
+    assert len(fake_hub.requests) == seen
+
+
+def test_fetch_details_stops_at_its_next_stage(fake_hub: FakeHub) -> None:
+    job = jobs.fetch_details("tinyorg/Tiny-1B-GGUF")
+    next(job)  # token read
+    next(job)  # file list fetched
+    listed = len(fake_hub.requests)
+    job.close()  # what a quit() worker does to a job the user left
+    assert len(fake_hub.requests) == listed  # no headers, no README
+    assert not fake_hub.ranges("Tiny-1B-Q4_K_M.gguf")
+
+
+def test_a_refused_target_gets_a_failed_row_and_a_failed_fetch_clears_the_status(
+        qtbot, fake_hub: FakeHub, main_window) -> None:
+    from dataclasses import replace
+
+    main_window.show_page(DISCOVER_PAGE)
+    page = main_window.discover_page
+    panel = page.downloads_panel
+    (good,), token = jobs.fetch_targets("tinyorg/Tiny-1B-GGUF", ["Tiny-1B-Q4_K_M.gguf"])
+    bad = replace(good, filename="../escape.gguf")
+    page._targets_ready(([good, bad], token))  # the manager refuses the second one
+    bad_row = panel.model.rows[panel.model.row_of("tinyorg/Tiny-1B-GGUF/../escape.gguf")]
+    assert bad_row.kind == "failed" and "escape" in bad_row.message and not bad_row.active
+    assert "escape" in page.error_banner.text() and page.error_banner.isVisibleTo(page)
+    panel.select_key(bad_row.key)
+    assert not panel.pause_button.isEnabled()
+    good_key = "tinyorg/Tiny-1B-GGUF/Tiny-1B-Q4_K_M.gguf"
+    qtbot.waitUntil(lambda: panel.model.rows[panel.model.row_of(good_key)].kind == "done",
+                    timeout=20_000)
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    assert panel.model.rows[panel.model.row_of(bad_row.key)].kind == "cancelled"
+
+    page.error_banner.hide()
+    page.download("tinyorg/Tiny-1B-GGUF", ["no-such-file.gguf"])
+    assert page.status.text().startswith("Preparing")
+    qtbot.waitUntil(page.error_banner.isVisible, timeout=10_000)
+    assert "Preparing" not in page.status.text()
+    assert panel.model.row_of("tinyorg/Tiny-1B-GGUF/no-such-file.gguf") < 0
+
+
+def test_a_download_that_failed_earlier_shows_failed_and_resume_errors_show(
+        qtbot, fake_hub: FakeHub, make_main_window, monkeypatch) -> None:
+    from app.engine.downloads import DownloadRecord, target_path
+    from app.ui import discover_page
+
+    first = make_main_window()
+    (target,), _ = jobs.fetch_targets("tinyorg/Tiny-1B-GGUF", ["Tiny-1B-Q8_0.gguf"])
+    key = "tinyorg/Tiny-1B-GGUF/Tiny-1B-Q8_0.gguf"
+    dest = target_path(Path(first.context.paths.models), target.repo_id, target.filename)
+    first.context.store.save_download(DownloadRecord(
+        key, target.repo_id, target.filename, target.revision, target.url, target.size,
+        target.sha256, str(dest), status="failed", error="the checksum did not match"))
+    first.close()
+
+    second = make_main_window()
+    second.show_page(DISCOVER_PAGE)
+    page = second.discover_page
+    panel = page.downloads_panel
+    row = panel.model.rows[panel.model.row_of(key)]
+    assert row.kind == "failed" and row.status == "Failed: the checksum did not match"
+
+    def broken_token() -> str:
+        raise OSError("keyring locked")
+
+    monkeypatch.setattr(discover_page, "get_token", broken_token)
+    panel.select_key(key)
+    qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(page.error_banner.isVisible, timeout=10_000)
+    assert "could not be resumed" in page.error_banner.text()
+    assert "keyring locked" in page.error_banner.text()
+
+
+def test_files_already_on_disk_are_not_offered_for_download(qtbot, fake_hub: FakeHub,
+                                                             main_window, tiny_gguf_bytes) -> None:
+    folder = Path(main_window.context.paths.models, "tinyorg", "Tiny-1B-GGUF")
+    folder.mkdir(parents=True)
+    (folder / "Tiny-1B-Q4_K_M.gguf").write_bytes(tiny_gguf_bytes["small"])
+    (folder / "Tiny-1B-F16.gguf").write_bytes(tiny_gguf_bytes["small"][:1000])  # cut short
+    main_window.show_page(DISCOVER_PAGE)
+    page = main_window.discover_page
+    _search(qtbot, page, "tiny", rows=2)
+    _open(qtbot, page, "tinyorg/Tiny-1B-GGUF")
+    qtbot.waitUntil(lambda: len(page.details.file_items()) == 4, timeout=10_000)
+    have = page.details.download_button(_file_item(page, "Tiny-1B-Q4_K_M.gguf"))
+    assert have.text() == "Downloaded" and not have.isEnabled()
+    for name in ("Tiny-1B-F16.gguf", "Tiny-1B-Q8_0.gguf"):
+        button = page.details.download_button(_file_item(page, name))
+        assert button.text() == "Download" and button.isEnabled()

@@ -1,14 +1,19 @@
 """Discover: search the Hub for GGUF models, open one, see what fits, download it.
 
-Every Hub call (search, file list, model card, hardware probe, download targets) runs on the
-page's `TaskRunner`; results carry a generation number so a slow answer to an old query never
-overwrites a newer one. Downloads run in the engine's `DownloadManager`, whose events reach the
-GUI thread through `DownloadBridge`. Errors become a message in the banner, never a traceback.
+Every Hub call (search, file list, model card, download targets) runs on the page's
+`TaskRunner`; results carry a generation number so a slow answer to an old query never
+overwrites a newer one. Opening a repository waits for the selection to settle (arrowing through
+the results starts no fetches), stops the fetch of the repository left behind, and keeps the last
+few repositories' details, so going back to one shows it at once. Downloads run in the
+engine's `DownloadManager`, whose events reach the GUI thread through `DownloadBridge`. Errors
+become a message in the banner, never a traceback.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
@@ -25,9 +30,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import WorkerBase
 
-from app.engine.downloads import DownloadEvent
-from app.engine.hub import FileTarget
+from app.engine.downloads import DownloadEvent, download_key, part_path
+from app.engine.hub import FileTarget, HubModel
 from app.engine.hub import search_models as hub_search
 from app.engine.hub_token import get_token
 from app.models.store import Store
@@ -42,6 +48,9 @@ from app.ui.workers import TaskRunner
 log = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 350
+DETAILS_DEBOUNCE_MS = 250  # a selection must rest this long before its repository is fetched
+DETAILS_CACHE_SIZE = 16  # repositories whose fetched details are kept
+DETAILS_CACHE_TTL_S = 600.0  # after which free memory (the badges) and the files may be stale
 SORTS = [("Most downloads", "downloads"), ("Most likes", "likes"),
          ("Recently updated", "lastModified")]
 
@@ -56,6 +65,9 @@ class DiscoverPage(QWidget):
         self.downloads = DownloadBridge(models_dir, store, self)
         self._search_generation = 0
         self._details_generation = 0
+        self._details_worker: WorkerBase | None = None
+        self._details_pending: HubModel | None = None
+        self._details_cache: OrderedDict[str, tuple[float, RepoDetails]] = OrderedDict()
 
         self.search_box = QLineEdit()
         self.search_box.setObjectName("discoverSearch")
@@ -91,7 +103,7 @@ class DiscoverPage(QWidget):
         self.results.horizontalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.ResizeToContents)
         self.results.horizontalHeader().setStretchLastSection(True)
-        self.details = ModelDetails()
+        self.details = ModelDetails(models_dir)
         self.downloads_panel = DownloadsPanel()
 
         bar = QHBoxLayout()
@@ -122,6 +134,10 @@ class DiscoverPage(QWidget):
         self._debounce.setInterval(DEBOUNCE_MS)
         self._debounce.timeout.connect(self.search)
         self.search_box.textChanged.connect(self._debounce.start)
+        self._details_timer = QTimer(self)
+        self._details_timer.setSingleShot(True)
+        self._details_timer.setInterval(DETAILS_DEBOUNCE_MS)
+        self._details_timer.timeout.connect(self._open_pending)
         self.search_box.returnPressed.connect(self.search)
         self.sort_combo.currentIndexChanged.connect(self.search)
         self.results.selectionModel().selectionChanged.connect(self._result_selected)
@@ -168,25 +184,73 @@ class DiscoverPage(QWidget):
     def _result_selected(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
         rows = selected.indexes()
         if rows:
-            self.open_repo(rows[0].row())
+            self.select_repo(rows[0].row())
+
+    def select_repo(self, row: int) -> None:
+        """Show result ``row``: at once from the cache, else fetched once the selection rests."""
+        model = self.results_model.model_at(row)
+        self._stop_details()
+        self.details.show_loading(model)
+        cached = self._cached(model.repo_id)
+        if cached is not None:
+            self.details.show_details(cached)
+            return
+        self._details_pending = model
+        self._details_timer.start()
 
     def open_repo(self, row: int) -> None:
+        """Fetch result ``row``'s details now (no waiting, no cache)."""
         model = self.results_model.model_at(row)
+        self._stop_details()
+        self.details.show_loading(model)
+        self._fetch_details(model)
+
+    def _open_pending(self) -> None:
+        model, self._details_pending = self._details_pending, None
+        if model is not None:
+            self._fetch_details(model)
+
+    def _stop_details(self) -> None:
+        """Forget the repository being opened: its answer is ignored and its job stops at its
+        next stage (`fetch_details` yields between them)."""
+        self._details_timer.stop()
+        self._details_pending = None
+        self._details_generation += 1
+        if self._details_worker is not None:
+            self._details_worker.quit()
+            self._details_worker = None
+
+    def _fetch_details(self, model: HubModel) -> None:
         self._details_generation += 1
         generation = self._details_generation
-        self.details.show_loading(model)
-        self.tasks.start(
+        self._details_worker = self.tasks.start(
             fetch_details, model.repo_id,
             on_returned=lambda details: self._details_done(generation, details),
             on_errored=lambda exc: self._details_failed(generation, exc))
 
+    def _cached(self, repo_id: str) -> RepoDetails | None:
+        entry = self._details_cache.get(repo_id)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > DETAILS_CACHE_TTL_S:
+            del self._details_cache[repo_id]
+            return None
+        self._details_cache.move_to_end(repo_id)
+        return entry[1]
+
     def _details_done(self, generation: int, details: RepoDetails) -> None:
+        self._details_cache[details.repo_id] = (time.monotonic(), details)
+        self._details_cache.move_to_end(details.repo_id)
+        while len(self._details_cache) > DETAILS_CACHE_SIZE:
+            self._details_cache.popitem(last=False)
         if generation == self._details_generation:
+            self._details_worker = None
             self.error_banner.hide()
             self.details.show_details(details)
 
     def _details_failed(self, generation: int, exc: BaseException) -> None:
         if generation == self._details_generation:
+            self._details_worker = None
             message = user_message(exc)
             self.details.show_error(message)
             self.show_error(message)
@@ -205,23 +269,43 @@ class DiscoverPage(QWidget):
         self.status.setText(f"Preparing the download of {', '.join(names)}…")
         self.tasks.start(fetch_targets, repo_id, names,
                          on_returned=self._targets_ready,
-                         on_errored=lambda exc: self.show_error(user_message(exc)))
+                         on_errored=self._targets_failed)
+
+    def _targets_failed(self, exc: BaseException) -> None:
+        self.status.setText("")
+        self.show_error(user_message(exc))
 
     def _targets_ready(self, result: tuple[list[FileTarget], str | None]) -> None:
+        """Queue each target; a row appears only for a download the manager took, and a target
+        it refused gets a failed row with the reason (Resume tries it again)."""
         targets, token = result
-        self.status.setText(f"Downloading {len(targets)} file{'s' if len(targets) > 1 else ''}"
-                            " (see Downloads below).")
+        panel = self.downloads_panel.model
+        keys: list[str] = []
+        errors: list[str] = []
         for target in targets:
-            key = f"{target.repo_id}/{target.filename}"
-            self.downloads_panel.model.ensure(
-                DownloadRow(key, target.repo_id, target.filename, target.size))
-        try:
-            keys = self.downloads.add(targets, token)
-        except Exception as exc:  # DownloadError (a name that escapes the folder) or OSError
-            self.show_error(str(exc))
-            return
+            try:
+                key = self.downloads.add([target], token)[0]
+            except Exception as exc:  # DownloadError (a name that escapes the folder) or OSError
+                log.warning("could not queue %s/%s", target.repo_id, target.filename,
+                            exc_info=exc)
+                message = str(exc) or type(exc).__name__
+                errors.append(message)
+                panel.ensure(DownloadRow(download_key(target.repo_id, target.filename),
+                                         target.repo_id, target.filename, target.size,
+                                         kind="failed", message=message, retry=target))
+                continue
+            keys.append(key)
+            index = panel.row_of(key)
+            if index < 0 or not panel.rows[index].active:
+                panel.ensure(DownloadRow(key, target.repo_id, target.filename, target.size))
         if keys:
+            self.status.setText(f"Downloading {len(keys)} file{'s' if len(keys) > 1 else ''}"
+                                " (see Downloads below).")
             self.downloads_panel.select_key(keys[0])
+        else:
+            self.status.setText("")
+        if errors:
+            self.show_error("\n".join(errors))
 
     def _download_event(self, event: DownloadEvent) -> None:
         self.downloads_panel.model.apply(event)
@@ -230,46 +314,62 @@ class DiscoverPage(QWidget):
 
     def _download_completed(self, path: str) -> None:
         self.status.setText(f"Downloaded {Path(path).name}; it is in My Models.")
+        self.details.refresh_downloaded()
         self.libraryChanged.emit()
 
     def _show_unfinished(self) -> None:
         for record in self.downloads.unfinished():
-            done = Path(record.dest + ".part")
+            part = part_path(Path(record.dest))
+            failed = record.status == "failed"
             row = DownloadRow(record.key, record.repo_id, record.filename, record.size,
-                              done.stat().st_size if done.exists() else 0, kind="paused",
-                              earlier=record)
+                              part.stat().st_size if part.exists() else 0,
+                              kind="failed" if failed else "paused",
+                              message=(record.error or "") if failed else "", earlier=record)
             self.downloads_panel.model.ensure(row)
 
-    def _earlier(self, key: str) -> DownloadRow | None:
+    def _not_started(self, key: str) -> DownloadRow | None:
+        """The row of ``key`` when the manager has no job for it: left by an earlier run, or
+        refused when it was added."""
         index = self.downloads_panel.model.row_of(key)
         row = self.downloads_panel.model.rows[index] if index >= 0 else None
-        return row if row is not None and row.earlier is not None else None
+        if row is None or (row.earlier is None and row.retry is None):
+            return None
+        return row
 
     def _resume(self, key: str) -> None:
-        row = self._earlier(key)
+        row = self._not_started(key)
         if row is None:
             self.downloads.resume(key)
             return
-        record = row.earlier
-        assert record is not None
-        target = FileTarget(record.repo_id, record.filename, record.revision, record.url,
-                            record.size, record.sha256)
+        target = row.retry
+        if target is None:
+            record = row.earlier
+            assert record is not None
+            target = FileTarget(record.repo_id, record.filename, record.revision, record.url,
+                                record.size, record.sha256)
         self.tasks.start(get_token,
-                         on_returned=lambda token: self._targets_ready(([target], token)))
+                         on_returned=lambda token: self._targets_ready(([target], token)),
+                         on_errored=lambda exc: self._resume_failed(target, exc))
+
+    def _resume_failed(self, target: FileTarget, exc: BaseException) -> None:
+        self.status.setText("")
+        self.show_error(f"{target.filename} could not be resumed: the Hub token could not be "
+                        f"read ({exc or type(exc).__name__}).")
 
     def _cancel(self, key: str) -> None:
-        row = self._earlier(key)
+        row = self._not_started(key)
         if row is None:
             self.downloads.cancel(key)
             return
-        assert row.earlier is not None
-        self.downloads.forget(row.earlier)
-        row.kind, row.done, row.earlier = "cancelled", 0, None
+        if row.earlier is not None:
+            self.downloads.forget(row.earlier)
+        row.kind, row.done, row.message, row.earlier, row.retry = "cancelled", 0, "", None, None
         self.downloads_panel.model.ensure(row)
 
     def shutdown(self) -> None:
         """Pause downloads (resumed on the next launch) and stop the page's background jobs."""
         self._debounce.stop()
+        self._stop_details()
         self.downloads.close()
         if not self.tasks.shutdown():
             log.warning("Discover jobs still running at close")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.engine.downloads import DownloadError, target_path
 from app.engine.gguf_info import human_bytes, human_count
 from app.engine.hub import HubFile, HubModel
 from app.ui.discover.fit_badge import FitBadge
@@ -42,6 +44,23 @@ class RepoDetails:
     card_error: str = ""
 
 
+def on_disk(models_dir: Path, repo_id: str, hub_file: HubFile) -> bool:
+    """Whether every part of ``hub_file`` is already complete in ``models_dir`` (a final name
+    exists only after the download verified it; the size check catches a file put there by hand
+    that is cut short)."""
+    sizes = hub_file.part_sizes
+    if len(sizes) != len(hub_file.parts):
+        sizes = (0,) * len(hub_file.parts)  # unknown: being there is enough
+    try:
+        for name, size in zip(hub_file.parts, sizes, strict=True):
+            actual = target_path(models_dir, repo_id, name).stat().st_size
+            if size and actual != size:
+                return False
+    except (OSError, ValueError, DownloadError):
+        return False
+    return bool(hub_file.parts)
+
+
 def card_markdown(readme: str) -> str:
     """The README without its YAML metadata block, which Markdown would show as a rule and text."""
     return _FRONT_MATTER.sub("", readme, count=1)
@@ -52,8 +71,9 @@ class ModelDetails(QWidget):
 
     downloadRequested = Signal(str, list)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, models_dir: Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.models_dir = Path(models_dir) if models_dir is not None else None
         self.title = QLabel("Select a model to see its files")
         self.title.setObjectName("detailsTitle")
         self.title.setStyleSheet("font-size: 15px; font-weight: 600;")
@@ -169,9 +189,28 @@ class ModelDetails(QWidget):
             item.setForeground(2, QBrush(QColor(_BADGE_COLOURS.get(badge.verdict, "#666"))))
             item.setToolTip(2, badge.detail)
         button = QPushButton("Download")
-        button.setToolTip(f"Download {', '.join(hub_file.parts)}")
         button.clicked.connect(lambda: self._download(hub_file))
         self.files.setItemWidget(item, 3, button)
+        self._set_button(button, hub_file)
+
+    def _set_button(self, button: QPushButton, hub_file: HubFile) -> None:
+        done = (self.models_dir is not None and self._details is not None
+                and on_disk(self.models_dir, self._details.repo_id, hub_file))
+        button.setText("Downloaded" if done else "Download")
+        button.setEnabled(not done)
+        button.setToolTip("Already in the models folder" if done
+                          else f"Download {', '.join(hub_file.parts)}")
+
+    def refresh_downloaded(self) -> None:
+        """Re-check which files are on disk (after a download finished)."""
+        if self._details is None:
+            return
+        by_name = {f.name: f for f in self._details.files}
+        for item in self.file_items():
+            hub_file = by_name.get(item.data(0, Qt.ItemDataRole.UserRole))
+            button = self.download_button(item)
+            if hub_file is not None and button is not None:
+                self._set_button(button, hub_file)
 
     def _download(self, hub_file: HubFile) -> None:
         if self._details is None:

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from app.engine.downloads import DownloadEvent, DownloadRecord
 from app.engine.gguf_info import human_bytes
+from app.engine.hub import FileTarget
 
 _Index = QModelIndex | QPersistentModelIndex
 HEADERS = ["File", "Progress", "Speed", "ETA", "Status"]
@@ -61,6 +62,7 @@ class DownloadRow:
     kind: str = "queued"  # the last event's kind
     message: str = ""
     earlier: DownloadRecord | None = None  # left by an earlier run, not started in this one
+    retry: FileTarget | None = None  # the manager refused it when added; Resume adds it again
 
     @property
     def status(self) -> str:
@@ -109,7 +111,7 @@ class DownloadsModel(QAbstractTableModel):
         row.done = event.done if event.kind != "cancelled" else 0
         row.speed = event.speed if event.kind == "progress" else 0.0
         row.eta = event.eta if event.kind == "progress" else None
-        row.earlier = None
+        row.earlier = row.retry = None
         self.dataChanged.emit(self.index(index, 0), self.index(index, len(HEADERS) - 1))
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature

@@ -1,12 +1,19 @@
 """The Discover page's background jobs: plain functions run on its TaskRunner, never on the GUI
-thread, because each one talks to the Hub (and reads the token, which may mean the keyring)."""
+thread, because each one talks to the Hub (and reads the token, which may mean the keyring).
+
+`fetch_details` is a generator: it yields between its stages (token, file list, each file's
+header, model card), so `quit()` on its worker stops a job the user has moved away from at the
+next stage instead of letting it fetch every header and the README for nothing."""
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from app.engine.hardware import HardwareSnapshot, probe_hardware
+import psutil
+
+from app.engine.hardware import GpuInfo
 from app.engine.hub import (
     FileTarget,
     HubError,
@@ -19,17 +26,26 @@ from app.engine.hub import (
 from app.engine.hub_token import get_token
 from app.ui.discover.details import RepoDetails
 from app.ui.discover.fit_badge import FitBadge, estimated_fit, quick_fit
+from app.ui.load_settings_dialog import known_gpus
 
 log = logging.getLogger(__name__)
 HEADER_WORKERS = 4  # header fetches at once for one repository
 
 
-def fetch_details(repo_id: str) -> RepoDetails:
+def machine_memory() -> tuple[int, list[GpuInfo]]:
+    """Free RAM now and the GPUs of the Hardware page's last probe: cheap, unlike a full
+    `probe_hardware()` (NVML init and llama.cpp's system info) on every repository opened."""
+    return int(psutil.virtual_memory().available), known_gpus()
+
+
+def fetch_details(repo_id: str) -> Generator[None, None, RepoDetails]:
     """Files with fit badges and the model card of ``repo_id`` (runs off the GUI thread)."""
     token = get_token()
+    yield
     files = list_gguf_files(repo_id, token=token)
-    snapshot = probe_hardware()
-    badges = fit_badges(repo_id, files, snapshot, token)
+    yield
+    ram_available, gpus = machine_memory()
+    badges = yield from fit_badges(repo_id, files, ram_available, gpus, token)
     details = RepoDetails(repo_id, files, badges)
     try:
         details.card = model_card(repo_id, token=token)
@@ -38,26 +54,36 @@ def fetch_details(repo_id: str) -> RepoDetails:
     return details
 
 
-def fit_badges(repo_id: str, files: list[HubFile], snapshot: HardwareSnapshot,
-               token: str | None) -> dict[str, FitBadge]:
+def fit_badges(repo_id: str, files: list[HubFile], ram_available: int, gpus: list[GpuInfo],
+               token: str | None) -> Generator[None, None, dict[str, FitBadge]]:
     """A badge per file: the memory estimate from the file's header fetched from the Hub (the
     first part's, for a split file), or the size rule when the header cannot be had. Projectors
-    get the size rule: they are loaded beside a model, not on their own."""
+    get the size rule: they are loaded beside a model, not on their own. Yields after each
+    file; closing the generator drops the header fetches not yet started."""
 
     def badge(hub_file: HubFile) -> FitBadge:
         if hub_file.kind == "model":
             try:
                 info, shape = remote_model_info(repo_id, hub_file.name, hub_file.size, token)
-                return estimated_fit(info, shape, snapshot.ram_available, snapshot.gpus)
+                return estimated_fit(info, shape, ram_available, gpus)
             except HubError as exc:
                 log.info("No header for %s/%s (%s); using the size rule", repo_id,
                          hub_file.name, exc.kind)
-        return quick_fit(hub_file.size, snapshot.ram_available, snapshot.gpus)
+        return quick_fit(hub_file.size, ram_available, gpus)
 
     if not files:
         return {}
-    with ThreadPoolExecutor(max_workers=min(HEADER_WORKERS, len(files))) as pool:
-        return dict(zip([f.name for f in files], pool.map(badge, files), strict=True))
+    badges: dict[str, FitBadge] = {}
+    pool = ThreadPoolExecutor(max_workers=min(HEADER_WORKERS, len(files)))
+    try:
+        futures = {pool.submit(badge, f): f.name for f in files}
+        for future in as_completed(futures):
+            badges[futures[future]] = future.result()
+            yield
+    finally:
+        # Waits only for the fetches already running (at most HEADER_WORKERS).
+        pool.shutdown(wait=True, cancel_futures=True)
+    return {f.name: badges[f.name] for f in files}
 
 
 def fetch_targets(repo_id: str, names: list[str]) -> tuple[list[FileTarget], str | None]:
