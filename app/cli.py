@@ -437,7 +437,8 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from app.engine.fit import estimate_memory
+    from app.engine.fit import shape_of
+    from app.engine.fit_badge import FIT_CTX, estimated_fit
     from app.engine.gguf_info import human_bytes
     from app.engine.hardware import probe_hardware
     from app.engine.quality import (
@@ -459,7 +460,6 @@ def _quantize(args: argparse.Namespace) -> int:
         predicted_info,
     )
     from app.engine.steps import drain
-    from app.engine.types import LoadSettings
     from app.models.quantized import evaluate_and_save, quantize_and_register
 
     with _open_store() as store:
@@ -479,14 +479,16 @@ def _quantize(args: argparse.Namespace) -> int:
             return 1
         if plan.warning:
             print(f"Warning: {plan.warning}", file=sys.stderr)
+        # The same verdict the quantize dialog shows: as many layers on the GPU as fit.
         hardware = probe_hardware()
-        settings = LoadSettings(n_ctx=min(4096, plan.source.context_length or 4096),
-                                n_gpu_layers=-1 if hardware.gpus else 0)
-        print(f"{'TYPE':<9} {'PREDICTED':>10}  {'FIT AT ' + str(settings.n_ctx):<17} OUTPUT")
+        gpus = hardware.gpus if hardware.gpu_offload_supported else []
+        shape = shape_of(plan.source)
+        n_ctx = min(FIT_CTX, plan.source.context_length or FIT_CTX)
+        print(f"{'TYPE':<9} {'PREDICTED':>10}  {'FIT AT ' + str(n_ctx):<17} OUTPUT")
         for target in plan.targets:
             size = target.predicted_size
-            fit = (estimate_memory(predicted_info(plan.source, size), settings,
-                                   hardware.gpus).verdict if size else "unknown")
+            fit = (estimated_fit(predicted_info(plan.source, size), shape,
+                                 hardware.ram_available, gpus).verdict if size else "unknown")
             print(f"{target.quant.name:<9} {human_bytes(size) if size else '?':>10}  "
                   f"{fit:<17} {target.output}")
 
@@ -508,7 +510,7 @@ def _quantize(args: argparse.Namespace) -> int:
 
         evaluation = EvaluateJob(source, [(o.type_name, o.path) for o in outcome.files],
                                  max_chunks=args.windows, threads=args.threads,
-                                 gpu_layers=eval_gpu_layers(plan.source, hardware.gpus))
+                                 gpu_layers=eval_gpu_layers(plan.source, gpus))
         with _ctrl_c(evaluation.cancel):
             try:
                 report = drain(evaluate_and_save(evaluation, store), show).report

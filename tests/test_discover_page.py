@@ -9,15 +9,14 @@ from PySide6.QtCore import Qt
 
 from app.engine.downloads import DownloadEvent
 from app.engine.fit import estimate_memory
+from app.engine.fit_badge import quick_fit
 from app.engine.gguf_info import human_bytes, read_header_bytes
 from app.engine.types import LoadSettings
 from app.ui.discover import jobs
-from app.ui.discover.fit_badge import quick_fit
 from app.ui.main_window import DISCOVER_PAGE
 
 LOAD_TIMEOUT_MS = 60_000
-VERDICTS = {"full GPU offload", "full offload", "partial offload", "CPU only",
-            "likely too large", "does not fit"}
+VERDICTS = {"full offload", "partial offload", "CPU only", "does not fit"}
 
 
 def _search(qtbot, page, text: str, rows: int) -> None:
@@ -194,7 +193,7 @@ def test_badges_come_from_the_memory_estimate(qtbot, fake_hub: FakeHub, main_win
 def test_quick_fit_rule() -> None:
     gib = 1 << 30
     assert quick_fit(gib, ram_available=8 * gib).verdict == "CPU only"
-    assert quick_fit(20 * gib, ram_available=8 * gib).verdict == "likely too large"
+    assert quick_fit(20 * gib, ram_available=8 * gib).verdict == "does not fit"
 
 
 def test_closing_the_window_pauses_and_the_next_launch_resumes(qtbot, fake_hub: FakeHub,

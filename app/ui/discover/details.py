@@ -22,14 +22,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.engine.downloads import DownloadError, target_path
+from app.engine.fit_badge import FitBadge
 from app.engine.gguf_info import human_bytes, human_count
 from app.engine.hub import HubFile, HubModel
-from app.ui.discover.fit_badge import FitBadge
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n.*?\n---\s*\n", re.DOTALL)
-_BADGE_COLOURS = {"full GPU offload": "#2e7d32", "full offload": "#2e7d32",
+_BADGE_COLOURS = {"full offload": "#2e7d32",
                   "partial offload": "#b26a00", "CPU only": "#2e7d32",
-                  "likely too large": "#c62828", "does not fit": "#c62828"}
+                  "does not fit": "#c62828"}
 FILE_COLUMNS = ["File", "Size", "Fit on this machine", ""]
 
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import psutil
 
+from app.engine.fit_badge import FitBadge, estimated_fit, quick_fit
 from app.engine.hardware import GpuInfo
 from app.engine.hub import (
     FileTarget,
@@ -25,7 +26,6 @@ from app.engine.hub import (
 )
 from app.engine.hub_token import get_token
 from app.ui.discover.details import RepoDetails
-from app.ui.discover.fit_badge import FitBadge, estimated_fit, quick_fit
 from app.ui.load_settings_dialog import known_gpus
 
 log = logging.getLogger(__name__)

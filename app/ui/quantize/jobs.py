@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 
 from app.engine.fit import shape_of
+from app.engine.fit_badge import FitBadge, estimated_fit
 from app.engine.hardware import GpuInfo
 from app.engine.quant_types import QuantType
 from app.engine.quantize import (
@@ -22,7 +23,6 @@ from app.engine.quantize import (
     predicted_info,
 )
 from app.engine.types import ModelInfo
-from app.ui.discover.fit_badge import FitBadge, estimated_fit
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
-"""Fit badges for GGUF files that are not on disk yet.
+"""Fit verdicts for GGUF files that are not loaded (or not even on disk) yet.
 
-`estimated_fit` runs the memory estimator (`app.engine.fit.estimate_memory`) on the header the
-Discover page fetched with a Range request. When that header could not be fetched, `quick_fit`
-is the fallback: the weights plus a margin for the KV cache and compute buffers against free
-VRAM and available RAM, from the file size alone.
+`estimated_fit` runs the memory estimator (`app.engine.fit.estimate_memory`) on a file's header:
+one fetched from the Hub with a Range request (Discover), or a quantization's predicted header
+(the quantize dialog and `hearth quantize`). When no header is at hand, `quick_fit` is the
+fallback: the weights plus a margin for the KV cache and compute buffers against free VRAM and
+available RAM, from the file size alone. Both speak the estimator's verdicts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import psutil
 
-from app.engine.fit import auto_gpu_layers, estimate_memory
+from app.engine.fit import Verdict, auto_gpu_layers, estimate_memory
 from app.engine.gguf_info import human_bytes
 from app.engine.hardware import GpuInfo
 from app.engine.types import LoadSettings, ModelInfo, ModelShape
@@ -20,15 +21,13 @@ from app.engine.types import LoadSettings, ModelInfo, ModelShape
 # Room a default 4096-token context and llama.cpp's buffers take beyond the weights.
 _MARGIN_FRACTION = 0.15
 _MARGIN_FLOOR = 256 * 1024 * 1024
-DISCOVER_CTX = 8192  # the context the estimate assumes (or the model's own, if smaller)
-_TOO_LARGE = ("likely too large", "does not fit")
+FIT_CTX = 8192  # the context the estimate assumes (or the model's own, if smaller)
+TOO_LARGE = "does not fit"
 
 
 @dataclass(frozen=True)
 class FitBadge:
-    # From the estimator: "full offload" | "partial offload" | "CPU only" | "does not fit";
-    # from quick_fit: "full GPU offload" | "partial offload" | "CPU only" | "likely too large".
-    verdict: str
+    verdict: Verdict  # "full offload" | "partial offload" | "CPU only" | "does not fit"
     need: int
     ram_available: int
     vram_free: int
@@ -36,7 +35,7 @@ class FitBadge:
 
     @property
     def ok(self) -> bool:
-        return self.verdict not in _TOO_LARGE
+        return self.verdict != TOO_LARGE
 
     @property
     def detail(self) -> str:
@@ -55,21 +54,21 @@ def quick_fit(size: int, ram_available: int | None = None,
     vram = sum(g.vram_free for g in gpus or [])
     need = size + max(_MARGIN_FLOOR, int(size * _MARGIN_FRACTION))
     if vram and need <= vram:
-        verdict = "full GPU offload"
+        verdict = "full offload"
     elif vram and need <= vram + ram_available:
         verdict = "partial offload"
     elif need <= ram_available:
         verdict = "CPU only"
     else:
-        verdict = "likely too large"
+        verdict = TOO_LARGE
     return FitBadge(verdict, need, ram_available, vram)
 
 
 def estimated_fit(info: ModelInfo, shape: ModelShape, ram_available: int,
                   gpus: list[GpuInfo]) -> FitBadge:
-    """The memory estimator's verdict for a file whose header was fetched from the Hub: at
-    ``DISCOVER_CTX`` tokens of context, with as many layers on the GPUs as fit."""
-    settings = LoadSettings(n_ctx=min(DISCOVER_CTX, info.context_length or DISCOVER_CTX))
+    """The memory estimator's verdict for a model not loaded yet: at ``FIT_CTX`` tokens of
+    context (or the model's own, if smaller), with as many layers on the GPUs as fit."""
+    settings = LoadSettings(n_ctx=min(FIT_CTX, info.context_length or FIT_CTX))
     layers = auto_gpu_layers(info, settings, gpus, shape=shape) if gpus else 0
     settings = LoadSettings(**{**settings.to_dict(), "n_gpu_layers": layers})
     est = estimate_memory(info, settings, gpus, ram_available=ram_available, shape=shape)
