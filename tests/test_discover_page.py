@@ -25,7 +25,7 @@ def _search(qtbot, page, text: str, rows: int) -> None:
 
 
 def _open(qtbot, page, repo_id: str) -> None:
-    ids = [page.results_model.model_at(r).repo_id for r in range(page.results_model.rowCount())]
+    ids = [page.results_model.record(r).repo_id for r in range(page.results_model.rowCount())]
     page.results.selectRow(ids.index(repo_id))
 
 
@@ -41,7 +41,7 @@ def test_search_open_download_load_and_chat(qtbot, fake_hub: FakeHub, main_windo
     assert window.pages.currentWidget() is page
 
     _search(qtbot, page, "tiny", rows=2)
-    first = page.results_model.model_at(0)
+    first = page.results_model.record(0)
     assert first.repo_id == "tinyorg/Tiny-1B-GGUF"  # most downloads first
     assert page.results_model.index(0, 0).data() == "Tiny-1B-GGUF"
     assert page.results_model.index(0, 7).data() == "apache-2.0"
@@ -86,7 +86,8 @@ def test_search_open_download_load_and_chat(qtbot, fake_hub: FakeHub, main_windo
     button = page.details.download_button(item)
     assert button.text() == "Downloaded" and not button.isEnabled()
     # My Models and the chat's picker were refreshed through the window's wiring.
-    qtbot.waitUntil(lambda: window.models_page.table_model.row_of(str(model_path)) >= 0)
+    listed = window.models_page.table_model
+    qtbot.waitUntil(lambda: listed.row_where(lambda r: r.path == str(model_path)) >= 0)
 
     bridge = window.context.bridge
     with qtbot.waitSignal(bridge.loaded, timeout=LOAD_TIMEOUT_MS,
@@ -290,7 +291,7 @@ def test_arrowing_through_results_fetches_only_where_it_stops(qtbot, fake_hub: F
     main_window.show_page(DISCOVER_PAGE)
     page = main_window.discover_page
     _search(qtbot, page, "GGUF", rows=3)
-    ids = [page.results_model.model_at(r).repo_id for r in range(3)]
+    ids = [page.results_model.record(r).repo_id for r in range(3)]
     before = len(_info_requests(fake_hub))
     for row in (0, 1, 2, 0, 1):  # arrowing up and down, faster than the debounce
         page.results.selectRow(row)

@@ -52,7 +52,8 @@ def open_dialog(qtbot, hearth_store):
 
 def _import(qtbot, page, path: Path) -> None:
     page.import_paths([path])
-    qtbot.waitUntil(lambda: page.table_model.row_of(str(path)) >= 0, timeout=10_000)
+    qtbot.waitUntil(lambda: page.table_model.row_where(lambda r: r.path == str(path)) >= 0,
+                    timeout=10_000)
     assert page.select_path(str(path))
 
 

@@ -40,7 +40,7 @@ from app.models.store import Store
 from app.ui.discover.details import ModelDetails, RepoDetails
 from app.ui.discover.downloads_panel import DownloadRow, DownloadsPanel
 from app.ui.discover.jobs import fetch_details, fetch_targets, user_message
-from app.ui.discover.results import ResultsModel
+from app.ui.discover.results import results_model
 from app.ui.discover.token_dialog import TokenDialog
 from app.ui.download_bridge import DownloadBridge
 from app.ui.workers import TaskRunner
@@ -91,7 +91,7 @@ class DiscoverPage(QWidget):
             "border-radius: 4px; padding: 6px;")
         self.error_banner.hide()
 
-        self.results_model = ResultsModel(self)
+        self.results_model = results_model(self)
         self.results = QTableView()
         self.results.setObjectName("discoverResults")
         self.results.setModel(self.results_model)
@@ -167,7 +167,7 @@ class DiscoverPage(QWidget):
         if generation != self._search_generation:
             return
         self.error_banner.hide()
-        self.results_model.set_results(found)
+        self.results_model.set_records(found)
         self.status.setText(f"{len(found)} GGUF repositories" if found
                             else "No GGUF repositories match.")
 
@@ -188,7 +188,7 @@ class DiscoverPage(QWidget):
 
     def select_repo(self, row: int) -> None:
         """Show result ``row``: at once from the cache, else fetched once the selection rests."""
-        model = self.results_model.model_at(row)
+        model = self.results_model.record(row)
         self._stop_details()
         self.details.show_loading(model)
         cached = self._cached(model.repo_id)
@@ -200,7 +200,7 @@ class DiscoverPage(QWidget):
 
     def open_repo(self, row: int) -> None:
         """Fetch result ``row``'s details now (no waiting, no cache)."""
-        model = self.results_model.model_at(row)
+        model = self.results_model.record(row)
         self._stop_details()
         self.details.show_loading(model)
         self._fetch_details(model)

@@ -6,16 +6,11 @@ but a folder of big models on a slow disk is not. Errors come back as one messag
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QItemSelectionModel,
-    QModelIndex,
-    QPersistentModelIndex,
     QSignalBlocker,
     QSortFilterProxyModel,
     Qt,
@@ -54,28 +49,25 @@ from app.models.library import (
 )
 from app.models.records import LineageRecord, ModelFileRecord, ModelSource
 from app.models.store import Store
+from app.ui.column_table import SORT_ROLE, Column, ColumnTableModel
 from app.ui.load_settings_dialog import LoadSettingsDialog, open_load_settings
 from app.ui.quantize.dialog import QuantizeDialog
 from app.ui.quantize.report_view import QualityReportDialog
 from app.ui.workers import TaskRunner
 
-SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-_Index = QModelIndex | QPersistentModelIndex
-
-# (header, text shown, value sorted by, right-aligned)
-_Column = tuple[str, Callable[[ModelFileRecord], str], Callable[[ModelFileRecord], Any], bool]
-COLUMNS: list[_Column] = [
-    ("Name", lambda r: r.name, lambda r: r.name.lower(), False),
-    ("Architecture", lambda r: r.architecture, lambda r: r.architecture, False),
-    ("Params", lambda r: human_count(r.parameter_count), lambda r: r.parameter_count, True),
-    ("Quant", lambda r: r.file_type, lambda r: r.file_type, False),
-    ("Size", lambda r: human_bytes(r.file_size), lambda r: r.file_size, True),
-    ("Context", lambda r: f"{r.context_length:,}", lambda r: r.context_length, True),
-    ("Layers", lambda r: str(r.block_count), lambda r: r.block_count, True),
-    ("Chat template", lambda r: "yes" if r.has_chat_template else "no",
-     lambda r: r.has_chat_template, False),
-    ("Source", lambda r: r.source, lambda r: r.source, False),
-    ("Path", lambda r: r.path, lambda r: r.path, False),
+COLUMNS = [
+    Column("Name", lambda r: r.name, lambda r: r.name.lower()),
+    Column("Architecture", lambda r: r.architecture),
+    Column("Params", lambda r: human_count(r.parameter_count), lambda r: r.parameter_count,
+           right=True),
+    Column("Quant", lambda r: r.file_type),
+    Column("Size", lambda r: human_bytes(r.file_size), lambda r: r.file_size, right=True),
+    Column("Context", lambda r: f"{r.context_length:,}", lambda r: r.context_length,
+           right=True),
+    Column("Layers", lambda r: str(r.block_count), lambda r: r.block_count, right=True),
+    Column("Chat template", lambda r: "yes" if r.has_chat_template else "no"),
+    Column("Source", lambda r: r.source),
+    Column("Path", lambda r: r.path),
 ]
 _MAX_ERRORS_SHOWN = 8  # a folder of broken files must not make a message box taller than the screen
 
@@ -84,52 +76,6 @@ _EMPTY_HINT = (
     "LM Studio or the Hugging Face cache already keep on this computer. Files are indexed where "
     "they are, never copied."
 )
-
-
-class ModelTableModel(QAbstractTableModel):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._records: list[ModelFileRecord] = []
-
-    def set_records(self, records: list[ModelFileRecord]) -> None:
-        # A library changes rarely and holds dozens of rows, so a reset is the simple, right tool.
-        self.beginResetModel()
-        self._records = list(records)
-        self.endResetModel()
-
-    def record(self, row: int) -> ModelFileRecord:
-        return self._records[row]
-
-    def row_of(self, path: str) -> int:
-        return next((i for i, r in enumerate(self._records) if r.path == path), -1)
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._records)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        record = self._records[index.row()]
-        _header, text, key, right = COLUMNS[index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return text(record)
-        if role == SORT_ROLE:
-            return key(record)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return record.path
-        if role == Qt.ItemDataRole.TextAlignmentRole and right:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section][0]
-        return None
 
 
 def ask_delete(parent: QWidget, record: ModelFileRecord, can_delete_file: bool) -> bool | None:
@@ -223,7 +169,7 @@ class ModelsPage(QWidget):
         self.quantize_button.clicked.connect(self.quantize_selected)
         self.report_button.clicked.connect(self.show_quality_report)
 
-        self.table_model = ModelTableModel(self)
+        self.table_model = ColumnTableModel(COLUMNS, lambda r: r.path, self)
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.table_model)
         self.proxy.setSortRole(SORT_ROLE)
@@ -298,7 +244,7 @@ class ModelsPage(QWidget):
         return self.table_model.record(self.proxy.mapToSource(rows[0]).row())
 
     def select_path(self, path: str) -> bool:
-        row = self.table_model.row_of(path)
+        row = self.table_model.row_where(lambda r: r.path == path)
         if row < 0:
             return False
         index = self.proxy.mapFromSource(self.table_model.index(row, 0))
