@@ -24,6 +24,7 @@ from app.engine.perplexity import (
     measure_speed,
     perplexity,
     sample_text,
+    speed_prompt,
 )
 from app.engine.runtime import LoadError, default_threads
 from app.testing.tiny_gguf import truncate_copy
@@ -170,6 +171,29 @@ def test_measure_speed_on_tiny_model(tiny_eval: EvalModel):
     before = perplexity(tiny_eval, sample_text(), max_chunks=1)
     measure_speed(tiny_eval, n_prompt=32, n_gen=4)
     assert perplexity(tiny_eval, sample_text(), max_chunks=1) == before
+
+
+def test_measure_speed_reuses_a_tokenized_prompt(
+    tiny_eval: EvalModel, monkeypatch: pytest.MonkeyPatch
+):
+    prompt = speed_prompt(tiny_eval, 64)
+    assert len(prompt) == 64
+    assert prompt == tiny_eval.tokenize(sample_text())[:64]
+
+    def no_tokenizing(_text: str) -> list[int]:
+        raise AssertionError("measure_speed tokenized the sample again")
+
+    monkeypatch.setattr(tiny_eval, "tokenize", no_tokenizing)
+    for _ in range(3):
+        speed = measure_speed(tiny_eval, n_prompt=32, n_gen=4, prompt=prompt)
+        assert (speed.n_prompt, speed.n_gen) == (32, 4)
+    with pytest.raises(ValueError, match="64 tokens; 128 are needed"):
+        measure_speed(tiny_eval, n_prompt=128, n_gen=4, prompt=prompt)
+
+
+def test_speed_prompt_repeats_a_short_text(tiny_eval: EvalModel):
+    prompt = speed_prompt(tiny_eval, 100, text="hello world")
+    assert len(prompt) == 100
 
 
 @pytest.mark.starter

@@ -49,3 +49,37 @@ def test_closing_tag_without_opening_means_the_template_opened_it() -> None:
 def test_second_block_open_after_a_closed_one() -> None:
     split = split_thinking("<think>a</think>Answer <think>b")
     assert split == ThinkingSplit("a\n\nb", "Answer", True)
+
+
+def test_reply_that_starts_inside_the_block_streams_as_thinking() -> None:
+    from app.engine.reasoning import split_thinking as split
+
+    assert split("Okay, the user wants", starts_in_thinking=True) == ThinkingSplit(
+        "Okay, the user wants", "", True)
+    assert split("Let me add.\n</thi", starts_in_thinking=True) == ThinkingSplit(
+        "Let me add.", "", True)
+    assert split("Add 2 and 2.\n</think>\n\nIt is 4.", starts_in_thinking=True) == ThinkingSplit(
+        "Add 2 and 2.", "It is 4.", False)
+    # A model that writes the tag again anyway is not counted twice.
+    assert split("<think>plan</think>Done", starts_in_thinking=True) == ThinkingSplit(
+        "plan", "Done", False)
+    assert split("", starts_in_thinking=True) == ThinkingSplit("", "", True)
+
+
+def test_prompt_opens_thinking() -> None:
+    from app.engine.reasoning import prompt_opens_thinking
+
+    assert prompt_opens_thinking("<｜User｜>hi<｜Assistant｜><think>\n")
+    assert not prompt_opens_thinking("<|im_start|>assistant\n")
+    assert not prompt_opens_thinking("<think>old</think>\n<|im_start|>assistant\n")
+
+
+def test_rendered_prompt_knows_when_the_template_opens_the_block() -> None:
+    from app.engine.prompt_format import PromptFormatter
+    from app.engine.types import ChatMessage
+
+    r1 = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"
+          "{% if add_generation_prompt %}<|assistant|><think>\n{% endif %}")
+    user = [ChatMessage("user", "hi")]
+    assert PromptFormatter(r1).render(user).opens_thinking
+    assert not PromptFormatter(None).render([ChatMessage("user", "<think>")]).opens_thinking

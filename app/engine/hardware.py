@@ -7,7 +7,9 @@ call) becomes a sentence in ``problems`` so the Hardware page can say what it co
 
 from __future__ import annotations
 
+import dataclasses
 import platform
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -170,6 +172,92 @@ def probe_hardware(nvml: ModuleType | Any | None = None) -> HardwareSnapshot:
         snap.gpus = _read_gpus(nvml, snap.problems)
     _llama_backends(snap)
     return snap
+
+
+_offload_lock = threading.Lock()
+_offload_cache: list[GpuInfo] | None = None
+
+
+def offload_gpus() -> list[GpuInfo]:
+    """The GPUs llama.cpp can offload layers to: NVML's GPUs if this llama.cpp build has a GPU
+    backend, else [] (a CPU-only build puts nothing on a GPU, whatever NVML sees).
+
+    Probed once per process, on first use from any thread; `reset_offload_gpus` forgets it.
+    Each call returns fresh copies, so callers may change them.
+    """
+    global _offload_cache
+    with _offload_lock:
+        if _offload_cache is None:
+            snap = probe_hardware()
+            _offload_cache = list(snap.gpus) if snap.gpu_offload_supported else []
+        return [dataclasses.replace(g) for g in _offload_cache]
+
+
+def reset_offload_gpus() -> None:
+    """Probe again on the next `offload_gpus` call (for tests, or after a driver change)."""
+    global _offload_cache
+    with _offload_lock:
+        _offload_cache = None
+
+
+def _open_gpus(nvml: Any) -> list[Any]:
+    """nvmlInit and every device handle; NVML is shut down again if listing fails."""
+    nvml.nvmlInit()
+    try:
+        return [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(nvml.nvmlDeviceGetCount())]
+    except Exception:
+        _shutdown(nvml)
+        raise
+
+
+def _shutdown(nvml: Any) -> None:
+    try:
+        nvml.nvmlShutdown()
+    except Exception:
+        pass  # shutting down a failed NVML leaves nothing to clean
+
+
+def _used_vram(nvml: Any, handles: list[Any]) -> int | None:
+    if not handles:
+        return None
+    try:
+        return sum(int(nvml.nvmlDeviceGetMemoryInfo(h).used) for h in handles)
+    except Exception:
+        return None  # a partial sum would look like memory given back
+
+
+_vram_lock = threading.Lock()
+_vram_nvml: Any = None
+_vram_handles: list[Any] | None = None  # None: NVML not tried yet
+
+
+def vram_used(nvml: Any | None = None) -> int | None:
+    """Used VRAM summed over all NVIDIA GPUs, or None without NVML, without GPUs, or when a
+    read fails. Reads NVML's memory info only: unlike `sample_usage` it takes no CPU reading,
+    so it never moves the CPU-percent baseline another sampler relies on.
+
+    Without ``nvml`` NVML is opened on first use and kept open (thread-safe); a given ``nvml``
+    (tests) is opened and shut down within the call.
+    """
+    global _vram_nvml, _vram_handles
+    if nvml is not None:
+        try:
+            handles = _open_gpus(nvml)
+        except Exception:
+            return None
+        try:
+            return _used_vram(nvml, handles)
+        finally:
+            _shutdown(nvml)
+    with _vram_lock:
+        if _vram_handles is None:
+            try:
+                opened = _load_nvml()
+                _vram_handles = _open_gpus(opened)
+                _vram_nvml = opened
+            except Exception:
+                _vram_handles = []  # no NVML or no driver: don't try on every call
+        return _used_vram(_vram_nvml, _vram_handles)
 
 
 class UsageSampler:

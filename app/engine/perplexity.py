@@ -28,8 +28,11 @@ from app.engine.gguf_info import read_model_info
 from app.engine.runtime import (
     GenerationError,
     LoadError,
+    close_llama,
+    decode_one,
     default_threads,
     explain_failure,
+    open_llama,
     tokenize,
 )
 
@@ -84,10 +87,6 @@ class EvalModel:
 
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
-        llama_log.take_recent_errors()
-        self._model = llama_cpp.llama_model_load_from_file(self.path.encode(), mparams)
-        if not self._model:
-            raise LoadError(explain_failure("load the model", self.path))
 
         # Round up here as llama.cpp would, so one batch holds one whole window.
         n_ctx = -(-n_ctx // _CTX_ROUND) * _CTX_ROUND
@@ -109,10 +108,7 @@ class EvalModel:
         # Only the second half of a window needs logits; the cap keeps the output buffer at
         # n_ctx/2 rows instead of n_ctx (256 MiB instead of 512 MiB for a 262k vocabulary).
         cparams.n_outputs_max = n_ctx - n_ctx // 2
-        self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
-        if not self._ctx:
-            self.close()
-            raise LoadError(explain_failure(f"create a context of {n_ctx} tokens for", self.path))
+        self._model, self._ctx = open_llama(self.path, mparams, cparams)
         self.n_ctx: int = llama_cpp.llama_n_ctx(self._ctx)
         if self.n_ctx != n_ctx:
             self.close()
@@ -138,12 +134,8 @@ class EvalModel:
         if self._batch is not None:
             llama_cpp.llama_batch_free(self._batch)
             self._batch = None
-        if self._ctx:
-            llama_cpp.llama_free(self._ctx)
-            self._ctx = None
-        if self._model:
-            llama_cpp.llama_model_free(self._model)
-            self._model = None
+        close_llama(self._model, self._ctx)
+        self._model = self._ctx = None
 
     def tokenize(self, text: str) -> list[int]:
         """Tokens of `text` with the model's BOS (add_special=True), as llama-perplexity does."""
@@ -188,11 +180,11 @@ class EvalModel:
         return n_outputs
 
     def decode_one(self, token: int) -> None:
-        arr = (llama_cpp.llama_token * 1)(token)
-        rc = llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(arr, 1))
-        if rc != 0:
+        try:
+            decode_one(self._ctx, token, self.path)
+        except GenerationError:
             self.clear()
-            raise GenerationError(explain_failure(f"decode (code {rc})", self.path))
+            raise
 
     def logits(self, n_rows: int) -> np.ndarray:
         """The last decode's logits, rows × n_vocab, viewed in place (valid until next decode)."""
@@ -278,8 +270,29 @@ def perplexity(
     )
 
 
-def measure_speed(model: EvalModel, *, n_prompt: int = 256, n_gen: int = 32) -> SpeedResult:
-    """Prompt-processing and generation speed of `model`, in tokens per second."""
+def speed_prompt(model: EvalModel, n_prompt: int = 256, text: str | None = None) -> list[int]:
+    """``n_prompt`` tokens of ``text`` (the default sample), repeated if it is shorter, for
+    `measure_speed`; tokenize once and pass the result to every run."""
+    tokens = model.tokenize(sample_text() if text is None else text)
+    if not tokens:
+        raise ValueError("The text for measuring speed has no tokens")
+    while len(tokens) < n_prompt:
+        tokens += tokens
+    return tokens[:n_prompt]
+
+
+def measure_speed(
+    model: EvalModel,
+    *,
+    n_prompt: int = 256,
+    n_gen: int = 32,
+    prompt: Sequence[int] | None = None,
+) -> SpeedResult:
+    """Prompt-processing and generation speed of `model`, in tokens per second.
+
+    ``prompt`` (from `speed_prompt`) saves re-reading and re-tokenizing the sample text on
+    every call; when given, its first ``n_prompt`` tokens are used.
+    """
     if n_prompt < 1 or n_gen < 1:
         raise ValueError("n_prompt and n_gen must be at least 1")
     if n_prompt > model.n_batch or n_prompt + n_gen > model.n_ctx:
@@ -287,10 +300,11 @@ def measure_speed(model: EvalModel, *, n_prompt: int = 256, n_gen: int = 32) -> 
             f"n_prompt ({n_prompt}) + n_gen ({n_gen}) must fit in the context of {model.n_ctx} "
             "tokens"
         )
-    tokens = model.tokenize(sample_text())
-    while len(tokens) < n_prompt:
-        tokens += tokens
-    prompt = tokens[:n_prompt]
+    if prompt is None:
+        prompt = speed_prompt(model, n_prompt)
+    elif len(prompt) < n_prompt:
+        raise ValueError(f"The prompt has {len(prompt)} tokens; {n_prompt} are needed")
+    prompt = list(prompt[:n_prompt])
 
     # A throwaway decode first, so one-time setup (buffers, graph allocation) is not timed.
     model.clear()

@@ -47,7 +47,6 @@ _TENSOR_LINE = re.compile(
 )
 _DRY_TARGET = re.compile(r"->\s*[\d.]+\s*\w+\s*\((\w+)\)")
 _CONVERT_TARGET = re.compile(r"converting to (\w+)")
-_ERROR, _CONT = 4, 5
 _GGUF_ALIGNMENT = 32
 
 
@@ -73,27 +72,25 @@ class _LogWatcher:
     """Turns llama.cpp's log into progress messages and keeps error lines and tensor lines."""
 
     def __init__(self, report_progress: bool) -> None:
+        # Imported here, after _import_bindings: llama_log's `import llama_cpp` gets the stand-in.
+        from app.engine.llama_log import ERROR, LineCollector
+
+        self._error_level = ERROR
         self.report_progress = report_progress
         self.errors: list[str] = []
         self.tensors: list[tuple[str, list[int], str, str]] = []  # name, shape, from, to
-        self._level = 2
-        self._partial = ""
+        self._lines = LineCollector(self._line)
         # Kept on the instance: a collected ctypes callback crashes the process when called.
-        self.callback = llama_cpp.llama_log_callback(self._on_log)
+        self.callback = llama_cpp.llama_log_callback(
+            lambda level, text, _user: self._lines.feed(level, text))
         llama_cpp.llama_log_set(self.callback, ctypes.c_void_p(0))
 
-    def _on_log(self, level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-        if level != _CONT:
-            self._level = level
-        self._partial += text.decode("utf-8", errors="replace")
-        while "\n" in self._partial:
-            line, self._partial = self._partial.split("\n", 1)
-            self._line(line.strip())
+    def flush(self) -> None:
+        self._lines.flush()
 
-    def _line(self, line: str) -> None:
-        if not line:
-            return
-        if self._level == _ERROR:
+    def _line(self, level: int, line: str) -> None:
+        line = line.strip()
+        if level == self._error_level:
             self.errors.append(line)
         match = _TENSOR_LINE.match(line)
         if match is None:
@@ -106,21 +103,30 @@ class _LogWatcher:
             _send({"tensor": int(index), "of": int(total), "name": name})
 
 
-def _params(request: dict[str, Any], keepalive: list[Any]) -> Any:
+def _imatrix(request: dict[str, Any], keepalive: list[Any]) -> Any:
+    """The request's importance matrix as the C array llama.cpp reads, or None without one.
+    ``keepalive`` holds the buffers behind it until quantizing is over."""
+    if not request.get("imatrix"):
+        return None
+    from app.engine.imatrix import load_imatrix, to_c_array
+
+    array, buffers = to_c_array(load_imatrix(request["imatrix"]))
+    keepalive += [array, buffers]
+    return ctypes.cast(array, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
+
+
+def _params(request: dict[str, Any], ftype: str, imatrix: Any) -> Any:
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, request["ftype"])
+    params.ftype = getattr(llama_cpp, ftype)
     params.nthread = int(request.get("threads") or 0)
     params.allow_requantize = bool(request.get("allow_requantize"))
-    if request.get("imatrix"):
-        from app.engine.imatrix import load_imatrix, to_c_array
-
-        array, buffers = to_c_array(load_imatrix(request["imatrix"]))
-        keepalive += [array, buffers]
-        params.imatrix = ctypes.cast(array, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
+    if imatrix is not None:
+        params.imatrix = imatrix
     return params
 
 
 def _failure(watcher: _LogWatcher, what: str) -> str:
+    watcher.flush()
     detail = "; ".join(line for line in watcher.errors if line)[-400:]
     return f"llama.cpp could not {what}" + (f": {detail}" if detail else ".")
 
@@ -130,7 +136,7 @@ def _quantize(request: dict[str, Any]) -> None:
     _unfinished = request["dest"]
     watcher = _LogWatcher(report_progress=True)
     keepalive: list[Any] = []
-    params = _params(request, keepalive)
+    params = _params(request, request["ftype"], _imatrix(request, keepalive))
     started = time.perf_counter()
     rc = llama_cpp.llama_model_quantize(
         request["source"].encode(), request["dest"].encode(), ctypes.byref(params)
@@ -159,14 +165,17 @@ def _dry_run(request: dict[str, Any]) -> None:
     """Exact output sizes: llama.cpp's dry run names each tensor's new type, and the bytes of
     every type follow from the shape. The header (metadata) is the source's own."""
     source_bytes = int(request["source_size"])
+    keepalive: list[Any] = []
+    # The imatrix C array is the same for every target: built once, shared by all of them.
+    imatrix = _imatrix(request, keepalive) if request["targets"] else None
     for item in request["targets"]:
         watcher = _LogWatcher(report_progress=False)
-        keepalive: list[Any] = []
-        params = _params({**request, "ftype": item["ftype"]}, keepalive)
+        params = _params(request, item["ftype"], imatrix)
         params.dry_run = True
         rc = llama_cpp.llama_model_quantize(
             request["source"].encode(), b"", ctypes.byref(params)
         )
+        watcher.flush()
         if rc != 0 or not watcher.tensors:
             _send({"type": item["type"], "failed": _failure(watcher, f"plan {item['type']}")})
             continue
@@ -194,7 +203,9 @@ def _evaluate(request: dict[str, Any]) -> None:
         # llama-bench's pp/tg shape, shrunk to fit small contexts. Best of three: other programs
         # can only slow a run down, so the fastest is the closest to what the model can do.
         n_gen = 32
-        runs = [ppl.measure_speed(model, n_prompt=min(256, model.n_ctx - n_gen), n_gen=n_gen)
+        n_prompt = min(256, model.n_ctx - n_gen)
+        prompt = ppl.speed_prompt(model, n_prompt)  # tokenized once for the three runs
+        runs = [ppl.measure_speed(model, n_prompt=n_prompt, n_gen=n_gen, prompt=prompt)
                 for _ in range(3)]
         prompt_tps = max(r.prompt_tps for r in runs)
         gen_tps = max(r.gen_tps for r in runs)

@@ -20,7 +20,22 @@ class ThinkingSplit:
     thinking_open: bool  # a block has started and not yet ended (still streaming)
 
 
-def split_thinking(text: str) -> ThinkingSplit:
+def prompt_opens_thinking(prompt_text: str) -> bool:
+    """True when a rendered prompt ends inside an open think block (DeepSeek-R1 distills' and
+    some Qwen3 templates end the generation prompt with "<think>\n"), so the reply starts as
+    reasoning; pass it to `split_thinking` as ``starts_in_thinking``."""
+    _head, tag, tail = prompt_text.rpartition(OPEN_TAG)
+    return bool(tag) and not tail.strip() and CLOSE_TAG not in tail
+
+
+def split_thinking(text: str, *, starts_in_thinking: bool = False) -> ThinkingSplit:
+    """Split ``text`` into its think blocks and its answer.
+
+    ``starts_in_thinking``: the prompt already opened the block (see `prompt_opens_thinking`),
+    so the text is reasoning until "</think>", and shows as an open block while it streams.
+    """
+    if starts_in_thinking and not text.lstrip().startswith(OPEN_TAG):
+        text = OPEN_TAG + text
     thoughts: list[str] = []
     answer: list[str] = []
     rest = text

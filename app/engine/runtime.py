@@ -14,13 +14,15 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import llama_cpp
 import psutil
 
 from app.engine import llama_log
+from app.engine.fit import effective_ctx
 from app.engine.gguf_info import read_model_info
-from app.engine.prompt_format import PromptFormatter, RenderedPrompt
+from app.engine.prompt_format import PromptFormatError, PromptFormatter, RenderedPrompt
 from app.engine.stop_text import StopTextStream
 from app.engine.types import ChatMessage, GenerationStats, LoadSettings, ModelInfo, Sampling
 
@@ -50,20 +52,32 @@ class Runtime:
         self.info: ModelInfo = read_model_info(self.path)  # GGUFError for bad files
         self._model = None
         self._ctx = None
-        self._load(progress)
-        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
-        self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
-        self._memory = llama_cpp.llama_get_memory(self._ctx)
-        self._cached: list[int] = []  # tokens whose K/V are in the context, in order
-        self._piece_buf = ctypes.create_string_buffer(256)
-        self.formatter = PromptFormatter(
-            self.info.chat_template,
-            bos_token=self._token_text(llama_cpp.llama_vocab_bos(self._vocab)),
-            eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
-        )
+        # Everything that can be refused without the weights is checked before loading them.
+        kv_type = _KV_TYPES.get(settings.kv_cache_type)
+        if kv_type is None:
+            raise LoadError(f"Unknown KV-cache type {settings.kv_cache_type!r}: "
+                            f"choose one of {', '.join(_KV_TYPES)}")
+        try:
+            self.formatter = PromptFormatter(self.info.chat_template)
+        except PromptFormatError as exc:
+            raise LoadError(str(exc)) from exc
+        self._load(progress, kv_type)
+        try:
+            self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+            self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+            self._memory = llama_cpp.llama_get_memory(self._ctx)
+            self._cached: list[int] = []  # tokens whose K/V are in the context, in order
+            self._piece_buf = ctypes.create_string_buffer(256)
+            self.formatter.set_special_tokens(
+                bos_token=self._token_text(llama_cpp.llama_vocab_bos(self._vocab)),
+                eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
+            )
+        except BaseException:
+            self.close()
+            raise
 
     # -- loading -------------------------------------------------------------------------------
-    def _load(self, progress: Callable[[float], bool] | None) -> None:
+    def _load(self, progress: Callable[[float], bool] | None, kv_type: int) -> None:
         s = self.settings
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = s.n_gpu_layers
@@ -74,25 +88,15 @@ class Runtime:
                 lambda fraction, _user: bool(progress(float(fraction)))
             )
             mparams.progress_callback = self._progress_cb
-        llama_log.take_recent_errors()
-        self._model = llama_cpp.llama_model_load_from_file(self.path.encode(), mparams)
-        if not self._model:
-            raise LoadError(explain_failure("load the model", self.path))
 
         cparams = llama_cpp.llama_context_default_params()
-        n_ctx = max(64, min(s.n_ctx, self.info.context_length or s.n_ctx))
+        n_ctx, n_batch = effective_ctx(self.info, s)  # the sizes fit.py estimates memory for
         threads = s.n_threads or default_threads()
         cparams.n_ctx = n_ctx
-        cparams.n_batch = max(32, min(s.n_batch, n_ctx))
-        cparams.n_ubatch = cparams.n_batch
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_batch
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
-        kv_type = _KV_TYPES.get(s.kv_cache_type)
-        if kv_type is None:
-            llama_cpp.llama_model_free(self._model)
-            self._model = None
-            raise LoadError(f"Unknown KV-cache type {s.kv_cache_type!r}: "
-                            f"choose one of {', '.join(_KV_TYPES)}")
         cparams.type_k = cparams.type_v = kv_type
         # llama.cpp refuses a quantized V cache without flash attention, so a quantized KV
         # cache turns it on rather than failing the load.
@@ -105,19 +109,11 @@ class Runtime:
         # Chat needs logits for one position per batch; without this cap llama.cpp reserves an
         # n_batch × vocabulary output buffer (512 MiB for a 262k vocabulary).
         cparams.n_outputs_max = 1
-        self._ctx = llama_cpp.llama_init_from_model(self._model, cparams)
-        if not self._ctx:
-            llama_cpp.llama_model_free(self._model)
-            self._model = None
-            raise LoadError(explain_failure(f"create a context of {n_ctx} tokens for", self.path))
+        self._model, self._ctx = open_llama(self.path, mparams, cparams)
 
     def close(self) -> None:
-        if self._ctx:
-            llama_cpp.llama_free(self._ctx)
-            self._ctx = None
-        if self._model:
-            llama_cpp.llama_model_free(self._model)
-            self._model = None
+        close_llama(self._model, self._ctx)
+        self._model = self._ctx = None
 
     # -- tokens --------------------------------------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
@@ -149,9 +145,18 @@ class Runtime:
         return prompt, self.prompt_tokens(prompt)
 
     # -- decoding ------------------------------------------------------------------------------
-    def _decode(self, tokens: Sequence[int]) -> None:
+    def _decode(
+        self, tokens: Sequence[int], cancelled: Callable[[], bool] | None = None
+    ) -> bool:
+        """Decode ``tokens`` in n_batch chunks; False if ``cancelled`` stopped it between two.
+
+        ``_cached`` always lists exactly the tokens decoded so far, so a cancelled prompt's
+        finished chunks are reused by the next request.
+        """
         n_batch = llama_cpp.llama_n_batch(self._ctx)
         for start in range(0, len(tokens), n_batch):
+            if cancelled is not None and cancelled():
+                return False
             chunk = tokens[start:start + n_batch]
             arr = (llama_cpp.llama_token * len(chunk))(*chunk)
             rc = llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(arr, len(chunk)))
@@ -159,6 +164,7 @@ class Runtime:
                 self.reset_cache()
                 raise GenerationError(explain_failure(f"decode (code {rc})", self.path))
             self._cached.extend(chunk)
+        return True
 
     def reset_cache(self) -> None:
         llama_cpp.llama_memory_clear(self._memory, True)
@@ -196,7 +202,11 @@ class Runtime:
         stats = GenerationStats(prompt_tokens=len(tokens), n_ctx=self.n_ctx)
         reused = self._reuse_prefix(tokens)
         stats.cached_tokens = reused
-        self._decode(tokens[reused:])
+        if not self._decode(tokens[reused:], cancelled):
+            stats.stop_reason = "cancelled"
+            stats.total_seconds = time.perf_counter() - t0
+            stats.context_used = len(self._cached)
+            return "", stats
         text_stream = StopTextStream(list(stop) + list(sampling.stop))
         sampler = _make_sampler(sampling, self._vocab)
         vocab, ctx = self._vocab, self._ctx
@@ -225,11 +235,11 @@ class Runtime:
                 if len(self._cached) >= self.n_ctx:
                     reason = "context"
                     break
-                one[0] = token
-                rc = llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(one, 1))
-                if rc != 0:
+                try:
+                    decode_one(ctx, token, self.path, one)
+                except GenerationError:
                     self.reset_cache()
-                    raise GenerationError(explain_failure(f"decode (code {rc})", self.path))
+                    raise
                 self._cached.append(token)
         finally:
             llama_cpp.llama_sampler_free(sampler)
@@ -295,6 +305,47 @@ def tokenize(vocab: object, text: str, *, add_special: bool, parse_special: bool
             return list(buf[:n])
         room = -n
     raise GenerationError("llama.cpp could not tokenize the text")
+
+
+def open_llama(path: str, mparams: Any, cparams: Any) -> tuple[Any, Any]:
+    """Load the model at ``path`` and create its context: ``(model, ctx)``.
+
+    Raises `LoadError` with llama.cpp's reason; nothing stays allocated when it does.
+    """
+    llama_log.take_recent_errors()
+    model = llama_cpp.llama_model_load_from_file(path.encode(), mparams)
+    if not model:
+        raise LoadError(explain_failure("load the model", path))
+    try:
+        ctx = llama_cpp.llama_init_from_model(model, cparams)
+        if not ctx:
+            action = f"create a context of {cparams.n_ctx} tokens for"
+            raise LoadError(explain_failure(action, path))
+    except BaseException:
+        llama_cpp.llama_model_free(model)
+        raise
+    return model, ctx
+
+
+def close_llama(model: Any, ctx: Any) -> None:
+    """Free what `open_llama` returned (either may be None: already freed)."""
+    if ctx:
+        llama_cpp.llama_free(ctx)
+    if model:
+        llama_cpp.llama_model_free(model)
+
+
+def decode_one(ctx: Any, token: int, path: str, buf: Any = None) -> None:
+    """Decode a single token at the next position; `GenerationError` if llama.cpp fails.
+
+    ``buf`` (a one-token ``llama_token`` array) saves an allocation in a hot loop.
+    """
+    if buf is None:
+        buf = (llama_cpp.llama_token * 1)()
+    buf[0] = token
+    rc = llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(buf, 1))
+    if rc != 0:
+        raise GenerationError(explain_failure(f"decode (code {rc})", path))
 
 
 def explain_failure(action: str, path: str) -> str:

@@ -1,0 +1,232 @@
+"""Runtime on real tiny models: stopping during prompt processing, checks before the weights
+load, cleanup when loading fails half-way, and the shared llama.cpp helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import llama_cpp
+import pytest
+from test_prompt_format import STRICT_TEMPLATE
+
+from app.engine import runtime as runtime_mod
+from app.engine.fit import effective_ctx
+from app.engine.prompt_format import PromptFormatter
+from app.engine.runtime import LoadError, Runtime
+from app.engine.types import ChatMessage, LoadSettings, Sampling
+from app.testing.tiny_gguf import build_tiny_model
+
+GREEDY = Sampling(temperature=0.0, max_tokens=8, repeat_penalty=1.0)
+LONG_TEXT = " ".join(["the model will answer the question and then close the chat"] * 12)
+
+
+@pytest.fixture
+def small_batch_runtime(tiny_model: Path):
+    rt = Runtime(tiny_model, LoadSettings(n_ctx=512, n_batch=32, n_threads=2))
+    yield rt
+    rt.close()
+
+
+def test_stop_is_honoured_between_prompt_chunks(small_batch_runtime: Runtime):
+    rt = small_batch_runtime
+    _, tokens = rt.render([ChatMessage("user", LONG_TEXT)])
+    assert len(tokens) > 3 * 32
+    checks = []
+
+    def cancelled() -> bool:
+        checks.append(rt.cached_tokens)
+        return len(checks) > 1  # Stop pressed while the first chunk was being decoded
+
+    pieces: list[str] = []
+    text, stats = rt.generate(tokens, GREEDY, [], pieces.append, cancelled)
+    assert stats.stop_reason == "cancelled"
+    assert (text, pieces, stats.generated_tokens) == ("", [], 0)
+    assert rt.cached_tokens == 32  # exactly the chunk decoded before the stop
+    assert stats.context_used == 32
+    assert checks == [0, 32]
+
+    # The next request reuses the chunk that was decoded and finishes normally.
+    _, stats2 = rt.generate(tokens, GREEDY, [], lambda _t: None, lambda: False)
+    assert stats2.cached_tokens == 32
+    assert stats2.stop_reason in ("eos", "length")
+    assert rt.cached_tokens >= len(tokens)
+
+
+def test_cancel_before_the_first_chunk_decodes_nothing(small_batch_runtime: Runtime):
+    rt = small_batch_runtime
+    _, tokens = rt.render([ChatMessage("user", LONG_TEXT)])
+    text, stats = rt.generate(tokens, GREEDY, [], lambda _t: None, lambda: True)
+    assert (text, stats.stop_reason, rt.cached_tokens) == ("", "cancelled", 0)
+
+
+def test_a_cancelled_prompt_gives_the_same_reply_afterwards(tiny_model: Path):
+    settings = LoadSettings(n_ctx=512, n_batch=32, n_threads=2)
+    fresh, reused = Runtime(tiny_model, settings), Runtime(tiny_model, settings)
+    try:
+        _, tokens = fresh.render([ChatMessage("user", LONG_TEXT)])
+        expected, _ = fresh.generate(tokens, GREEDY, [], lambda _t: None, lambda: False)
+        calls = iter([False, False, True])
+        reused.generate(tokens, GREEDY, [], lambda _t: None, lambda: next(calls))
+        assert reused.cached_tokens == 64
+        again, _ = reused.generate(tokens, GREEDY, [], lambda _t: None, lambda: False)
+        assert again == expected
+    finally:
+        fresh.close()
+        reused.close()
+
+
+def _refuse_to_load(*_args, **_kwargs):
+    raise AssertionError("the weights must not be loaded")
+
+
+def test_broken_chat_template_fails_before_the_weights_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    model = build_tiny_model(tmp_path / "broken-template.gguf",
+                             chat_template="{% for message in messages %}{{ message")
+    monkeypatch.setattr(runtime_mod, "open_llama", _refuse_to_load)
+    with pytest.raises(LoadError, match="chat template cannot be read"):
+        Runtime(model, LoadSettings(n_ctx=256))
+
+
+def test_unknown_kv_type_fails_before_the_weights_load(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(runtime_mod, "open_llama", _refuse_to_load)
+    with pytest.raises(LoadError, match="Unknown KV-cache type 'q2'"):
+        Runtime(tiny_model, LoadSettings(n_ctx=256, kv_cache_type="q2"))
+
+
+def test_a_failure_after_the_weights_load_frees_them(
+    tiny_chat_model: Path, monkeypatch: pytest.MonkeyPatch
+):
+    freed = []
+    real_close = runtime_mod.close_llama
+
+    def close_llama(model, ctx):
+        freed.append((bool(model), bool(ctx)))
+        real_close(model, ctx)
+
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(runtime_mod, "close_llama", close_llama)
+    monkeypatch.setattr(PromptFormatter, "set_special_tokens", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        Runtime(tiny_chat_model, LoadSettings(n_ctx=256))
+    assert freed == [(True, True)]
+
+
+def test_context_and_batch_sizes_are_the_ones_fit_estimates(tiny_model: Path):
+    for settings in (LoadSettings(n_ctx=100_000, n_batch=4096), LoadSettings(n_ctx=256,
+                                                                            n_batch=8)):
+        rt = Runtime(tiny_model, settings)
+        try:
+            n_ctx, n_batch = effective_ctx(rt.info, settings)
+            assert rt.n_ctx == n_ctx
+            assert llama_cpp.llama_n_batch(rt._ctx) == n_batch
+        finally:
+            rt.close()
+
+
+def test_open_llama_reports_a_bad_context_and_frees_the_model(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+):
+    freed = []
+    real_free = llama_cpp.llama_model_free
+    monkeypatch.setattr(llama_cpp, "llama_init_from_model", lambda *_a: None)
+    monkeypatch.setattr(llama_cpp, "llama_model_free",
+                        lambda m: (freed.append(True), real_free(m)))
+    cparams = llama_cpp.llama_context_default_params()
+    cparams.n_ctx = 256
+    with pytest.raises(LoadError, match="create a context of 256 tokens"):
+        runtime_mod.open_llama(str(tiny_model), llama_cpp.llama_model_default_params(), cparams)
+    assert freed == [True]
+
+
+# -- llama.cpp's log, shared by Runtime (llama_log) and the quantize worker ---------------------
+
+
+def test_line_collector_assembles_fragments_with_their_level():
+    from app.engine.llama_log import CONT, ERROR, LineCollector
+
+    lines: list[tuple[int, str]] = []
+    collect = LineCollector(lambda level, line: lines.append((level, line)))
+    collect.feed(2, b"[   1/  18]   token_embd.weight - [  256,  300], type =    f32, ")
+    collect.feed(2, b"converting to q8_0 .. ")
+    collect.feed(2, b"size =     0.29 MiB ->     0.16 MiB\n")
+    collect.feed(ERROR, b"llama_model_load: error loading model: ")
+    collect.feed(CONT, b"tensor data is not within the file bounds\n\n")
+    collect.feed(ERROR, b"no newline at the end")
+    assert lines == [
+        (2, "[   1/  18]   token_embd.weight - [  256,  300], type =    f32, "
+            "converting to q8_0 .. size =     0.29 MiB ->     0.16 MiB"),
+        (ERROR, "llama_model_load: error loading model: tensor data is not within the file "
+                "bounds"),
+    ]
+    collect.flush()
+    assert lines[-1] == (ERROR, "no newline at the end")
+    collect.flush()
+    assert len(lines) == 3
+
+
+def test_recent_errors_are_whole_lines():
+    from app.engine import llama_log
+
+    llama_log.install()
+    llama_log.take_recent_errors()
+    llama_log._on_log(2, b"loaded meta data\n", None)
+    llama_log._on_log(4, b"llama_model_load: error loading model: ", None)
+    llama_log._on_log(5, b"bad magic\n", None)
+    llama_log._on_log(4, b"last words", None)  # no newline: handed over when asked for
+    assert llama_log.take_recent_errors() == [
+        "llama_model_load: error loading model: bad magic", "last words"]
+
+
+@pytest.fixture
+def restore_llama_log():
+    from app.engine import llama_log
+
+    yield
+    llama_cpp.llama_log_set(llama_log._on_log, None)
+
+
+def test_dry_run_builds_the_imatrix_array_once(
+    quantizable_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    restore_llama_log: None,
+):
+    from app.engine import imatrix, quantize_worker
+    from app.testing.tiny_gguf import build_test_imatrix
+
+    source = quantizable_models["f32"]
+    matrix = build_test_imatrix(source, tmp_path / "m.imatrix")
+    built = []
+    real = imatrix.to_c_array
+    monkeypatch.setattr(imatrix, "to_c_array", lambda m: (built.append(1), real(m))[1])
+    sent: list[dict] = []
+    monkeypatch.setattr(quantize_worker, "_send", sent.append)
+    quantize_worker._dry_run({
+        "source": str(source), "source_size": source.stat().st_size, "imatrix": str(matrix),
+        "targets": [{"type": "Q4_0", "ftype": "LLAMA_FTYPE_MOSTLY_Q4_0"},
+                    {"type": "Q8_0", "ftype": "LLAMA_FTYPE_MOSTLY_Q8_0"},
+                    {"type": "IQ2_XS", "ftype": "LLAMA_FTYPE_MOSTLY_IQ2_XS"}],
+    })
+    assert built == [1]
+    assert [m["type"] for m in sent] == ["Q4_0", "Q8_0", "IQ2_XS"]
+    sizes = [m.get("size") for m in sent]
+    assert all(sizes), sent
+    assert sizes[2] < sizes[0] < sizes[1] < source.stat().st_size
+
+
+def test_a_strict_template_model_answers_after_two_user_turns(tmp_path: Path):
+    model = build_tiny_model(tmp_path / "strict.gguf", chat_template=STRICT_TEMPLATE)
+    rt = Runtime(model, LoadSettings(n_ctx=256))
+    try:
+        # The first reply failed and was left out of history: the user spoke twice in a row.
+        prompt, tokens = rt.render([ChatMessage("system", "Be brief."),
+                                    ChatMessage("user", "hello"), ChatMessage("user", "again")])
+        assert prompt.text.startswith("<s><start_of_turn>user\nBe brief.\n\nhello\n\nagain")
+        _, stats = rt.generate(tokens, GREEDY, [], lambda _t: None, lambda: False)
+        assert stats.generated_tokens > 0
+    finally:
+        rt.close()
