@@ -17,16 +17,15 @@ import pytest
 
 from app.engine.gguf_info import GGUFError
 from app.engine.perplexity import (
-    DEFAULT_SAMPLE,
     EvalModel,
     PerplexityResult,
     SpeedResult,
     measure_speed,
     perplexity,
-    sample_text,
     speed_prompt,
 )
 from app.engine.runtime import LoadError, default_threads
+from app.engine.samples import DEFAULT_SAMPLE, sample_text
 from app.testing.tiny_gguf import truncate_copy
 
 # Ours agrees with the reference to ~1e-12 on the same backend settings; on the tiny model an

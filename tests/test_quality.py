@@ -21,6 +21,7 @@ from app.engine.quality import (
     to_markdown,
 )
 from app.engine.quantize import QuantizeJob, QuantizeRequest, plan_quantize
+from app.engine.samples import sample_text
 from app.models.store import Store
 from app.testing.steps import drain
 
@@ -55,7 +56,7 @@ def test_report_measures_the_source_and_every_output(
     assert report.rows[1].file_size < report.rows[2].file_size < report.rows[0].file_size
     # The child's number is llama-perplexity's number, computed in this process too.
     with ppl.EvalModel(quantized[0][1], n_ctx=256) as model:
-        direct = ppl.perplexity(model, ppl.sample_text(), max_chunks=2)
+        direct = ppl.perplexity(model, sample_text(), max_chunks=2)
     assert report.rows[1].perplexity == pytest.approx(direct.perplexity, rel=1e-6)
     # Progress covered each model's windows and ended on the last model.
     assert {(s.label, s.step) for s in steps if s.stage == "perplexity"} >= {

@@ -12,7 +12,6 @@ Qt-free; one `EvalModel` belongs to one thread (in Hearth, a worker child proces
 from __future__ import annotations
 
 import ctypes
-import importlib.resources
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -35,16 +34,10 @@ from app.engine.runtime import (
     open_llama,
     tokenize,
 )
-
-DEFAULT_SAMPLE = "alice.txt"
+from app.engine.samples import sample_text
 
 _CTX_ROUND = 256  # llama.cpp rounds n_ctx up to a multiple of this
 _SCORE_ROWS = 32  # logits rows per numpy pass: bounds the temporary to 32 × n_vocab floats
-
-
-def sample_text(name: str = DEFAULT_SAMPLE) -> str:
-    """A public-domain sample text shipped in `resources/samples/` (see SOURCES.md there)."""
-    return (importlib.resources.files("app.resources") / "samples" / name).read_text("utf-8")
 
 
 @dataclass(frozen=True)

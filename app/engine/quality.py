@@ -20,13 +20,13 @@ from pathlib import Path
 from app.engine.fit import auto_gpu_layers
 from app.engine.gguf_info import GGUFError, human_bytes, read_model_info
 from app.engine.hardware import GpuInfo
+from app.engine.samples import DEFAULT_SAMPLE
 from app.engine.types import LoadSettings, ModelInfo
 from app.engine.worker_process import WorkerCancelled, WorkerError, WorkerProcess
 
 log = logging.getLogger(__name__)
 
 DEFAULT_N_CTX = 512  # the window size llama.cpp's published perplexity tables use
-DEFAULT_SAMPLE = "alice.txt"
 
 
 class QualityCancelled(RuntimeError):

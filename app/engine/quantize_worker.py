@@ -186,8 +186,9 @@ def _dry_run(request: dict[str, Any]) -> None:
 
 def _evaluate(request: dict[str, Any]) -> None:
     from app.engine import perplexity as ppl
+    from app.engine.samples import DEFAULT_SAMPLE, sample_text
 
-    text = ppl.sample_text(request.get("sample") or ppl.DEFAULT_SAMPLE)
+    text = sample_text(request.get("sample") or DEFAULT_SAMPLE)
     # A CPU-only llama.cpp build ignores the offload request; say what really happened.
     gpu_layers = int(request.get("gpu_layers") or 0)
     if not llama_cpp.llama_supports_gpu_offload():
