@@ -7,7 +7,9 @@ the window shows; the starter model, if needed, is assembled later by a backgrou
 from __future__ import annotations
 
 import logging
+import threading
 
+from app.engine.hardware import offload_gpus
 from app.engine.logfile import LogFile
 from app.engine.paths import DataPaths, data_paths
 from app.models.presets import seed_builtin_presets
@@ -33,6 +35,8 @@ class AppContext:
             self.log_file.close()
             raise
         self.bridge = EngineBridge()
+        # Probe the GPUs now, off the GUI thread, so the first fit estimate finds them cached.
+        threading.Thread(target=offload_gpus, name="gpu-probe", daemon=True).start()
         self._closed = False
 
     @property

@@ -32,13 +32,6 @@ from app.ui.workers import TaskRunner
 
 HISTORY_SECONDS = 120
 SAMPLE_INTERVAL = 1.0  # seconds; a module value so tests can sample faster
-_last_snapshot: HardwareSnapshot | None = None
-
-
-def last_snapshot() -> HardwareSnapshot | None:
-    """The most recent probe of any Hardware page, so dialogs can use its GPUs without probing."""
-    return _last_snapshot
-
 
 def _feed(interval: float, nvml: Any | None) -> Iterator[HardwareSnapshot | UsageSample]:
     yield probe_hardware(nvml)
@@ -133,8 +126,7 @@ class HardwarePage(QWidget):
             self._add_sample(item)
 
     def _show_snapshot(self, snap: HardwareSnapshot) -> None:
-        global _last_snapshot
-        _last_snapshot = self.snapshot = snap
+        self.snapshot = snap
         self.cpu_label.setText(snap.cpu_name or "unknown")
         self.cores_label.setText(f"{snap.physical_cores} physical, {snap.logical_cores} logical")
         self.isa_label.setText(", ".join(snap.instruction_sets) or "none that llama.cpp uses")

@@ -31,10 +31,9 @@ from PySide6.QtWidgets import (
 
 from app.engine.fit import FitEstimate, auto_gpu_layers, estimate_memory, shape_of
 from app.engine.gguf_info import human_bytes
-from app.engine.hardware import GpuInfo
+from app.engine.hardware import GpuInfo, offload_gpus
 from app.engine.types import LoadSettings, ModelInfo
 from app.models.store import Store
-from app.ui.hardware_page import last_snapshot
 
 MAX_DEFAULT_CTX = 8192  # longer contexts cost RAM most chats never use
 KV_TYPES = ("f16", "q8_0", "q4_0")
@@ -62,9 +61,8 @@ def saved_load_settings(store: Store, path: str, context_length: int | None) -> 
 
 
 def known_gpus() -> list[GpuInfo]:
-    """GPUs from the Hardware page's last probe; none until it has run (it runs at startup)."""
-    snap = last_snapshot()
-    return list(snap.gpus) if snap else []
+    """The GPUs llama.cpp can offload to (the engine's cached probe, warmed at startup)."""
+    return offload_gpus()
 
 
 def ram_available() -> int:
