@@ -334,6 +334,7 @@ def _chat_loop(session: _TerminalChat) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
+    from app.engine.gguf_info import human_count
     from app.engine.hub import HubError, search_models
     from app.engine.hub_token import get_token
 
@@ -346,16 +347,12 @@ def _search(args: argparse.Namespace) -> int:
         print(f"No GGUF models on the Hub match {args.query!r}.")
         return 0
     for m in models:
-        size = _params(m.parameters) + " params  " if m.parameters else ""
+        size = human_count(m.parameters) + " params  " if m.parameters else ""
         updated = m.last_modified.date().isoformat() if m.last_modified else "?"
         notes = ", ".join(filter(None, [*m.notable_tags, m.licence]))
         print(f"{m.repo_id}\n    ↓{m.downloads:,}  ♥{m.likes:,}  updated {updated}  {size}"
               + (f"[{notes}]" if notes else ""))
     return 0
-
-
-def _params(count: int) -> str:
-    return f"{count / 1e9:.1f}B" if count >= 1e9 else f"{count / 1e6:.0f}M"
 
 
 def _pick_file(files: list, args: argparse.Namespace):
