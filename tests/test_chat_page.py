@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from app.engine.types import GenerationStats, LoadSettings
 from app.models.store import Store
 from app.ui.bridge import EngineBridge
 from app.ui.chat.message_model import FETCH_BATCH, WINDOW
+from app.ui.chat.message_view import CONTEXT_ROWS
 from app.ui.chat.page import ChatPage
 
 COUNTING = "Count from 1 to 100: 1, 2, 3,"  # the starter model keeps counting at temperature 0
@@ -321,11 +323,23 @@ def test_search_finds_a_message_and_opens_its_chat(qtbot, make_page, hearth_stor
     assert "Groceries" in item.text() and "«zucchini»" in item.text()
     assert not lst.chats.isVisible()
 
+    opened = []
+    lst.hitActivated.connect(lambda chat_id, message_id: opened.append((chat_id, message_id)))
     qtbot.mouseClick(lst.hits.viewport(), Qt.MouseButton.LeftButton,
                      pos=lst.hits.visualItemRect(item).center())
+    assert len(opened) == 1  # one click opens the hit once
     assert page.current_chat_id() == groceries
     assert page.view.selected_record().content == "buy apples and a zucchini"
     assert page.title_label.text() == "Groceries"
+
+    lst.hits.setCurrentItem(item)
+    qtbot.keyClick(lst.hits, Qt.Key.Key_Return)  # and so does Enter
+    assert len(opened) == 2
+    at = lst.hits.visualItemRect(item).center()
+    qtbot.mousePress(lst.hits.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    qtbot.mouseRelease(lst.hits.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    qtbot.mouseDClick(lst.hits.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    assert len(opened) == 3, opened  # a double-click opens it once, too
 
     lst.search_box.clear()
     qtbot.waitUntil(lambda: lst.chats.isVisible() and not lst.hits.isVisible())
@@ -604,3 +618,150 @@ def test_with_no_chat_open_the_settings_show_what_a_new_chat_gets(make_page):
     assert panel.temperature.value() == pytest.approx(defaults.temperature)
     assert panel.max_tokens.value() == defaults.max_tokens
     assert panel.repeat_penalty.value() == pytest.approx(defaults.repeat_penalty)
+
+
+def _count_renders(monkeypatch, page: ChatPage) -> list[int]:
+    """Message ids the delegate converts from Markdown, in order."""
+    delegate = page.view.delegate
+    rendered: list[int] = []
+    real = delegate._render
+
+    def counting(record, *args):
+        rendered.append(record.id)
+        return real(record, *args)
+
+    monkeypatch.setattr(delegate, "_render", counting)
+    return rendered
+
+
+def test_a_streaming_tick_renders_only_the_streaming_row_with_many_rows_exposed(
+        qtbot, make_page, hearth_store, monkeypatch):
+    from app.ui.chat.message_delegate import CACHE_SIZE
+
+    chat = hearth_store.create_chat("Long")
+    ids = [hearth_store.add_message(chat.id, "assistant" if i % 2 else "user",
+                                    f"message {i} with **Markdown**").id for i in range(600)]
+    page = make_page()
+    page.open_chat(chat.id)
+    assert page.view.select_message(ids[10])  # a search hit far back exposes ~600 rows
+    assert page.messages.rowCount() == 590 + CONTEXT_ROWS > CACHE_SIZE
+    page.view.doItemsLayout()
+    qtbot.wait(20)
+    rendered = _count_renders(monkeypatch, page)
+    for tick in range(5):
+        page.messages.append_to_last(f" more {tick}")
+        page.view.doItemsLayout()  # what the view's delayed relayout does after each tick
+        page.view.viewport().repaint()
+    qtbot.wait(20)
+    assert rendered and set(rendered) == {ids[-1]}
+    assert len(rendered) <= 5
+
+
+def test_search_paging_fetches_the_rows_it_needs_in_one_insert(qtbot, make_page, hearth_store):
+    chat = hearth_store.create_chat("Long")
+    ids = [hearth_store.add_message(chat.id, "user", f"m{i}").id for i in range(500)]
+    page = make_page()
+    page.open_chat(chat.id)
+    inserts = []
+    page.messages.rowsInserted.connect(lambda _p, first, last: inserts.append(last - first + 1))
+    assert page.view.select_message(ids[100])
+    assert inserts == [500 - 100 - WINDOW + CONTEXT_ROWS]
+    assert page.view.selected_record().id == ids[100]
+    assert page.messages.record(0).id == ids[100 - CONTEXT_ROWS]
+
+
+def test_a_long_streaming_reply_is_converted_at_most_every_quarter_second(
+        qtbot, make_page, hearth_store, monkeypatch):
+    from app.ui.chat import message_delegate
+
+    monkeypatch.setattr(message_delegate, "CHEAP_RENDER_S", 0.0, raising=False)  # all costly
+    chat = hearth_store.create_chat("Streaming")
+    hearth_store.add_message(chat.id, "user", "write code")
+    code = "\n".join(f"def f{i}(x):\n    return x * {i}" for i in range(300))
+    hearth_store.add_message(chat.id, "assistant", f"Here:\n\n```python\n{code}\n",
+                             status="streaming")
+    page = make_page()
+    page.open_chat(chat.id)
+    page.view.doItemsLayout()
+    rendered = _count_renders(monkeypatch, page)
+    started = time.monotonic()
+    for tick in range(25):  # one second of 40 ms ticks
+        page.messages.append_to_last(f"\ndef g{tick}(): pass")
+        qtbot.wait(40)
+    elapsed = time.monotonic() - started
+    assert 1 <= len(rendered) <= elapsed / message_delegate.STREAM_RENDER_INTERVAL_S + 2
+    # Without further text the row still catches up with what has arrived.
+    qtbot.waitUntil(lambda: "def g24()" in shown_text(page, 1), timeout=2_000)
+
+    count = len(rendered)
+    page.messages.append_to_last("\n```\nDone.")
+    page.messages.set_last_state("complete", stats=STATS)
+    assert shown_text(page, 1).rstrip().endswith("tok/s · TTFT 0.10 s · 5 tokens")
+    assert "Done." in shown_text(page, 1) and len(rendered) == count + 1  # final: at once
+
+
+def test_opening_and_leaving_a_chat_keeps_sampling_the_panel_cannot_show(qtbot, make_page,
+                                                                        hearth_store, monkeypatch):
+    from app.engine.types import Sampling
+
+    wild = Sampling(temperature=2.5, max_tokens=200_000, top_k=40, stop=["###"])
+    odd = hearth_store.create_chat("Set by the CLI", sampling=wild).id
+    other = seed_chat(hearth_store, "Other", ("user", "hi"))
+    page = make_page()
+    writes = []
+    real_update = hearth_store.update_chat
+    monkeypatch.setattr(hearth_store, "update_chat",
+                        lambda chat_id, **kw: writes.append(chat_id) or real_update(chat_id, **kw))
+    page.open_chat(odd)
+    assert page.settings_panel.temperature.value() == 2.0  # the most the spin box shows
+    page.open_chat(other)
+    page.open_chat(odd)
+    page.open_chat(other)
+    assert writes == []
+    assert hearth_store.get_chat(odd).sampling == wild
+
+    # A user edit saves that field only; the values the panel cannot show survive it.
+    page.open_chat(odd)
+    page.settings_panel.top_k.setValue(7)
+    page.open_chat(other)
+    assert hearth_store.get_chat(odd).sampling == Sampling(
+        temperature=2.5, max_tokens=200_000, top_k=7, stop=["###"])
+
+
+def test_model_picker_recovers_from_an_unexpected_load_failure(qtbot, bridge, make_page,
+                                                               tiny_model, monkeypatch):
+    from app.engine import host as host_module
+
+    class Broken(RuntimeError):
+        pass
+
+    def broken(*_args, **_kwargs):
+        raise Broken("the loader broke")
+
+    monkeypatch.setattr(host_module, "Runtime", broken)
+    page = make_page()
+    picker = page.model_picker
+    with qtbot.waitSignal(bridge.failed, timeout=60_000):
+        picker.load_model(str(tiny_model))
+    assert not picker.loading
+    assert picker.load_button.text() == "Load" and not picker.progress.isVisible()
+    assert "the loader broke" in picker.error_label.text()
+
+
+def test_sending_moves_the_chat_to_the_top_without_reloading_the_list(qtbot, make_page,
+                                                                      hearth_store, monkeypatch):
+    older = hearth_store.create_chat("New chat").id
+    newer = seed_chat(hearth_store, "Newer", ("user", "hi"))
+    page = make_page()
+    page.open_chat(older)
+    assert page.chat_list.chat_ids() == [newer, older]
+    reloads = []
+    real_list = hearth_store.list_chats
+    monkeypatch.setattr(hearth_store, "list_chats", lambda: reloads.append(1) or real_list())
+    send(qtbot, page, "Plan a trip to Porto")
+    wait_idle(qtbot, page)  # fails (no model); the chat was still used
+    assert reloads == []
+    assert page.chat_list.chat_ids() == [older, newer]
+    assert page.chat_list.current_chat_id() == older
+    assert page.chat_list.chats.item(0).text() == "Plan a trip to Porto"
+    assert [c.id for c in real_list()] == [older, newer]  # the same order as the Store's

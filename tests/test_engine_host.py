@@ -179,3 +179,27 @@ def test_the_models_load_seed_makes_random_seed_replies_repeatable(rec, tiny_mod
     load(rec, tiny_model, n_ctx=256)
     replies = {ask(rec, "the answer", random_seed)[0].text for _ in range(3)}
     assert len(replies) > 1
+
+
+class _Broken(RuntimeError):
+    """Not a LoadError: a failure the loader did not foresee."""
+
+
+def test_an_unexpected_load_error_fails_as_a_load_and_the_host_keeps_working(
+        rec, tiny_model, monkeypatch):
+    from app.engine import host as host_module
+
+    real_runtime = host_module.Runtime
+
+    def broken(*_args, **_kwargs):
+        raise _Broken("boom")
+
+    monkeypatch.setattr(host_module, "Runtime", broken)
+    job = rec.host.load(tiny_model, LoadSettings(n_ctx=256))
+    failed, _ = rec.wait_for(job, (Loaded, Failed))
+    assert isinstance(failed, Failed) and failed.kind == "load" and "boom" in failed.message
+
+    monkeypatch.setattr(host_module, "Runtime", real_runtime)
+    load(rec, tiny_model, n_ctx=256)
+    done, _ = ask(rec, "Hello")
+    assert isinstance(done, Done)

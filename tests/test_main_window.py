@@ -211,3 +211,19 @@ def test_first_run_with_an_empty_library_installs_and_loads_the_starter(qtbot, m
                     timeout=LOAD_TIMEOUT_MS)
     assert _paths(window) == [str(target)]
     assert not target.with_name(target.name + ".part").exists()
+
+
+def test_a_setting_typed_just_before_closing_is_saved(qtbot, make_main_window):
+    from app.models.store import Store
+
+    window = make_main_window()
+    chat_id = window.chat_page.new_chat()
+    panel = window.chat_page.settings_panel
+    qtbot.keyClicks(panel.system_prompt, "Answer in French.")
+    paths = window.context.paths
+    window.close()  # at once: well within the prompt's save delay
+    store = Store.open(paths.database)
+    try:
+        assert store.get_chat(chat_id).system_prompt == "Answer in French."
+    finally:
+        store.close()

@@ -60,6 +60,9 @@ class _Chat:
 
 
 _STOP = object()
+# The Failed kind of an unexpected error in each job type (an unload counts as model loading),
+# so a load that breaks in an unforeseen way is still reported as a failed load.
+_JOB_KINDS: dict[type, str] = {_Load: "load", _Unload: "load", _Chat: "generate"}
 
 
 def _rss() -> int:
@@ -147,7 +150,8 @@ class EngineHost:
                     self._do_chat(job)
             except Exception as exc:  # a bug must not kill the thread that owns the model
                 log.exception("engine job failed")
-                self._emit(Failed(job.job_id, f"Unexpected engine error: {exc}", "generate"))
+                kind = _JOB_KINDS.get(type(job), "generate")
+                self._emit(Failed(job.job_id, f"Unexpected engine error: {exc}", kind))
             finally:
                 self._cancelled.discard(job.job_id)
         if self._runtime is not None:

@@ -160,6 +160,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.context.closed:
+            # A setting typed just now is still waiting for its save timer.
+            self.chat_page.settings_panel.flush()
             store = self.context.store
             store.set_setting(GEOMETRY_KEY, self.saveGeometry().toBase64().data().decode("ascii"))
             self.discover_page.shutdown()  # pauses downloads while the Store is still open

@@ -9,7 +9,9 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
+    QProxyStyle,
     QPushButton,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -20,6 +22,16 @@ SEARCH_DELAY_MS = 200  # wait for a pause in typing before querying
 SEARCH_LIMIT = 50
 ChatIdRole = Qt.ItemDataRole.UserRole + 1
 MessageIdRole = Qt.ItemDataRole.UserRole + 2
+
+
+class _ActivateOnSingleClick(QProxyStyle):
+    """Makes a list emit `itemActivated` once for a click, a double-click or Enter, so one signal
+    serves mouse and keyboard (listening to itemClicked too would open a hit twice)."""
+
+    def styleHint(self, hint, option=None, widget=None, returnData=None):  # noqa: N802, N803
+        if hint == QStyle.StyleHint.SH_ItemView_ActivateItemOnSingleClick:
+            return 1
+        return super().styleHint(hint, option, widget, returnData)
 
 
 class ChatList(QWidget):
@@ -43,6 +55,10 @@ class ChatList(QWidget):
             listing.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
             listing.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.hits.setWordWrap(True)
+        # Parented to this panel, created after the list: freed only after the list is.
+        self._hits_style = _ActivateOnSingleClick()
+        self._hits_style.setParent(self)
+        self.hits.setStyle(self._hits_style)
         self.hits.hide()
         self.new_button = QPushButton("New chat", self)
         self.rename_button = QPushButton("Rename", self)
@@ -66,7 +82,6 @@ class ChatList(QWidget):
         self.chats.currentItemChanged.connect(self._on_current_changed)
         self.chats.itemChanged.connect(self._on_item_renamed)
         self.hits.itemActivated.connect(self._on_hit)
-        self.hits.itemClicked.connect(self._on_hit)
         self.new_button.clicked.connect(self.newChatRequested)
         self.rename_button.clicked.connect(self.start_rename)
         self.delete_button.clicked.connect(self.delete_current)
@@ -88,6 +103,27 @@ class ChatList(QWidget):
                 self.chats.addItem(item)
                 if chat.id == select_id:
                     self.chats.setCurrentItem(item)
+        finally:
+            self._filling = False
+        self._update_buttons()
+
+    def move_to_top(self, chat_id: int) -> None:
+        """A chat was just used (a message sent): show its current title first in the list and
+        select it, without reloading the others. Reloads only if the list does not show it."""
+        item = self.item_for(chat_id)
+        chat = self._store.get_chat(chat_id)
+        if item is None or chat is None:
+            self.refresh(select_id=chat_id)
+            return
+        self._filling = True
+        try:
+            if item.text() != chat.title:
+                item.setText(chat.title)
+                item.setToolTip(chat.title)
+            row = self.chats.row(item)
+            if row != 0:
+                self.chats.insertItem(0, self.chats.takeItem(row))
+            self.chats.setCurrentItem(item)
         finally:
             self._filling = False
         self._update_buttons()

@@ -98,7 +98,7 @@ class ChatController(QObject):
         if not text.strip() or self.busy:
             return False
         chat = self._ensure_chat()
-        if chat.title == DEFAULT_TITLE and not any(r.role == "user" for r in self.model.records()):
+        if chat.title == DEFAULT_TITLE and not self.model.has_role("user"):
             self._store.rename_chat(chat.id, title_from(text))
         self.model.append_message(self._store.add_message(chat.id, "user", text))
         self._start_reply(chat.id)
@@ -124,7 +124,7 @@ class ChatController(QObject):
         if self.busy or self._chat_id is None or not new_text.strip():
             return False
         position = self.model.position_of(message_id)
-        if position is None or self.model.records()[position].role != "user":
+        if position is None or self.model.record_at(position).role != "user":
             return False
         self._store.delete_messages_from(self._chat_id, message_id)
         self.model.remove_from(message_id)

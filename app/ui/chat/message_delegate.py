@@ -1,12 +1,20 @@
 """Paints one chat message: role header, status badge, collapsible thinking, Markdown body, stats.
 
 Each row's Markdown is rendered once into a QTextDocument and cached by message id with a
-signature (content length, status, …): while a reply streams only the last row's signature
-changes, so only that row is converted and laid out again.
+signature (content length, status, …), together with the row's height: while a reply streams
+only the last row's signature changes, so only that row is converted and laid out again, and the
+relayout of every other row that Qt does on each tick costs a dictionary lookup. The cache always
+holds every exposed row (it grows with the model's window), so paging far back never makes a
+tick re-render rows that were evicted.
+
+A streaming reply that is costly to convert (a long answer with highlighted code) is rendered
+again at most every STREAM_RENDER_INTERVAL_S; in between the previous rendering stays on screen,
+and a timer catches up if no further text arrives. Its final state is always rendered at once.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from html import escape
@@ -22,6 +30,7 @@ from PySide6.QtCore import (
     QRect,
     QSize,
     Qt,
+    QTimer,
 )
 from PySide6.QtGui import (
     QAbstractTextDocumentLayout,
@@ -46,7 +55,10 @@ STOP_REASONS = {"length": "hit the token limit", "cancelled": "stopped", "contex
 MARGIN = 6  # between bubbles
 PADDING = 10  # inside a bubble
 SPACING = 4  # between the parts of a bubble
-CACHE_SIZE = 400
+CACHE_SIZE = 400  # at least this many rows stay rendered; never fewer than the exposed rows
+CACHE_MARGIN = 40  # beyond the exposed rows, e.g. for the rows of the previous window
+STREAM_RENDER_INTERVAL_S = 0.25  # a costly streaming reply is converted at most this often
+CHEAP_RENDER_S = 0.004  # a streaming reply that renders faster than this renders every tick
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -96,6 +108,10 @@ class _Rendered:
     thinking_label: str | None
     thinking: QTextDocument | None
     body: QTextDocument
+    rendered_at: float = 0.0  # time.monotonic() when converted
+    cost: float = 0.0  # seconds the conversion took
+    has_text: bool = False  # the body shows some of the message (not only a placeholder)
+    height: tuple[int, int] | None = None  # (width, row height) last laid out
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,10 @@ class MessageDelegate(QStyledItemDelegate):
         self._render_markdown = MarkdownRenderer(dark)
         self._cache: OrderedDict[int, _Rendered] = OrderedDict()
         self._expanded: set[int] = set()  # message ids whose thinking block is open
+        self._deferred: QPersistentModelIndex | None = None  # a streaming row shown stale
+        self._catch_up = QTimer(self)
+        self._catch_up.setSingleShot(True)
+        self._catch_up.timeout.connect(self._on_catch_up)
 
     # -- public --------------------------------------------------------------------------------
     def document_for(self, index: _Index) -> QTextDocument:
@@ -140,11 +160,16 @@ class MessageDelegate(QStyledItemDelegate):
 
     def clear(self) -> None:
         self._cache.clear()
+        self._catch_up.stop()
+        self._deferred = None
 
     # -- QStyledItemDelegate -------------------------------------------------------------------
     def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:
         width = self._view.viewport().width()
-        return QSize(width, self._layout(QRect(0, 0, width, 0), index)[1].height)
+        rendered = self._rendered(index, max(80, width - 2 * (MARGIN + PADDING)))
+        if rendered.height is None or rendered.height[0] != width:
+            rendered.height = (width, self._layout(QRect(0, 0, width, 0), index)[1].height)
+        return QSize(width, rendered.height[1])
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _Index) -> None:
         record: MessageRecord = index.data(RecordRole)
@@ -236,10 +261,17 @@ class MessageDelegate(QStyledItemDelegate):
         expanded = record.id in self._expanded
         signature = (len(record.content), record.status, record.error, stats is not None, expanded)
         rendered = self._cache.get(record.id)
-        if rendered is None or rendered.signature != signature:
+        if rendered is None or (
+            rendered.signature != signature and not self._defer(rendered, record, index)
+        ):
+            started = time.monotonic()
             rendered = self._render(record, stats, expanded, signature)
+            rendered.rendered_at = time.monotonic()
+            rendered.cost = rendered.rendered_at - started
             self._cache[record.id] = rendered
-            if len(self._cache) > CACHE_SIZE:
+            model = self._view.model() if hasattr(self._view, "model") else None
+            limit = max(CACHE_SIZE, (model.rowCount() if model else 0) + CACHE_MARGIN)
+            while len(self._cache) > limit:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(record.id)
@@ -247,6 +279,25 @@ class MessageDelegate(QStyledItemDelegate):
             if document is not None and document.textWidth() != width:
                 document.setTextWidth(width)
         return rendered
+
+    def _defer(self, rendered: _Rendered, record: MessageRecord, index: _Index) -> bool:
+        """Whether to keep showing a streaming row's previous rendering for now."""
+        if record.status != "streaming" or rendered.signature[1] != "streaming":
+            return False  # the final state (and anything but streaming) renders at once
+        if not rendered.has_text or rendered.cost < CHEAP_RENDER_S:
+            return False
+        wait = STREAM_RENDER_INTERVAL_S - (time.monotonic() - rendered.rendered_at)
+        if wait <= 0:
+            return False
+        self._deferred = QPersistentModelIndex(index)
+        if not self._catch_up.isActive():
+            self._catch_up.start(max(1, int(wait * 1000) + 1))
+        return True
+
+    def _on_catch_up(self) -> None:
+        index, self._deferred = self._deferred, None
+        if index is not None and index.isValid():
+            self.sizeHintChanged.emit(QModelIndex(index))  # relays out and repaints that row
 
     def _render(
         self,
@@ -275,7 +326,7 @@ class MessageDelegate(QStyledItemDelegate):
             if expanded:
                 thinking = self._document(self._render_markdown(split.thinking))
         return _Rendered(signature, ROLE_TITLES[record.role], BADGES.get(record.status),
-                         thinking_label, thinking, body)
+                         thinking_label, thinking, body, has_text=bool(answer.strip()))
 
     def _document(self, html: str) -> QTextDocument:
         # No Qt parent: a replaced or evicted document must be freed with its last reference.

@@ -101,12 +101,18 @@ class MessageListModel(QAbstractListModel):
     def last_record(self) -> MessageRecord | None:
         return self._records[-1] if self._records else None
 
+    def record_at(self, position: int) -> MessageRecord:
+        """The message at that index among all records, exposed or not (see `position_of`)."""
+        return self._records[position]
+
+    def has_role(self, role: str) -> bool:
+        """Whether any message of the chat, exposed or not, has that role."""
+        return any(record.role == role for record in self._records)
+
     def row_of(self, message_id: int) -> int | None:
         """The row showing that message, or None when it is not (yet) exposed."""
-        for position in range(len(self._records) - 1, self._first - 1, -1):
-            if self._records[position].id == message_id:
-                return position - self._first
-        return None
+        position = self.position_of(message_id)
+        return None if position is None or position < self._first else position - self._first
 
     def position_of(self, message_id: int) -> int | None:
         """Index of that message among all records, exposed or not."""
@@ -114,6 +120,10 @@ class MessageListModel(QAbstractListModel):
             if self._records[position].id == message_id:
                 return position
         return None
+
+    def first_exposed_position(self) -> int:
+        """Index among all records of the message in row 0."""
+        return self._first
 
     def stats_of(self, record: MessageRecord) -> GenerationStats | None:
         if record.id not in self._stats:

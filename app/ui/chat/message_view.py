@@ -15,6 +15,7 @@ from app.ui.chat.message_delegate import MessageDelegate
 from app.ui.chat.message_model import MessageListModel
 
 BOTTOM_SLACK_PX = 8  # this close to the end still counts as "at the bottom"
+CONTEXT_ROWS = 10  # older rows paged in above a search hit
 
 
 class MessageView(QListView):
@@ -73,12 +74,15 @@ class MessageView(QListView):
 
     def select_message(self, message_id: int) -> bool:
         """Select and show a message, paging older ones in if needed (search hits)."""
-        row = self._model.row_of(message_id)
-        while row is None and self._model.can_fetch_older():
-            self._model.fetch_older()
-            row = self._model.row_of(message_id)
-        if row is None:
+        position = self._model.position_of(message_id)
+        if position is None:
             return False
+        first = self._model.first_exposed_position()
+        if position < first:
+            # One insert of the rows needed, plus a few above: a hit shown in row 0 would put
+            # the scroll bar at its top, which pages in more.
+            self._model.fetch_older(first - max(0, position - CONTEXT_ROWS))
+        row = position - self._model.first_exposed_position()
         index = self._model.index(row, 0)
         self._follow = False
         self.setCurrentIndex(index)

@@ -182,8 +182,8 @@ class ModelPicker(QWidget):
             "The estimate is the peak with a full context, so a short chat measures lower.")
         self.memory_label.show()
 
-    def _on_failed(self, job: int, message: str, kind: str) -> None:
-        if job != self._job or kind != "load":
+    def _on_failed(self, job: int, message: str, _kind: str) -> None:
+        if job != self._job:  # only the load this picker started, whatever the failure
             return
         self._end_load()
         # The engine keeps the previous model when a load fails, and so does this bar.

@@ -69,7 +69,6 @@ class ChatPage(QWidget):
         if chat is None:
             return
         if chat_id != self._shown:
-            self.settings_panel.flush()
             self.composer.cancel_edit()
             self.status_line.clear()
             self.controller.set_chat(chat_id)
@@ -84,7 +83,8 @@ class ChatPage(QWidget):
 
     def _show_last_stats(self) -> None:
         # An opened chat shows its last reply's numbers, so the context meter is right at once.
-        for record in reversed(self.messages.records()):
+        for position in range(self.messages.total_count - 1, -1, -1):
+            record = self.messages.record_at(position)
             if record.role == "assistant" and record.stats is not None:
                 self.status_line.set_stats(record.stats)
                 return
@@ -189,7 +189,7 @@ class ChatPage(QWidget):
             # Sending with no chat open made a new one.
             self.open_chat(chat_id)
         # Its title may have just been set from the first message, and it moved to the top.
-        self.chat_list.refresh(select_id=chat_id)
+        self.chat_list.move_to_top(chat_id)
         self._show_chat_header(chat_id)
 
     def _on_model_loaded(self, _job: int, _path: str, _info: object, n_ctx: int) -> None:

@@ -1,12 +1,17 @@
 """Right panel: the chat's system prompt (with presets), sampling and overflow policy.
 
-Every change is saved to the chat through Store.update_chat; typing in the system prompt is
-saved after a short pause (and at once by `flush`, which the page calls before sending).
+Every change the user makes is saved to the chat through Store.update_chat; typing in the
+system prompt is saved after a short pause (and at once by `flush`, which the page calls before
+sending and the window before closing). Only user edits are written: opening and leaving a chat
+writes nothing, and a sampling value the spin boxes cannot show (set by the CLI, say) is kept
+unless the user changes that very field.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer, Signal
+from dataclasses import replace
+
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -23,6 +28,7 @@ from app.models.records import ChatRecord, OverflowPolicy, PresetRecord
 from app.models.store import Store
 
 SAVE_DELAY_MS = 400
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
 CUSTOM_PRESET = "Custom"
 OVERFLOW_LABELS: dict[OverflowPolicy, str] = {
     "truncate_oldest": "Drop oldest turns, keep system prompt",
@@ -47,15 +53,15 @@ def _int(minimum: int, maximum: int, special: str | None = None) -> QSpinBox:
 
 
 class SettingsPanel(QWidget):
-    saved = Signal(int)  # chat id
-
     def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._store = store
         self._chat_id: int | None = None
         self._filling = False
         self._presets: list[PresetRecord] = []
-        self._stop: list[str] = []  # stop strings have no control here but must survive saves
+        self._sampling = Sampling()  # the chat's stored sampling, as loaded
+        self._edited: set[str] = set()  # sampling fields the user changed since then
+        self._dirty = False  # a user edit not yet saved
 
         self.preset_combo = QComboBox(self)
         self.system_prompt = QPlainTextEdit(self)
@@ -95,10 +101,10 @@ class SettingsPanel(QWidget):
         self._save_timer.timeout.connect(self.flush)
         self.preset_combo.currentIndexChanged.connect(self._on_preset)
         self.system_prompt.textChanged.connect(self._on_prompt_edited)
-        for box in (self.temperature, self.top_p, self.top_k, self.min_p, self.repeat_penalty,
-                    self.max_tokens, self.seed):
-            box.valueChanged.connect(self._save_now)
-        self.overflow_combo.currentIndexChanged.connect(self._save_now)
+        for name in SAMPLING_FIELDS:
+            getattr(self, name).valueChanged.connect(
+                lambda _value, name=name: self._on_edited(name))
+        self.overflow_combo.currentIndexChanged.connect(lambda _row: self._on_edited(None))
         self.reload_presets()
         self.set_chat(None)
 
@@ -122,11 +128,11 @@ class SettingsPanel(QWidget):
         # With no chat open the (disabled) panel shows what a new chat starts with, not the
         # spin boxes' minimums, which read like broken settings.
         sampling = chat.sampling if chat else Sampling()
+        self._sampling, self._edited, self._dirty = sampling, set(), False
         self._filling = True
         try:
             self.system_prompt.setPlainText(chat.system_prompt if chat else "")
             self._show_sampling(sampling)
-            self._stop = list(sampling.stop)
             if chat is not None:
                 self.overflow_combo.setCurrentIndex(
                     self.overflow_combo.findData(chat.overflow_policy))
@@ -135,24 +141,20 @@ class SettingsPanel(QWidget):
             self._filling = False
 
     def sampling(self) -> Sampling:
-        return Sampling(
-            temperature=self.temperature.value(),
-            top_p=self.top_p.value(),
-            top_k=self.top_k.value(),
-            min_p=self.min_p.value(),
-            repeat_penalty=self.repeat_penalty.value(),
-            max_tokens=self.max_tokens.value(),
-            seed=self.seed.value(),
-            stop=list(self._stop),
-        )
+        """The chat's sampling with the fields the user changed here (stop strings and values
+        outside the spin boxes' ranges survive untouched)."""
+        edited = {name: getattr(self, name).value() for name in SAMPLING_FIELDS
+                  if name in self._edited}
+        return replace(self._sampling, stop=list(self._sampling.stop), **edited)
 
     def overflow_policy(self) -> OverflowPolicy:
         return self.overflow_combo.currentData()
 
     def flush(self) -> None:
-        """Save pending edits now."""
+        """Save pending user edits now; without any, write nothing."""
         self._save_timer.stop()
-        self._save_now()
+        if self._dirty:
+            self._save_now()
 
     # -- private -------------------------------------------------------------------------------
     def _show_sampling(self, sampling: Sampling) -> None:
@@ -176,15 +178,27 @@ class SettingsPanel(QWidget):
             self.system_prompt.setPlainText(preset.system_prompt)
             if preset.sampling is not None:
                 self._show_sampling(preset.sampling)
+                self._edited.update(SAMPLING_FIELDS)
         finally:
             self._filling = False
+        self._dirty = True
         self.flush()
 
     def _on_prompt_edited(self) -> None:
         if self._filling:
             return
         self._match_preset()
+        self._dirty = True
         self._save_timer.start()
+
+    def _on_edited(self, field: str | None) -> None:
+        """A sampling field (None: the overflow policy) changed; saved at once."""
+        if self._filling:
+            return
+        if field is not None:
+            self._edited.add(field)
+        self._dirty = True
+        self.flush()
 
     def _match_preset(self) -> None:
         text = self.system_prompt.toPlainText()
@@ -197,10 +211,11 @@ class SettingsPanel(QWidget):
     def _save_now(self) -> None:
         if self._filling or self._chat_id is None:
             return
+        self._dirty = False
+        self._sampling = self.sampling()
         self._store.update_chat(
             self._chat_id,
             system_prompt=self.system_prompt.toPlainText(),
-            sampling=self.sampling(),
+            sampling=self._sampling,
             overflow_policy=self.overflow_policy(),
         )
-        self.saved.emit(self._chat_id)
