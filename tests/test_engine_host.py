@@ -203,3 +203,37 @@ def test_an_unexpected_load_error_fails_as_a_load_and_the_host_keeps_working(
     load(rec, tiny_model, n_ctx=256)
     done, _ = ask(rec, "Hello")
     assert isinstance(done, Done)
+
+
+def test_a_template_that_cannot_render_a_chat_fails_that_reply_clearly(
+    tmp_path, monkeypatch
+):
+    import queue
+
+    from app.engine import host as host_module
+    from app.engine.events import Failed
+    from app.engine.prompt_format import PromptFormatError
+    from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model
+
+    model = build_tiny_model(tmp_path / "m.gguf", chat_template=CHATML_TEMPLATE)
+    events: queue.Queue = queue.Queue()
+    engine = host_module.EngineHost(events.put)
+    try:
+        load = engine.load(str(model), LoadSettings(n_ctx=256))
+        while getattr(events.get(timeout=30), "job_id", None) != load:
+            pass
+
+        def refuse(*_args, **_kwargs):
+            raise PromptFormatError("This model's chat template cannot render this conversation.")
+
+        monkeypatch.setattr(host_module, "fit_conversation", refuse)
+        job = engine.chat([ChatMessage("user", "hello")], Sampling(max_tokens=4))
+        while True:
+            event = events.get(timeout=30)
+            if getattr(event, "job_id", None) == job:
+                break
+        assert isinstance(event, Failed)
+        assert event.message.startswith("This model's chat template")
+        assert "Unexpected" not in event.message
+    finally:
+        engine.shutdown()

@@ -32,7 +32,8 @@ from app.engine.events import (
 )
 from app.engine.fit import estimate_memory
 from app.engine.gguf_info import GGUFError
-from app.engine.hardware import GpuInfo, probe_hardware, sample_usage
+from app.engine.hardware import offload_gpus, vram_used
+from app.engine.prompt_format import PromptFormatError
 from app.engine.runtime import GenerationError, LoadError, Runtime
 from app.engine.types import ChatMessage, GenerationStats, LoadSettings, Sampling
 
@@ -69,14 +70,13 @@ def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def _vram_used() -> list[int] | None:
-    """Used VRAM per GPU from NVML, or None where there is no NVML or no GPU."""
+def _vram_used() -> int | None:
+    """Used VRAM over all GPUs, or None where there is no NVML or no GPU."""
     try:
-        used = sample_usage().gpu_vram_used
+        return vram_used()
     except Exception:  # a broken NVML must never fail a load
-        log.debug("VRAM sample failed", exc_info=True)
+        log.debug("VRAM reading failed", exc_info=True)
         return None
-    return list(used) or None
 
 
 @dataclass
@@ -85,7 +85,7 @@ class _Baseline:
 
     check: MemoryCheck
     rss: int
-    vram: list[int] | None
+    vram: int | None
 
 
 class EngineHost:
@@ -95,7 +95,6 @@ class EngineHost:
         self._ids = itertools.count(1)
         self._cancelled: set[int] = set()
         self._runtime: Runtime | None = None
-        self._gpus: list[GpuInfo] | None = None  # probed once, on the inference thread
         self._baseline: _Baseline | None = None  # set until the new model's first reply
         self._thread = threading.Thread(target=self._run, name="hearth-inference", daemon=True)
         self._thread.start()
@@ -189,8 +188,7 @@ class EngineHost:
             rss_before -= max(0, rss_after - _rss())
             vram_now = _vram_used()
             if vram_before is not None and vram_after is not None and vram_now is not None:
-                vram_before = [b - max(0, a - n)
-                               for b, a, n in zip(vram_before, vram_after, vram_now, strict=False)]
+                vram_before -= max(0, vram_after - vram_now)
         self._runtime = runtime
         self._baseline = _Baseline(check, rss_before, vram_before) if check else None
         self._emit(Loaded(job.job_id, runtime.path, runtime.info, runtime.n_ctx, seconds, check))
@@ -199,11 +197,7 @@ class EngineHost:
                       vram_growth: int | None) -> MemoryCheck | None:
         """The estimate for the settings the model was loaded with, beside measured growth."""
         try:
-            if self._gpus is None:
-                snap = probe_hardware()
-                # Without a GPU backend llama.cpp puts nothing on the GPU, whatever NVML sees.
-                self._gpus = snap.gpus if snap.gpu_offload_supported else []
-            est = estimate_memory(runtime.info, settings, self._gpus)
+            est = estimate_memory(runtime.info, settings, offload_gpus())
         except Exception:  # the check is informative; it must never fail a load
             log.warning("memory estimate after load failed", exc_info=True)
             return None
@@ -257,6 +251,9 @@ class EngineHost:
         except ContextOverflow as exc:
             self._emit(Failed(job.job_id, str(exc), "context"))
             return
+        except PromptFormatError as exc:  # a template that cannot render this conversation
+            self._emit(Failed(job.job_id, str(exc), "generate"))
+            return
         self._emit(PromptInfo(job.job_id, len(fitted.tokens), rt.n_ctx, fitted.dropped))
         job_id, cancelled, emit = job.job_id, self._cancelled, self._emit
         sampling = job.sampling
@@ -278,7 +275,5 @@ class EngineHost:
             self._measure_after_reply(job.job_id)
 
 
-def _growth(before: list[int] | None, after: list[int] | None) -> int | None:
-    if before is None or after is None:
-        return None
-    return sum(after) - sum(before)
+def _growth(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else after - before
