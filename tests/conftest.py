@@ -9,6 +9,12 @@ import pytest
 from fake_hub import FakeHub, FakeRepo
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _qt_offscreen(hearth_offscreen_qt: None) -> None:
+    """Every Hearth test runs Qt offscreen, also when run without `make test`'s setting: the
+    plugin no longer sets it for every project that has Hearth installed."""
+
+
 @pytest.fixture(scope="session")
 def tiny_gguf_bytes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     from app.testing.tiny_gguf import build_tiny_model

@@ -1,7 +1,9 @@
 """The optional Hugging Face token, for gated models.
 
-Kept in the OS keyring when the ``keyring`` package has a real backend; otherwise in a file in
-the data folder that only the user can read (mode 0600). The token is never logged.
+Kept in the OS keyring (``keyring``: Secret Service, macOS Keychain, Windows Credential
+Locker) when it has a working backend; otherwise (headless Linux has none: keyring's "fail"
+backend) in a file in the data folder that only the user can read (mode 0600). The token is
+never logged.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ def set_token(token: str, root: Path | None = None) -> str:
     if ring is not None:
         try:
             ring.set_password(_SERVICE, _USER, token)  # type: ignore[attr-defined]
+            # A token saved before a keyring was available must not linger in plain text.
+            _token_file(root).unlink(missing_ok=True)
             return "keyring"
         except Exception as exc:
             log.warning("writing the keyring failed (%s); using a file", type(exc).__name__)
@@ -97,3 +101,23 @@ def clear_token(root: Path | None = None) -> None:
         except Exception as exc:
             log.debug("no keyring token to delete (%s)", type(exc).__name__)
     _token_file(root).unlink(missing_ok=True)
+
+
+def login_still_applies() -> str | None:
+    """After ``clear_token``: why Hugging Face requests would still send a token, or None.
+
+    ``huggingface_hub`` itself uses ``HF_TOKEN`` (or the older ``HUGGING_FACE_HUB_TOKEN``) and
+    the token that ``hf auth login`` saved; Hearth falls back to the same, as ``get_token`` says.
+    """
+    if _hub_login_token() is None:
+        return None
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        if os.environ.get(name, "").strip():
+            return f"the {name} environment variable still holds a token; unset it to stop using it"
+    try:
+        from huggingface_hub import constants
+
+        where = f" ({constants.HF_TOKEN_PATH})"
+    except Exception:  # the location is a courtesy; the advice holds without it
+        where = ""
+    return f"your `hf auth login` token{where} still applies; `hf auth logout` removes it"

@@ -1,9 +1,14 @@
 """Run llama.cpp work (quantize, size predictions, quality measurements) in a child process.
 
 A child process is the only way to make Cancel truly stop `llama_model_quantize` (it has no
-abort hook), and a crash inside llama.cpp then costs the job, not the window. The child is
-`python -m app.engine.quantize_worker`: it reads one JSON request on stdin and answers with one
-JSON object per line on stdout.
+abort hook), and a crash inside llama.cpp then costs the job, not the window. The child runs
+`app.engine.quantize_worker`: it reads one JSON request on stdin and answers with one JSON
+object per line on stdout.
+
+The child starts isolated (``python -I``: no current folder, PYTHONPATH or user site on its
+path) in Hearth's own package folder, so a folder the user works in that holds its own `app/`
+package (or a hostile ``PYTHONPATH``) cannot take over a job. It imports Hearth from the folder
+the parent's own ``app`` package came from, installed, editable or run from a checkout.
 """
 
 from __future__ import annotations
@@ -16,11 +21,32 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 WORKER_MODULE = "app.engine.quantize_worker"
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # Hearth's `app` package
+# Run as -c: with -I, `-m` would find `app` only through site-packages (an editable install's
+# finder), not in a checkout run through PYTHONPATH. This puts the folder holding the parent's
+# own `app` first, unless it is already searched (an installed Hearth: site-packages, which must
+# not go before the standard library).
+_BOOTSTRAP = """
+import os, runpy, sys
+root, module = sys.argv.pop(1), sys.argv.pop(1)
+if root not in map(os.path.realpath, sys.path):
+    sys.path.insert(0, root)
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+# Fields of a request that name files: made absolute, since the child runs in another folder.
+_PATH_FIELDS = ("source", "dest", "model", "imatrix")
+
+
+def worker_command(module: str = WORKER_MODULE) -> list[str]:
+    """The isolated command line that runs ``module`` as a Hearth child process."""
+    # -u: -I ignores PYTHONUNBUFFERED, and progress lines must not wait in a buffer.
+    return [sys.executable, "-I", "-u", "-c", _BOOTSTRAP, str(_PACKAGE_DIR.parent), module]
 
 
 class WorkerError(RuntimeError):
@@ -54,17 +80,20 @@ class WorkerProcess:
         A message ``{"error": ...}`` ends the run with that error; anything else is passed on.
         The child is killed if the caller stops iterating early.
         """
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        request = {
+            key: os.path.abspath(value) if key in _PATH_FIELDS and isinstance(value, str) else value
+            for key, value in self._request.items()
+        }
         with self._lock:
             if self._cancelled.is_set():
                 raise WorkerCancelled("Cancelled")
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", WORKER_MODULE],
+                worker_command(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                env=env,
+                cwd=_PACKAGE_DIR,
             )
         stderr_reader = threading.Thread(target=self._drain_stderr, daemon=True)
         stderr_reader.start()
@@ -72,7 +101,7 @@ class WorkerProcess:
         try:
             assert self._proc.stdin is not None and self._proc.stdout is not None
             try:
-                self._proc.stdin.write(json.dumps(self._request))
+                self._proc.stdin.write(json.dumps(request))
                 self._proc.stdin.close()
             except BrokenPipeError:
                 pass  # the child died at once; its exit status says why below

@@ -1,11 +1,14 @@
 """Hearth's pytest plugin (entry point `pytest11`): fixtures for testing Hearth and its users.
 
-- `hearth_home`: an isolated data folder (`HEARTH_HOME`), so a test never touches real chats.
+- `hearth_home`: an isolated data folder (`HEARTH_HOME`), so a test never touches real chats,
+  the user's Hugging Face login or their OS keyring.
 - `tiny_model` / `tiny_chat_model`: real GGUF files with random weights, built in milliseconds.
 - `starter_model`: the real Gemma 3 270M starter model, assembled once and shared.
 - `hearth_store`: a Store on a fresh SQLite file in `hearth_home`.
 - `main_window`: the real main window on `hearth_home`; fails the test if it leaks threads or
   windows. `make_main_window` is its factory, for tests that restart the window.
+- `hearth_offscreen_qt`: Qt runs offscreen unless the caller chose a platform (the window
+  fixtures use it; Hearth's own tests turn it on for every test).
 """
 
 from __future__ import annotations
@@ -19,21 +22,38 @@ from typing import Any
 
 import pytest
 
-# Qt tests run without a display unless the caller chose a platform.
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+@pytest.fixture(scope="session")
+def hearth_offscreen_qt() -> Iterator[None]:
+    """Qt without a display (``QT_QPA_PLATFORM=offscreen``) unless the caller chose a platform.
+
+    A fixture, not a setting made when the plugin loads, so projects that merely have Hearth
+    installed keep their own Qt platform. It must come before ``qtbot`` (which creates the
+    QApplication) among a fixture's arguments; the Qt fixtures here request it first.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        if not os.environ.get("QT_QPA_PLATFORM"):
+            patch.setenv("QT_QPA_PLATFORM", "offscreen")
+        yield
 
 
 @pytest.fixture
-def hearth_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def hearth_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "hearth-home"
     home.mkdir()
     monkeypatch.setenv("HEARTH_HOME", str(home))
     # Hearth falls back to the token of `hf auth login`: keep a developer's real login out.
     import huggingface_hub.constants
+    import keyring
+    from keyring.backends import fail
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(home / "hf-token"))
-    return home
+    # ... and the developer's OS keyring: tokens go to the 0600 file in `home`, as on headless CI.
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    yield home
+    keyring.set_keyring(previous)
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +128,7 @@ def _leaked_threads(before: set[threading.Thread]) -> list[threading.Thread]:
 
 @pytest.fixture
 def make_main_window(
-    qtbot: Any, hearth_home: Path, request: pytest.FixtureRequest
+    hearth_offscreen_qt: None, qtbot: Any, hearth_home: Path, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., Any]]:
     """Factory for the real main window on `hearth_home`, checked for leaks at teardown.
 
