@@ -43,6 +43,7 @@ from app.ui.discover.jobs import fetch_details, fetch_targets, user_message
 from app.ui.discover.results import results_model
 from app.ui.discover.token_dialog import TokenDialog
 from app.ui.download_bridge import DownloadBridge
+from app.ui.plain_text import plain_label
 from app.ui.workers import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,10 @@ class DiscoverPage(QWidget):
         self.token_button.setObjectName("hubTokenButton")
         self.token_button.setToolTip("Set the Hugging Face token used for gated models")
         self.token_dialog: TokenDialog | None = None
-        self.status = QLabel("Type to search Hugging Face for GGUF models.")
+        # Both quote search words, repository and file names, and server errors: plain text.
+        self.status = plain_label("Type to search Hugging Face for GGUF models.")
         self.status.setStyleSheet("color: #666;")
-        self.error_banner = QLabel("")
+        self.error_banner = plain_label("")
         self.error_banner.setObjectName("discoverError")
         self.error_banner.setWordWrap(True)
         self.error_banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -42,8 +42,10 @@ def _bytes(n: float) -> str:
     return human_bytes(int(n))  # decimal units, as the load settings and Discover show them
 
 
-def _label(text: str = "") -> QLabel:
+def _label(text: str = "", rich: bool = False) -> QLabel:
     label = QLabel(text)
+    if not rich:  # what the system reports (CPU name, llama.cpp's info) is shown literally
+        label.setTextFormat(Qt.TextFormat.PlainText)
     label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     return label
@@ -70,7 +72,7 @@ class HardwarePage(QWidget):
         form.addRow("RAM", self.ram_label)
         form.addRow("Swap", self.swap_label)
 
-        self.gpu_label = _label()
+        self.gpu_label = _label(rich=True)  # Hearth's HTML; the names in it are escaped
         gpus = QGroupBox("NVIDIA GPUs")
         QVBoxLayout(gpus).addWidget(self.gpu_label)
 

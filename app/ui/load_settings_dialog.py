@@ -34,6 +34,7 @@ from app.engine.gguf_info import human_bytes
 from app.engine.hardware import GpuInfo, offload_gpus
 from app.engine.types import LoadSettings, ModelInfo
 from app.models.store import Store
+from app.ui.plain_text import escaped_rich
 
 MAX_DEFAULT_CTX = 8192  # longer contexts cost RAM most chats never use
 KV_TYPES = ("f16", "q8_0", "q4_0")
@@ -82,7 +83,7 @@ def ask_load_anyway(parent: QWidget | None, name: str, estimate: FitEstimate) ->
     text += ("\n\nLoading it anyway may make the computer swap heavily or fail. Lower the "
              "context length, use a smaller quant, or change the GPU offload in Load settings.")
     answer = QMessageBox.question(
-        parent, "Model may not fit", text,
+        parent, "Model may not fit", escaped_rich(text),  # the name comes from the GGUF
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
         QMessageBox.StandardButton.No,
     )

@@ -30,6 +30,7 @@ from app.ui.load_settings_dialog import (  # noqa: F401 - default_load_settings 
     open_load_settings,
     saved_load_settings,
 )
+from app.ui.plain_text import make_plain
 
 TEMPLATE_LABEL = "Model's chat template"
 
@@ -64,6 +65,8 @@ class ModelPicker(QWidget):
         self.error_label.setStyleSheet("color: #b00020")
         self.error_label.setWordWrap(True)
         self.error_label.hide()
+        # Model names, file types and load errors come from GGUF files: shown literally.
+        make_plain(self.loaded_label, self.format_label, self.memory_label, self.error_label)
 
         # Controls on one row, what the loaded model is on the next: the status texts are long
         # and must never widen the window past the screen.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
 from app.engine.types import GenerationStats
+from app.ui.plain_text import make_plain
 
 
 class StatusLine(QWidget):
@@ -19,6 +20,8 @@ class StatusLine(QWidget):
         self.context_bar.setToolTip("Tokens in the context window / its size")
         self.notice_label = QLabel(self)
         self.notice_label.setWordWrap(True)
+        # Notices quote model names and engine errors: never guessed to be HTML.
+        make_plain(self.speed_label, self.ttft_label, self.tokens_label, self.notice_label)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.speed_label)

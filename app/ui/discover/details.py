@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QHeaderView,
     QLabel,
     QPushButton,
     QSplitter,
-    QTextBrowser,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -25,6 +24,9 @@ from app.engine.downloads import DownloadError, target_path
 from app.engine.fit_badge import FitBadge
 from app.engine.gguf_info import human_bytes, human_count
 from app.engine.hub import HubFile, HubModel
+from app.ui.inert_document import InertBrowser
+from app.ui.markdown_html import MarkdownRenderer
+from app.ui.plain_text import make_plain
 
 _FRONT_MATTER = re.compile(r"\A---\s*\n.*?\n---\s*\n", re.DOTALL)
 _BADGE_COLOURS = {"full offload": "#2e7d32",
@@ -81,6 +83,7 @@ class ModelDetails(QWidget):
         self.subtitle = QLabel("")
         self.subtitle.setStyleSheet("color: #666;")
         self.subtitle.setWordWrap(True)
+        make_plain(self.title, self.subtitle)  # repository names and tags come from the Hub
         self.with_projector = QCheckBox()
         self.with_projector.setChecked(True)
         self.with_projector.hide()
@@ -96,9 +99,12 @@ class ModelDetails(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(False)
 
-        self.card = QTextBrowser()
+        # Written by any repository owner: rendered by Hearth's renderer into a browser that
+        # loads nothing and opens links only through the link policy.
+        self.card = InertBrowser()
         self.card.setObjectName("modelCard")
-        self.card.setOpenExternalLinks(True)
+        self._render_card = MarkdownRenderer(
+            self.card.palette().color(QPalette.ColorRole.Base).lightness() < 128)
         self.card.setPlaceholderText("The model card appears here.")
 
         top = QWidget()
@@ -172,7 +178,7 @@ class ModelDetails(QWidget):
             self._add_file(parent, hub_file, details.badges.get(hub_file.name))
         self.files.expandAll()
         if details.card:
-            self.card.setMarkdown(card_markdown(details.card))
+            self.card.setHtml(self._render_card(card_markdown(details.card)))
         else:
             self.card.setPlainText(details.card_error or "This repository has no model card.")
 

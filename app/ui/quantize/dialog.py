@@ -9,6 +9,7 @@ cancels the job, which kills the child process and leaves no half-written file.
 from __future__ import annotations
 
 import logging
+from html import escape
 from pathlib import Path
 
 import psutil
@@ -58,6 +59,7 @@ from app.models.quantized import QuantizeOutcome, evaluate_and_save, quantize_an
 from app.models.records import QualityReportRecord
 from app.models.store import Store
 from app.ui.load_settings_dialog import known_gpus
+from app.ui.plain_text import escaped_rich, make_plain
 from app.ui.quantize.jobs import (
     Prediction,
     plan_or_existing,
@@ -115,6 +117,7 @@ class QuantizeDialog(QDialog):
         self.error_label.setStyleSheet(_ERROR_STYLE)
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error_label.hide()
+        make_plain(self.status_label, self.error_label)  # tensor names and errors, literally
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
         self.cancel_button = QPushButton("Close")
@@ -145,8 +148,9 @@ class QuantizeDialog(QDialog):
         source_box = QGroupBox("Source")
         source_layout = QVBoxLayout(source_box)
         self.source_label = QLabel(
-            f"<b>{Path(info.path).name}</b> — {info.file_type}, {human_bytes(info.file_size)}, "
-            f"{human_count(info.parameter_count)} parameters ({info.architecture})")
+            f"<b>{escape(Path(info.path).name)}</b> — {escape(info.file_type)}, "
+            f"{human_bytes(info.file_size)}, {human_count(info.parameter_count)} parameters "
+            f"({escape(info.architecture)})")
         self.source_label.setToolTip(info.path)
         source_layout.addWidget(self.source_label)
         warning = requantize_warning(info.file_type)
@@ -185,6 +189,8 @@ class QuantizeDialog(QDialog):
         form.addRow("Threads", self.threads)
         self.out_dir_label = QLabel(str(self.out_dir))
         self.out_dir_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # File names, tensor names (progress) and errors come from the model: shown literally.
+        make_plain(self.warning_label, self.imatrix_label, self.out_dir_label)
         self.out_dir_button = QPushButton("Change…")
         self.out_dir_button.clicked.connect(self.choose_out_dir)
         folder = QHBoxLayout()
@@ -320,7 +326,7 @@ class QuantizeDialog(QDialog):
             names = "\n".join(str(p) for p in result)
             answer = QMessageBox.question(
                 self, "Replace existing files?",
-                f"These files already exist:\n{names}\n\nReplace them?")
+                escaped_rich(f"These files already exist:\n{names}\n\nReplace them?"))
             if answer == QMessageBox.StandardButton.Yes:
                 self.start(overwrite=True)
             else:

@@ -5,6 +5,7 @@ My Models ("Quality report…")."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.engine.gguf_info import human_bytes
 from app.engine.quality import QualityReport, QualityRow, ppl_change, to_csv, to_markdown
+from app.ui.plain_text import escaped_rich
 from app.ui.quantize.bar_chart import Bar, BarChart
 
 HEADERS = ["Model", "Type", "Size", "Bits/weight", "Perplexity", "vs source", "Prompt t/s",
@@ -120,8 +122,8 @@ class QualityReportView(QWidget):
     def set_report(self, report: QualityReport) -> None:
         self.report = report
         self.header.setText(
-            f"<b>{Path(report.source_path).name}</b> and its quantizations, measured on "
-            f"<i>{report.sample}</i>: {report.n_chunks} windows × {report.n_ctx} tokens, "
+            f"<b>{escape(Path(report.source_path).name)}</b> and its quantizations, measured on "
+            f"<i>{escape(report.sample)}</i>: {report.n_chunks} windows × {report.n_ctx} tokens, "
             "scored like llama.cpp's llama-perplexity (lower perplexity is better). Speeds are "
             f"tokens per second {report.speed_basis}."
         )
@@ -184,7 +186,8 @@ class QualityReportView(QWidget):
         try:
             self.export(path, fmt)
         except OSError as exc:
-            QMessageBox.warning(self, "Could not export", f"{path}: {exc.strerror or exc}")
+            QMessageBox.warning(self, "Could not export",
+                                escaped_rich(f"{path}: {exc.strerror or exc}"))
 
 
 class QualityReportDialog(QDialog):

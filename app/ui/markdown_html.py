@@ -1,0 +1,135 @@
+"""Markdown from outside (model replies, Hub model cards) → HTML that can only ever be text.
+
+What comes out holds no raw HTML (shown as text), no images (each becomes the text
+"[image: alt — address]", so nothing is fetched to draw it), no bidirectional overrides (shown
+as �) and links only as anchors that open through `app.ui.link_policy`. Documents showing
+it are `InertDocument`s, which load no resource either, so a missed case still fetches nothing.
+
+The work is bounded: only the first MARKDOWN_LIMIT characters, up to the first line nested
+deeper than the limits below, go through Markdown (whose parsers recurse and can be quadratic
+on nesting); the rest is shown as escaped plain text, with a break opportunity in every long
+unbroken run (a 1 MB line with none takes Qt's line breaker tens of seconds), and anything past
+SHOWN_LIMIT is left out with a note (the message itself is kept whole and can be copied).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as etree
+from html import escape
+
+import markdown
+from markdown.extensions import Extension
+from markdown.treeprocessors import Treeprocessor
+
+MARKDOWN_LIMIT = 24_000  # characters given to Markdown (about 6,000 tokens); the rest is plain
+SHOWN_LIMIT = 100_000  # characters shown at all (the message is kept whole and can be copied)
+MAX_QUOTE_DEPTH = 16  # ">" levels
+MAX_INDENT = 96  # leading columns (24 list levels); deeper lists make Markdown recurse away
+MAX_BRACKET_DEPTH = 32  # nested "[": Markdown's link matching is quadratic in it
+MAX_ADDRESS_SHOWN = 120  # characters of an image address shown in its place
+BREAK_EVERY = 80  # a zero-width space after this many characters without a break
+
+_QUOTE_PREFIX = re.compile(r"[ \t>]*")
+_LONG_RUN = re.compile(rf"\S{{{BREAK_EVERY}}}")
+_BRACKETS = re.compile(r"[^\[\]\n]+")
+PLAIN_STYLE = "white-space: pre-wrap"
+# Bidirectional embeddings, overrides and isolates make "\u202eexe.txt" read "txt.exe": shown
+# as "\ufffd" instead (the marks U+200E/U+200F, which reorder nothing by themselves, stay).
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _ImagesAsText(Treeprocessor):
+    """Every <img> becomes the text "[image: alt — address]": shown, never fetched."""
+
+    def run(self, root: etree.Element) -> None:
+        for parent in list(root.iter()):
+            for position, child in enumerate(list(parent)):
+                if child.tag != "img":
+                    continue
+                alt = child.get("alt") or "image"
+                address = shorten(child.get("src") or "", MAX_ADDRESS_SHOWN)
+                text = etree.Element("span")
+                text.set("style", "color: #777777")
+                text.text = f"[image: {alt} — {address}]" if address else f"[image: {alt}]"
+                text.tail = child.tail
+                parent[position] = text
+
+
+class _InertExtension(Extension):
+    def extendMarkdown(self, md: markdown.Markdown) -> None:  # noqa: N802 - Markdown's API
+        # Raw HTML is shown as text, never interpreted.
+        md.preprocessors.deregister("html_block")
+        md.inlinePatterns.deregister("html")
+        # After "inline" (20), which makes the <img> elements.
+        md.treeprocessors.register(_ImagesAsText(md), "images_as_text", 15)
+
+
+def _unsafe_from(text: str) -> int:
+    """Where in ``text`` (a character offset) nesting first gets too deep; len(text) if never."""
+    offset = depth = 0
+    for line in text.splitlines(keepends=True):
+        prefix = _QUOTE_PREFIX.match(line).group()  # type: ignore[union-attr]
+        indent = len(prefix.expandtabs(4)) - prefix.count(">")
+        depth = max(0, depth) if line.strip() else 0  # a blank line ends a paragraph
+        for bracket in _BRACKETS.sub("", line):
+            depth += 1 if bracket == "[" else -1
+            if depth > MAX_BRACKET_DEPTH:
+                return offset
+        if prefix.count(">") > MAX_QUOTE_DEPTH or indent > MAX_INDENT:
+            return offset
+        offset += len(line)
+    return len(text)
+
+
+def plain_html(text: str) -> str:
+    """``text`` as escaped, wrapping plain text (white space kept)."""
+    if not text:
+        return ""
+    breakable = _LONG_RUN.sub(lambda run: run.group() + "\u200b", text)
+    return f'<p style="{PLAIN_STYLE}">{escape(breakable, quote=False)}</p>'
+
+
+class MarkdownRenderer:
+    """Markdown → HTML with inline styles (QTextDocument understands no external CSS)."""
+
+    def __init__(self, dark: bool) -> None:
+        self._md = markdown.Markdown(
+            extensions=["fenced_code", "codehilite", "tables", "sane_lists", "nl2br",
+                        _InertExtension()],
+            extension_configs={
+                "codehilite": {
+                    "noclasses": True,
+                    "guess_lang": False,
+                    "pygments_style": "monokai" if dark else "default",
+                }
+            },
+        )
+
+    def __call__(self, text: str) -> str:
+        shown = _BIDI_CONTROLS.sub("\ufffd", text[:SHOWN_LIMIT])
+        cut = min(MARKDOWN_LIMIT, _unsafe_from(shown[:MARKDOWN_LIMIT]))
+        if cut < len(shown):  # end Markdown on a line boundary, so no construct is cut in two
+            newline = shown.rfind("\n", 0, cut)
+            cut = newline + 1 if newline >= 0 else 0
+        html = self._markdown(shown[:cut]) + plain_html(shown[cut:])
+        if len(text) > len(shown):
+            html += (f'<p style="color: #777777"><i>{len(text) - len(shown):,} more characters '
+                     "not shown here; copy the message to get all of it.</i></p>")
+        return html
+
+    def _markdown(self, text: str) -> str:
+        if not text.strip():
+            return ""
+        try:
+            html = self._md.reset().convert(text)
+        except RecursionError:  # a structure the limits above did not foresee: show it as text
+            return plain_html(text)
+        # QTextDocument draws tables without borders unless told, and shows the newline
+        # that closes every code block as an empty last line.
+        html = html.replace("<table>", '<table border="1" cellspacing="0" cellpadding="4">')
+        return html.replace("\n</code></pre>", "</code></pre>")
