@@ -33,7 +33,7 @@ from app.engine.events import (
 from app.engine.fit import estimate_memory
 from app.engine.gguf_info import GGUFError
 from app.engine.hardware import offload_gpus, vram_used
-from app.engine.prompt_format import PromptFormatError
+from app.engine.prompt_format import PromptCancelled, PromptFormatError
 from app.engine.runtime import GenerationError, LoadError, Runtime
 from app.engine.types import ChatMessage, GenerationStats, LoadSettings, Sampling
 
@@ -171,7 +171,8 @@ class EngineHost:
         try:
             # The new model loads beside the old one, so a failed load leaves the old in place
             # (with mmap the old weights are page cache the OS can reclaim).
-            runtime = Runtime(job.path, job.settings, progress)
+            runtime = Runtime(job.path, job.settings, progress,
+                              cancelled=lambda: job.job_id in self._cancelled)
         except (GGUFError, LoadError) as exc:
             reason = "Loading was cancelled." if job.job_id in self._cancelled else str(exc)
             self._emit(Failed(job.job_id, reason, "load"))
@@ -240,16 +241,20 @@ class EngineHost:
         if rt is None:
             self._emit(Failed(job.job_id, "No model is loaded. Pick a model first.", "generate"))
             return
+        job_cancelled = lambda: job.job_id in self._cancelled  # noqa: E731
         try:
             fitted = fit_conversation(
                 job.messages,
-                lambda ms: rt.render(ms)[1],
+                lambda ms: rt.render(ms, job_cancelled)[1],
                 rt.n_ctx,
                 reply_reserve(rt.n_ctx, job.sampling.max_tokens),
                 job.policy,
             )
         except ContextOverflow as exc:
             self._emit(Failed(job.job_id, str(exc), "context"))
+            return
+        except PromptCancelled:  # Stop pressed while the template was still rendering
+            self._emit(Done(job.job_id, "", GenerationStats(stop_reason="cancelled")))
             return
         except PromptFormatError as exc:  # a template that cannot render this conversation
             self._emit(Failed(job.job_id, str(exc), "generate"))

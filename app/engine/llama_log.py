@@ -10,10 +10,11 @@ The last error lines are kept so a failed load can tell the user what llama.cpp 
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import llama_cpp
 
@@ -76,7 +77,17 @@ _installed = False
 _lock = threading.Lock()
 
 
+_captured = threading.local()  # .lines: the list `captured_errors` collects into, per thread
+
+
 def _log_line(level: int, line: str) -> None:
+    captured = getattr(_captured, "lines", None)
+    if captured is not None:
+        # A probe's expected failure: its caller reads these, the log needs no alarm.
+        if level == ERROR:
+            captured.append(line)
+        log.debug("%s", line)
+        return
     if level == ERROR:
         _recent_errors.append(line)
     log.log(_LEVELS.get(level, logging.DEBUG), "%s", line)
@@ -105,3 +116,17 @@ def take_recent_errors() -> list[str]:
     lines = list(_recent_errors)
     _recent_errors.clear()
     return lines
+
+
+@contextlib.contextmanager
+def captured_errors() -> Iterator[list[str]]:
+    """Collect the error lines llama.cpp logs on this thread inside the block into the yielded
+    list instead of the shared recent errors (and log them at debug level only), so a probe on
+    one thread neither reads nor hides the errors of a load on another."""
+    lines: list[str] = []
+    outer = getattr(_captured, "lines", None)
+    _captured.lines = lines
+    try:
+        yield lines
+    finally:
+        _captured.lines = outer

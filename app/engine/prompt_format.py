@@ -1,22 +1,29 @@
 """Turn a list of chat messages into the text a model is prompted with.
 
-A model with a chat template gets it rendered by llama-cpp-python's Jinja2 formatter (a sandboxed
-environment). A base model without one (the starter model) gets a plain transcript format that the
-UI labels as such, with stop strings so the model does not write the user's next turn.
+A model with a chat template gets it rendered in the same sandboxed Jinja environment as
+llama-cpp-python's Jinja2ChatFormatter (and Transformers). A base model without one (the starter
+model) gets a plain transcript format that the UI labels as such, with stop strings so the model
+does not write the user's next turn.
 
 Before every render the conversation is normalized (`normalize`): strict templates (Gemma,
 Mistral) raise unless user and assistant turns alternate starting with the user, and Hearth's
 history can hold two user turns in a row when a reply failed or came back empty.
+
+A chat template is untrusted code from the model file: it runs in a child process with a
+deadline and a memory cap (`app.engine.template_sandbox`). The rendered prompt records where each
+message's text sits in it (`RenderedPrompt.contents`), so that text is tokenized as plain text
+and only the template's own structure can become control tokens (`app.engine.prompt_tokens`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
+from app.engine.prompt_spans import TextSpan, marker, match_contents
 from app.engine.reasoning import prompt_opens_thinking
+from app.engine.template_sandbox import RENDER_DEADLINE_S, TemplateFailure, TemplateSandbox
+from app.engine.template_worker import MAX_PROMPT_CHARS, MEMORY_LIMIT_BYTES
 from app.engine.types import ChatMessage
 
 PLAIN_FORMAT_LABEL = "Plain completion format (this model has no chat template)"
@@ -31,11 +38,19 @@ class PromptFormatError(ValueError):
     """
 
 
+class PromptCancelled(PromptFormatError):
+    """The caller cancelled while the template was rendering."""
+
+
 @dataclass(frozen=True)
 class RenderedPrompt:
     text: str
     uses_template: bool  # template text carries its own BOS/special tokens
     stop: list[str] = field(default_factory=list)
+    # Where the messages' own text sits in ``text`` (it is tokenized as plain text); None when
+    # the template rewrote a message so that its text cannot be told from the template's.
+    contents: tuple[TextSpan, ...] | None = ()
+    messages: tuple[str, ...] = ()  # the messages' text as the template was given it
 
     @property
     def opens_thinking(self) -> bool:
@@ -43,49 +58,66 @@ class RenderedPrompt:
         return self.uses_template and prompt_opens_thinking(self.text)
 
 
+Cancelled = Callable[[], bool]
+
+
 class PromptFormatter:
-    """Renders conversations; raises `PromptFormatError` for a template Jinja cannot compile.
+    """Renders conversations; raises `PromptFormatError` for a template that cannot work.
 
     BOS/EOS text is only substituted at render time, so a formatter can be built (and its
     template checked) before the model's vocabulary is loaded; `set_special_tokens` fills them in.
+    A formatter with a template owns a sandbox process: `close` it when done.
     """
 
     def __init__(
-        self, chat_template: str | None, bos_token: str = "", eos_token: str = ""
+        self,
+        chat_template: str | None,
+        bos_token: str = "",
+        eos_token: str = "",
+        *,
+        cancelled: Cancelled | None = None,
+        deadline_s: float = RENDER_DEADLINE_S,
     ) -> None:
-        self._template: Jinja2ChatFormatter | None = None
+        self._template = chat_template or None
+        self._bos, self._eos = bos_token, eos_token
+        self._sandbox: TemplateSandbox | None = None
         self._fold_system = False
-        if chat_template:
+        if self._template:
+            self._sandbox = TemplateSandbox(deadline_s)
             try:
-                self._template = Jinja2ChatFormatter(
-                    template=chat_template, eos_token=eos_token, bos_token=bos_token
-                )
-            except Exception as exc:  # jinja2.TemplateSyntaxError and friends
-                raise PromptFormatError(
-                    f"This model's chat template cannot be read: {_reason(exc)}"
-                ) from exc
-            self._fold_system = self._rejects_system_role()
-        self._eos = eos_token
+                self._fold_system = self._rejects_system_role(cancelled)
+            except BaseException:
+                self.close()
+                raise
 
     def set_special_tokens(self, bos_token: str, eos_token: str) -> None:
-        self._eos = eos_token
-        if self._template is not None:
-            self._template.bos_token = bos_token
-            self._template.eos_token = eos_token
+        self._bos, self._eos = bos_token, eos_token
 
-    def _rejects_system_role(self) -> bool:
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+
+    def _run(self, dicts: list[dict[str, str]], cancelled: Cancelled | None) -> str:
+        assert self._sandbox is not None and self._template is not None
+        return self._sandbox.render(self._template, dicts, self._bos, self._eos, cancelled)
+
+    def _rejects_system_role(self, cancelled: Cancelled | None) -> bool:
         """True for templates that fail with a system turn but render the same chat without it;
-        for those the system prompt is folded into the first user turn."""
-        assert self._template is not None
+        for those the system prompt is folded into the first user turn.
+
+        Raises `PromptFormatError` for a template that cannot be read or breaks a limit."""
         user = {"role": "user", "content": "Hi"}
         try:
-            self._template(messages=[{"role": "system", "content": "Be brief."}, user])
+            self._run([{"role": "system", "content": "Be brief."}, user], cancelled)
             return False
-        except Exception:
-            pass
+        except TemplateFailure as exc:
+            if exc.kind != "error":
+                raise _format_error(exc) from exc
         try:
-            self._template(messages=[user])
-        except Exception:
+            self._run([user], cancelled)
+        except TemplateFailure as exc:
+            if exc.kind != "error":
+                raise _format_error(exc) from exc
             return False  # it fails for some other reason; render() will say which
         return True
 
@@ -101,7 +133,9 @@ class PromptFormatter:
     def label(self) -> str:
         return "Model's chat template" if self._template else PLAIN_FORMAT_LABEL
 
-    def render(self, messages: Sequence[ChatMessage]) -> RenderedPrompt:
+    def render(
+        self, messages: Sequence[ChatMessage], cancelled: Cancelled | None = None
+    ) -> RenderedPrompt:
         if self._template is None:
             return RenderedPrompt(_plain(messages), False, list(PLAIN_STOPS))
         turns = normalize(messages)
@@ -109,12 +143,40 @@ class PromptFormatter:
             turns = fold_system(turns)
         dicts = [{"role": m.role, "content": m.content} for m in turns]
         try:
-            result = self._template(messages=dicts)
-        except Exception as exc:
-            raise PromptFormatError(
-                f"This model's chat template could not format the conversation: {_reason(exc)}"
-            ) from exc
-        return RenderedPrompt(result.prompt, True, [])
+            text = self._run(dicts, cancelled)
+        except TemplateFailure as exc:
+            raise _format_error(exc) from exc
+        contents = [d["content"] for d in dicts]
+        marked = [{"role": d["role"], "content": marker(i)} for i, d in enumerate(dicts)]
+        try:
+            shape = self._run(marked, cancelled)
+        except TemplateFailure as exc:
+            if exc.kind == "cancelled":
+                raise _format_error(exc) from exc
+            shape = ""  # it fails on stand-in text: its shape is unknown, so no spans
+        return RenderedPrompt(text, True, [], match_contents(text, shape, contents),
+                              tuple(contents))
+
+
+def _format_error(exc: TemplateFailure) -> PromptFormatError:
+    if exc.kind == "cancelled":
+        return PromptCancelled("Cancelled while the chat template was running.")
+    if exc.kind == "syntax":
+        return PromptFormatError(f"This model's chat template cannot be read: {_reason(exc)}")
+    if exc.kind == "error":
+        return PromptFormatError(
+            f"This model's chat template could not format the conversation: {_reason(exc)}")
+    limit = {
+        "time": f"took longer than {exc.detail or RENDER_DEADLINE_S} s",
+        "memory": f"used more than {MEMORY_LIMIT_BYTES // 2**20} MB of memory",
+        "size": f"wrote a prompt of more than {MAX_PROMPT_CHARS:,} characters",
+    }.get(exc.kind)
+    if limit is None:
+        return PromptFormatError(
+            f"This model's chat template stopped unexpectedly ({exc.detail}).")
+    return PromptFormatError(
+        f"This model's chat template {limit} and was stopped. The template is part of the "
+        "model file; a different download or quantization of the model may have a sound one.")
 
 
 def normalize(messages: Sequence[ChatMessage]) -> list[ChatMessage]:

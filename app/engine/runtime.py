@@ -20,11 +20,16 @@ import llama_cpp
 import psutil
 
 from app.engine import llama_log
+from app.engine.arch_support import architecture_supported, unsupported_message
 from app.engine.fit import effective_ctx
 from app.engine.gguf_info import read_model_info
+from app.engine.llama_errors import explain_failure
 from app.engine.prompt_format import PromptFormatError, PromptFormatter, RenderedPrompt
+from app.engine.prompt_tokens import PromptTokenizer
 from app.engine.stop_text import StopTextStream
 from app.engine.types import ChatMessage, GenerationStats, LoadSettings, ModelInfo, Sampling
+
+__all__ = ["GenerationError", "LoadError", "Runtime", "explain_failure"]
 
 
 class LoadError(RuntimeError):
@@ -45,29 +50,43 @@ class Runtime:
         path: str | Path,
         settings: LoadSettings,
         progress: Callable[[float], bool] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> None:
+        """``cancelled`` is polled while the chat template is checked (it runs in a child
+        process); ``progress`` returning False aborts loading the weights."""
         llama_log.install()
         self.path = str(path)
         self.settings = settings
         self.info: ModelInfo = read_model_info(self.path)  # GGUFError for bad files
         self._model = None
         self._ctx = None
+        self.formatter: PromptFormatter | None = None
         # Everything that can be refused without the weights is checked before loading them.
         kv_type = _KV_TYPES.get(settings.kv_cache_type)
         if kv_type is None:
             raise LoadError(f"Unknown KV-cache type {settings.kv_cache_type!r}: "
                             f"choose one of {', '.join(_KV_TYPES)}")
+        if not architecture_supported(self.info.architecture):
+            raise LoadError(f"Cannot load {Path(self.path).name}: "
+                            f"{unsupported_message(self.info.architecture)}.")
         try:
-            self.formatter = PromptFormatter(self.info.chat_template)
+            self.formatter = PromptFormatter(self.info.chat_template, cancelled=cancelled)
         except PromptFormatError as exc:
             raise LoadError(str(exc)) from exc
-        self._load(progress, kv_type)
+        try:
+            self._load(progress, kv_type)
+        except BaseException:
+            self.formatter.close()
+            raise
         try:
             self._vocab = llama_cpp.llama_model_get_vocab(self._model)
             self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
             self._memory = llama_cpp.llama_get_memory(self._ctx)
             self._cached: list[int] = []  # tokens whose K/V are in the context, in order
             self._piece_buf = ctypes.create_string_buffer(256)
+            self._prompt_tokenizer = PromptTokenizer(
+                lambda text, add, parse: self.tokenize(text, add_special=add,
+                                                       parse_special=parse))
             self.formatter.set_special_tokens(
                 bos_token=self._token_text(llama_cpp.llama_vocab_bos(self._vocab)),
                 eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
@@ -114,6 +133,8 @@ class Runtime:
     def close(self) -> None:
         close_llama(self._model, self._ctx)
         self._model = self._ctx = None
+        if self.formatter is not None:
+            self.formatter.close()  # stops its template sandbox process
 
     # -- tokens --------------------------------------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
@@ -134,14 +155,17 @@ class Runtime:
         return text.decode("utf-8", errors="replace") if text else ""
 
     def prompt_tokens(self, prompt: RenderedPrompt) -> list[int]:
-        # A template writes its own BOS and control tokens; plain text gets the model's BOS and
-        # never has user text parsed as control tokens.
-        if prompt.uses_template:
-            return self.tokenize(prompt.text, add_special=False, parse_special=True)
-        return self.tokenize(prompt.text, add_special=True, parse_special=False)
+        # A template writes its own BOS and control tokens; the messages' text, and a plain
+        # transcript (which gets the model's BOS), never becomes control tokens.
+        return self._prompt_tokenizer(prompt)
 
-    def render(self, messages: Sequence[ChatMessage]) -> tuple[RenderedPrompt, list[int]]:
-        prompt = self.formatter.render(messages)
+    def render(
+        self, messages: Sequence[ChatMessage], cancelled: Callable[[], bool] | None = None
+    ) -> tuple[RenderedPrompt, list[int]]:
+        """The prompt and its tokens; `PromptFormatError` (`PromptCancelled` on ``cancelled``)
+        when the template fails."""
+        assert self.formatter is not None
+        prompt = self.formatter.render(messages, cancelled)
         return prompt, self.prompt_tokens(prompt)
 
     # -- decoding ------------------------------------------------------------------------------
@@ -346,9 +370,3 @@ def decode_one(ctx: Any, token: int, path: str, buf: Any = None) -> None:
     rc = llama_cpp.llama_decode(ctx, llama_cpp.llama_batch_get_one(buf, 1))
     if rc != 0:
         raise GenerationError(explain_failure(f"decode (code {rc})", path))
-
-
-def explain_failure(action: str, path: str) -> str:
-    details = llama_log.take_recent_errors()
-    reason = f": {details[-1]}" if details else ""
-    return f"llama.cpp could not {action} {Path(path).name}{reason}"

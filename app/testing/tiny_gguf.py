@@ -39,7 +39,7 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789.,!?;:'\"-()"
 
 
 def _vocab(
-    extra_words: Iterable[str], chat_tokens: bool
+    extra_words: Iterable[str], chat_tokens: bool, control_tokens: Iterable[str] = ()
 ) -> tuple[list[str], list[float], list[int]]:
     """SentencePiece-style vocab: specials, 256 byte tokens, then word pieces.
 
@@ -53,6 +53,11 @@ def _vocab(
         tokens += ["<|im_start|>", "<|im_end|>"]
         types += [gguf.TokenType.CONTROL] * 2
         scores += [0.0, 0.0]
+    for text in control_tokens:
+        if text not in tokens:
+            tokens.append(text)
+            types.append(gguf.TokenType.CONTROL)
+            scores.append(0.0)
     for b in range(256):
         tokens.append(f"<0x{b:02X}>")
         types.append(gguf.TokenType.BYTE)
@@ -88,15 +93,22 @@ def build_tiny_model(
     chat_template: str | None = None,
     seed: int = 0,
     name: str = "tiny",
+    control_tokens: Iterable[str] = (),
+    architecture: str = "llama",
 ) -> Path:
-    """Write a small random-weight llama GGUF model to ``path`` and return the path."""
+    """Write a small random-weight llama GGUF model to ``path`` and return the path.
+
+    ``control_tokens``: more control tokens for the vocabulary (e.g. "<start_of_turn>").
+    ``architecture``: the name written to the header, with llama's tensors and keys under it,
+    e.g. one this llama.cpp does not know."""
     if dtype not in ("f32", "f16"):
         raise ValueError(f"dtype must be 'f32' or 'f16', not {dtype!r}")
     if n_embd % n_head or n_head % n_head_kv:
         raise ValueError("n_embd must divide by n_head, and n_head by n_head_kv")
     path = Path(path)
     head_dim = n_embd // n_head
-    tokens, scores, types = _vocab(vocab_extra_words, chat_template is not None)
+    tokens, scores, types = _vocab(vocab_extra_words, chat_template is not None,
+                                   control_tokens)
     n_vocab = len(tokens)
 
     rng = np.random.default_rng(seed)
@@ -110,7 +122,7 @@ def build_tiny_model(
         # llama.cpp keeps 1-D tensors (norms) in F32 whatever the file type.
         return np.ones(n, dtype=np.float32)
 
-    writer = gguf.GGUFWriter(path, "llama")
+    writer = gguf.GGUFWriter(path, architecture)
     writer.add_name(name)
     writer.add_file_type(
         gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.ALL_F32
