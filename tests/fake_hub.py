@@ -37,6 +37,9 @@ class FakeRepo:
     gated: bool = False
     token: str | None = None  # for a gated repo: the one token accepted (None: any token)
     sha: str = ""
+    # Files kept outside LFS: listed without a sha256 and served by resolve itself, like the
+    # real Hub's small git files (their ETag is all that tells two versions apart).
+    no_lfs: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if not self.sha:
@@ -54,6 +57,7 @@ class Faults:
     status_times: int = -1  # how many times to answer with ``status`` (-1: always)
     throttle_bps: int | None = None  # bytes per second, to make a transfer slow enough to kill
     ignore_range: bool = False  # answer every GET 200 with the whole file, as some servers do
+    wrong_range: int = 0  # answer this many Range requests 206 from byte 0 (and say so)
 
 
 @dataclass(frozen=True)
@@ -91,9 +95,12 @@ class FakeHub:
         self.repos[repo_id].files[name] = data
 
     def ranges(self, name: str) -> list[str | None]:
-        """The Range headers of the GET requests for the bytes of ``name``."""
+        """The Range headers of the GET requests for the bytes of ``name`` (from the CDN, or
+        from resolve itself for a file outside LFS)."""
+        direct = any(name in repo.no_lfs for repo in self.repos.values())
         return [s.range for s in self.requests if s.method == "GET"
-                and s.path.startswith("/cdn/") and s.path.endswith("/" + quote(name))]
+                and (s.path.startswith("/cdn/") or (direct and "/resolve/" in s.path))
+                and s.path.endswith("/" + quote(name))]
 
     def take_fault(self, name: str) -> Faults:
         with self._lock:
@@ -107,6 +114,14 @@ class FakeHub:
             if fault.status_times > 0:
                 fault.status_times -= 1
             return fault.status
+
+    def take_wrong_range(self, name: str) -> bool:
+        with self._lock:
+            fault = self.faults.get(name)
+            if fault is None or fault.wrong_range == 0:
+                return False
+            fault.wrong_range -= 1
+            return True
 
     def should_drop(self, name: str) -> int | None:
         with self._lock:
@@ -170,7 +185,7 @@ def _model_json(repo: FakeRepo, siblings: bool, blobs: bool) -> dict[str, Any]:
             if blobs:
                 entry["size"] = len(content)
                 entry["blobId"] = _sha1(content)
-                if name.endswith(".gguf"):
+                if name.endswith(".gguf") and name not in repo.no_lfs:
                     entry["lfs"] = {"size": len(content), "sha256": _sha256(content),
                                     "pointerSize": 134}
             entries.append(entry)
@@ -271,7 +286,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             repo, data = found
             if repo.gated and not self._authorized(repo):
                 return self._error(401, "GatedRepo", "Access to this model is restricted")
-            if not name.endswith(".gguf"):
+            if not name.endswith(".gguf") or name in repo.no_lfs:
                 return self._bytes(repo, name, data, body)
             self.send_response(302)
             self.send_header("Location", f"{hub.url}/cdn/{repo_id}/{quote(name)}")
@@ -298,7 +313,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             start, end = 0, len(data) - 1
             match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
             if match and not fault.ignore_range:
-                start = int(match[1])
+                start = 0 if hub.take_wrong_range(name) else int(match[1])
                 end = min(int(match[2]), end) if match[2] else end
                 if start > end and len(data):
                     self.send_response(416)

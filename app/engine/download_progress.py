@@ -6,7 +6,7 @@ import shutil
 import sys
 from typing import TextIO
 
-from app.engine.downloads import DownloadEvent
+from app.engine.download_records import DownloadEvent
 from app.engine.gguf_info import human_bytes
 
 
@@ -40,7 +40,14 @@ class TerminalProgress:
 
     def __call__(self, event: DownloadEvent) -> None:
         name = event.key.rsplit("/", 1)[-1]
-        if event.kind == "progress":
+        if event.kind == "verifying":
+            percent = int(100 * event.done / event.total) if event.total else 100
+            if self.tty:
+                self.stream.write(f"\r{name}: verifying sha256 {percent:3d}%")
+            elif percent // 25 != self._last_percent.get("verify " + event.key, -1) // 25:
+                self._last_percent["verify " + event.key] = percent
+                self.stream.write(f"{name}: verifying sha256 {percent}%\n")
+        elif event.kind == "progress":
             if self.tty:
                 width = shutil.get_terminal_size().columns - 1
                 self.stream.write("\r" + progress_line(name, event, width))
@@ -52,8 +59,9 @@ class TerminalProgress:
                     self.stream.write(progress_line(name, event) + "\n")
         elif event.kind in ("done", "failed", "paused", "cancelled", "retrying"):
             end = "\n" if self.tty else ""
+            paused = f"{name}: paused" + (f" ({event.message})" if event.message else "")
             text = {"done": f"{name}: done, sha256 verified → {event.path}",
-                    "paused": f"{name}: paused", "cancelled": f"{name}: cancelled"}.get(
+                    "paused": paused, "cancelled": f"{name}: cancelled"}.get(
                         event.kind, f"{name}: {event.message}")
             self.stream.write(end + text + "\n")
         self.stream.flush()

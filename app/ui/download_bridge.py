@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
+from app.engine.download_lock import remove_part
 from app.engine.downloads import DownloadEvent, DownloadManager, DownloadRecord, part_path
 from app.engine.hub import FileTarget
 from app.models.downloaded import library_callback
@@ -73,8 +74,9 @@ class DownloadBridge(QObject):
         return [r for r in self._store.list_downloads() if r.status != "done"]
 
     def forget(self, record: DownloadRecord) -> None:
-        """Cancel a download left by an earlier run that this session never started."""
-        part_path(Path(record.dest)).unlink(missing_ok=True)
+        """Cancel a download left by an earlier run that this session never started (its part
+        file stays if another Hearth process is downloading it right now)."""
+        remove_part(part_path(Path(record.dest)))
         self._store.delete_download(record.key)
 
     def close(self) -> None:

@@ -61,6 +61,7 @@ class DownloadRow:
     eta: float | None = None
     kind: str = "queued"  # the last event's kind
     message: str = ""
+    checked: float = 0.0  # while verifying: the fraction of the file hashed
     earlier: DownloadRecord | None = None  # left by an earlier run, not started in this one
     retry: FileTarget | None = None  # the manager refused it when added; Resume adds it again
 
@@ -70,11 +71,15 @@ class DownloadRow:
             return f"Failed: {self.message}"
         if self.kind == "retrying":
             return f"Retrying: {self.message}"
+        if self.kind == "verifying":
+            return f"Verifying… {self.checked:.0%}"
+        if self.kind == "paused" and self.message:  # disk full, or busy in another window
+            return f"Paused: {self.message}"
         return _STATUS.get(self.kind, self.kind)
 
     @property
     def active(self) -> bool:
-        return self.kind in ("queued", "started", "progress", "retrying")
+        return self.kind in ("queued", "started", "progress", "retrying", "verifying")
 
 
 class DownloadsModel(QAbstractTableModel):
@@ -107,6 +112,12 @@ class DownloadsModel(QAbstractTableModel):
             index = self.ensure(DownloadRow(event.key, f"{owner}/{name}", filename, event.total))
         row = self.rows[index]
         row.kind, row.message = event.kind, event.message
+        if event.kind == "verifying":  # counts hashed bytes, not the file's: keep the bar
+            row.checked = event.done / event.total if event.total else 1.0
+            row.speed, row.eta = 0.0, None
+            row.earlier = row.retry = None
+            self.dataChanged.emit(self.index(index, 0), self.index(index, len(HEADERS) - 1))
+            return
         row.total = event.total or row.total
         row.done = event.done if event.kind != "cancelled" else 0
         row.speed = event.speed if event.kind == "progress" else 0.0
