@@ -118,12 +118,15 @@ def _info(args: argparse.Namespace) -> int:
     except GGUFError as exc:
         print(f"hearth info: {exc}", file=sys.stderr)
         return 1
+    from app.engine.arch_support import architecture_supported, unsupported_message
     from app.engine.fit import estimate_memory, format_estimate
     from app.engine.types import LoadSettings
 
     settings = LoadSettings(n_ctx=args.ctx or LoadSettings().n_ctx, kv_cache_type=args.kv_type)
+    supported = architecture_supported(info.architecture)
     if args.json:
         data = info.to_dict()
+        data["architecture_supported"] = supported
         if args.ctx:
             est = estimate_memory(info, settings, [])
             data["memory_estimate"] = {"n_ctx": est.n_ctx, "ram_bytes_cpu_only": est.ram_bytes,
@@ -131,6 +134,8 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
     else:
         print(format_model_info(info))
+        if not supported:
+            print(f"Cannot be loaded: {unsupported_message(info.architecture)}.")
         print(format_estimate(info, settings))
     return 0
 
@@ -256,6 +261,7 @@ class _TerminalChat:
         from app.engine.events import Done, Failed
         from app.engine.types import ChatMessage
         from app.models.reply_writer import ReplyWriter
+        from app.terminal_text import TerminalText, terminal_safe
 
         store = self.store
         if self.chat is None:
@@ -265,9 +271,10 @@ class _TerminalChat:
         self.history.append(ChatMessage("user", text))
         reply = store.add_message(self.chat.id, "assistant", "", status="streaming")
         writer = ReplyWriter(store, reply.id)
+        screen = TerminalText()  # the reply may carry escape sequences: never act on them
 
         def show(piece: str) -> None:
-            sys.stdout.write(piece)
+            sys.stdout.write(screen.feed(piece))
             sys.stdout.flush()
             writer.append(piece)
 
@@ -275,11 +282,12 @@ class _TerminalChat:
         job = self.host.chat([*messages, *self.history], self.sampling,
                              self.chat.overflow_policy)
         event = self._wait(job, show)
-        sys.stdout.write("\n")
+        sys.stdout.write(screen.flush() + "\n")
         if isinstance(event, Failed):
             writer.fail(event.message)
+            writer.wait()  # the writer saves on its own thread; let it land before we go on
             self.history.pop()
-            print(f"hearth chat: {event.message}", file=sys.stderr)
+            print(f"hearth chat: {terminal_safe(event.message)}", file=sys.stderr)
             return False
         assert isinstance(event, Done)
         stats = event.stats
@@ -287,6 +295,7 @@ class _TerminalChat:
             writer.stop(stats)
         else:
             writer.finish(stats)
+        writer.wait()
         self.history.append(ChatMessage("assistant", writer.text))
         note = ", stopped" if stats.stop_reason == "cancelled" else ""
         print(f"[{stats.generated_tokens} tokens, {stats.tokens_per_second:.1f} tok/s{note}]",
@@ -306,17 +315,21 @@ def _chat(args: argparse.Namespace) -> int:
             if args.prompt is not None:
                 return 0 if session.turn(args.prompt) else 1
             return _chat_loop(session)
-        except CliError as exc:
-            print(f"hearth chat: {exc}", file=sys.stderr)
+        except CliError as exc:  # may quote a GGUF's text: printed inert
+            from app.terminal_text import terminal_safe
+
+            print(f"hearth chat: {terminal_safe(str(exc))}", file=sys.stderr)
             return 1
         finally:
             session.close()
 
 
 def _chat_loop(session: _TerminalChat) -> int:
+    from app.terminal_text import terminal_safe
+
     interactive = sys.stdin.isatty()
     if interactive:
-        print(f"Chatting with {Path(session.model_path).name}. "
+        print(f"Chatting with {terminal_safe(Path(session.model_path).name)}. "
               "Ctrl+C stops a reply; Ctrl+D quits.", file=sys.stderr)
     while True:
         try:
@@ -411,7 +424,7 @@ def _get(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     import getpass
 
-    from app.engine.hub_token import clear_token, get_token, set_token
+    from app.engine.hub_token import clear_token, get_token, login_still_applies, set_token
 
     if args.action == "set":
         # Read from the terminal (or stdin), never from argv, which other users can see in ps.
@@ -425,6 +438,9 @@ def _token(args: argparse.Namespace) -> int:
     elif args.action == "clear":
         clear_token()
         print("Token removed.")
+        still = login_still_applies()
+        if still:
+            print(f"Note: {still}.")
     else:
         print("Token: set" if get_token() else "Token: not set")
     return 0

@@ -72,3 +72,15 @@ def test_json_keeps_non_ascii_text_readable(hearth_store) -> None:
     hearth_store.add_message(chat.id, "user", "naïve café ☕")
     text = export_json(hearth_store.get_chat(chat.id), hearth_store.list_messages(chat.id))
     assert "naïve café ☕" in text
+
+
+def test_export_writes_the_branch_on_screen(hearth_store) -> None:
+    chat = hearth_store.create_chat("Two answers")
+    question = hearth_store.add_message(chat.id, "user", "Best sea creature?")
+    octopus = hearth_store.add_message(chat.id, "assistant", "The octopus")
+    hearth_store.add_message(chat.id, "assistant", "The narwhal", parent_id=question.id)
+    text = export_markdown(chat, hearth_store.list_messages(chat.id))
+    assert "The narwhal" in text and "octopus" not in text  # the newest version is shown
+    hearth_store.show_version(chat.id, octopus.id)
+    data = json.loads(export_json(chat, hearth_store.list_messages(chat.id)))
+    assert [m["content"] for m in data["messages"]] == ["Best sea creature?", "The octopus"]

@@ -62,7 +62,22 @@ def send(qtbot, page: ChatPage, text: str) -> None:
 
 
 def wait_idle(qtbot, page: ChatPage) -> None:
-    qtbot.waitUntil(lambda: not page.controller.busy, timeout=60_000)
+    """Until the reply has ended and its last text is saved (the writer saves off this thread)."""
+    qtbot.waitUntil(lambda: not page.controller.busy and page.controller.saved(), timeout=60_000)
+
+
+def click_version_arrow(qtbot, page: ChatPage, row: int, step: int) -> None:
+    index = page.messages.index(row, 0)
+    switch = page.view.delegate.version_switch_at(page.view.visualRect(index), index)
+    assert switch is not None, "that message shows no versions"
+    arrow = switch.previous if step < 0 else switch.next
+    qtbot.mouseClick(page.view.viewport(), Qt.MouseButton.LeftButton, pos=arrow.center())
+
+
+def version_shown(page: ChatPage, row: int) -> tuple[int, int] | None:
+    index = page.messages.index(row, 0)
+    switch = page.view.delegate.version_switch_at(page.view.visualRect(index), index)
+    return (switch.number, switch.count) if switch is not None else None
 
 
 def last_index(page: ChatPage):
@@ -175,8 +190,8 @@ def test_relaunch_shows_the_saved_chat(qtbot, bridge, make_page, starter_model, 
 # -- edit, regenerate, empty, failures -------------------------------------------------------------
 
 
-def test_edit_and_resend_replaces_that_message_and_later_ones(qtbot, bridge, make_page,
-                                                              starter_model):
+def test_edit_and_resend_forks_and_the_old_branch_stays_reachable(qtbot, bridge, make_page,
+                                                                  starter_model):
     page = make_page()
     load(qtbot, bridge, page, starter_model)
     page.new_chat()
@@ -203,8 +218,16 @@ def test_edit_and_resend_replaces_that_message_and_later_ones(qtbot, bridge, mak
     assert [m.id for m in page.messages.records()] == [m.id for m in stored]
     assert page.composer.editing_id is None and not page.composer.edit_banner.isVisible()
 
+    # The old branch is still there: the edited message shows "2/2", and ‹ brings it all back.
+    assert version_shown(page, 0) == (2, 2)
+    click_version_arrow(qtbot, page, 0, -1)
+    assert [m.id for m in page.messages.records()] == old_ids
+    assert version_shown(page, 0) == (1, 2)
+    assert [m.id for m in page._store.list_messages(page.current_chat_id())] == old_ids
 
-def test_regenerate_replaces_the_last_reply(qtbot, bridge, make_page, starter_model):
+
+def test_regenerate_keeps_the_earlier_reply_as_a_version(qtbot, bridge, make_page, starter_model,
+                                                          tmp_path):
     page = make_page()
     load(qtbot, bridge, page, starter_model)
     page.new_chat()
@@ -221,8 +244,24 @@ def test_regenerate_replaces_the_last_reply(qtbot, bridge, make_page, starter_mo
     stored = page._store.list_messages(page.current_chat_id())
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[1].id != first.id and stored[1].status == "complete"
-    assert page._store.get_message(first.id) is None
     assert page.messages.last_record().id == stored[1].id
+    assert page._store.get_message(first.id).content == first.content  # kept
+    assert version_shown(page, 1) == (2, 2)
+
+    click_version_arrow(qtbot, page, 1, -1)
+    assert page.messages.last_record().id == first.id and version_shown(page, 1) == (1, 2)
+    assert shown_text(page, 1).startswith(first.content.strip()[:10])
+    exported = page.export_to(tmp_path / "chat.json", "json").read_text(encoding="utf-8")
+    assert [m["content"] for m in json.loads(exported)["messages"]][1] == first.content
+
+    # Deleting a version: from the message's menu; the other version takes its place.
+    view = page.view
+    menu = view.context_menu_at(view.visualRect(page.messages.index(1, 0)).center())
+    assert "Delete this version" in [a.text() for a in menu.actions()]
+    view.delete_version_action.trigger()
+    assert page.messages.last_record().id == stored[1].id and version_shown(page, 1) is None
+    assert page._store.get_message(first.id) is None
+    assert not view.delete_version_action.isEnabled()  # the last version stays
 
 
 def test_empty_message_is_not_sent(qtbot, bridge, make_page):
@@ -765,3 +804,53 @@ def test_sending_moves_the_chat_to_the_top_without_reloading_the_list(qtbot, mak
     assert page.chat_list.current_chat_id() == older
     assert page.chat_list.chats.item(0).text() == "Plan a trip to Porto"
     assert [c.id for c in real_list()] == [older, newer]  # the same order as the Store's
+
+
+def test_switching_versions_replaces_only_the_rows_after_that_point(qtbot, make_page,
+                                                                     hearth_store, tmp_path):
+    chat = hearth_store.create_chat("Versions")
+    for i in range(30):  # an earlier conversation that must not be laid out again
+        hearth_store.add_message(chat.id, "user", f"earlier {i}")
+    question = hearth_store.add_message(chat.id, "user", "Name a bird")
+    hearth_store.add_message(chat.id, "assistant", "A heron")
+    hearth_store.add_message(chat.id, "user", "Where does it live?")
+    hearth_store.add_message(chat.id, "assistant", "By rivers")
+    newest = hearth_store.add_message(chat.id, "assistant", "A kingfisher", parent_id=question.id)
+    page = make_page()
+    assert [m.content for m in page.messages.records()][-2:] == ["Name a bird", "A kingfisher"]
+    row = page.messages.rowCount() - 1
+    assert version_shown(page, row) == (2, 2)
+    assert version_shown(page, row - 1) is None
+    changes = []
+    page.messages.rowsRemoved.connect(lambda _p, first, last: changes.append(("-", first, last)))
+    page.messages.rowsInserted.connect(lambda _p, first, last: changes.append(("+", first, last)))
+    page.messages.modelReset.connect(lambda: changes.append("reset"))
+
+    click_version_arrow(qtbot, page, row, +1)  # already the newest: nothing happens
+    assert changes == []
+    click_version_arrow(qtbot, page, row, -1)
+    assert [m.content for m in page.messages.records()][-4:] == [
+        "Name a bird", "A heron", "Where does it live?", "By rivers"]
+    assert changes == [("-", row, row), ("+", row, row + 2)]
+    assert version_shown(page, row) == (1, 2)
+    md = page.export_to(tmp_path / "chat.md", "markdown").read_text(encoding="utf-8")
+    assert "By rivers" in md and "kingfisher" not in md  # the branch on screen
+
+    # The same from the message's menu, for the keyboard.
+    view = page.view
+    menu = view.context_menu_at(view.visualRect(page.messages.index(row, 0)).center())
+    assert "Next version" in [a.text() for a in menu.actions()]
+    assert not view.previous_version_action.isEnabled()
+    view.next_version_action.trigger()
+    assert page.messages.last_record().content == "A kingfisher"
+    view.context_menu_at(view.visualRect(page.messages.index(row, 0)).center())
+    view.previous_version_action.trigger()
+    assert page.messages.last_record().content == "By rivers"
+
+    # The branch on screen survives reopening; a search hit on the other branch switches to it.
+    page.close()
+    again = make_page()
+    assert again.messages.last_record().content == "By rivers"
+    again.chat_list.hitActivated.emit(chat.id, newest.id)
+    assert again.messages.last_record().id == newest.id
+    assert again.view.selected_record().content == "A kingfisher"

@@ -14,6 +14,7 @@ import pytest
 from app.cli import NO_DISPLAY_EXIT, main
 from app.engine.gguf_info import read_model_info
 from app.models.store import Store
+from app.terminal_text import terminal_safe
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +69,9 @@ def test_chat_prompt_streams_the_reply_and_stores_the_chat(hearth_home, tiny_mod
     assert chat.model_path == str(tiny_model) and chat.sampling.max_tokens == 12
     assert [(m.role, m.status) for m in messages] == [("user", "complete"),
                                                       ("assistant", "complete")]
-    assert messages[1].content == reply and messages[1].stats.generated_tokens == 12
+    # The terminal shows the stored reply with control characters made visible.
+    assert terminal_safe(messages[1].content) == reply
+    assert messages[1].stats.generated_tokens == 12
 
 
 def test_chat_reads_turns_from_stdin_and_continues_a_saved_chat(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,14 +64,6 @@ def _info(path: str = "/models/a/b/tiny.gguf", **changes: object) -> ModelInfo:
     return info
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 # schema and connection settings
 
 
@@ -85,7 +78,7 @@ def test_open_creates_folder_schema_and_fts(db_path: Path) -> None:
     assert {"ix_messages_chat_id_id", "ix_chats_updated_at"} <= schema["index"]
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            ("0004_quantize",)
+            ("0005_message_tree",)
         ]
     conn.close()
 
@@ -246,10 +239,12 @@ def test_delete_messages_from_removes_that_and_later_only(store: Store) -> None:
 def test_list_messages_of_ten_thousand_rows(store: Store, db_path: Path) -> None:
     chat = store.create_chat()
     stats = GenerationStats(generated_tokens=3)
-    store.add_message(chat.id, "user", "row 0")
     # Bulk-load the rest directly: 10,000 separate add_message transactions would slow the suite.
+    first = store.add_message(chat.id, "user", "row 0").id
     rows = [
         (
+            first + i,
+            first + i - 1,  # one branch: each message follows the one before
             chat.id,
             "assistant" if i % 2 else "user",
             f"row {i}",
@@ -261,27 +256,34 @@ def test_list_messages_of_ten_thousand_rows(store: Store, db_path: Path) -> None
     ]
     with sqlite3.connect(db_path) as conn:
         conn.executemany(
-            "INSERT INTO messages (chat_id, role, content, status, stats, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO messages (id, parent_id, chat_id, role, content, status, stats, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        conn.execute("UPDATE chats SET leaf_id = ? WHERE id = ?", (first + 9_999, chat.id))
     conn.close()
+    started = time.perf_counter()
     messages = store.list_messages(chat.id)
+    elapsed = time.perf_counter() - started
     assert len(messages) == 10_000
     assert [m.content for m in messages[:3]] == ["row 0", "row 1", "row 2"]
     assert messages[-1].content == "row 9999" and messages[-1].stats == stats
     assert messages[-1].created_at == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert elapsed < 0.5  # the branch walk must not make opening a long chat slow
 
 
-def test_mark_interrupted_turns_streaming_into_partial(store: Store) -> None:
-    chat = store.create_chat()
-    done = store.add_message(chat.id, "assistant", "done")
-    cut = store.add_message(chat.id, "assistant", "half a rep", status="streaming")
+def test_mark_interrupted_turns_streaming_into_partial(db_path: Path) -> None:
+    with Store.open(db_path) as crashed:  # its writer is gone once it is closed
+        chat = crashed.create_chat()
+        done = crashed.add_message(chat.id, "assistant", "done")
+        cut = crashed.add_message(chat.id, "assistant", "half a rep", status="streaming")
+    store = Store.open(db_path)
     assert store.mark_interrupted() == 1
     assert store.get_message(cut.id).status == "partial"  # type: ignore[union-attr]
     assert store.get_message(cut.id).content == "half a rep"  # type: ignore[union-attr]
     assert store.get_message(done.id).status == "complete"  # type: ignore[union-attr]
     assert store.mark_interrupted() == 0
+    store.close()
 
 
 # full-text search
@@ -336,59 +338,64 @@ def test_search_treats_operators_as_words(store: Store) -> None:
 # streaming replies
 
 
-def test_reply_writer_batches_writes_by_interval(store: Store) -> None:
+def _saved(store: Store, message_id: int) -> str:
+    message = store.get_message(message_id)
+    return message.content if message is not None else ""
+
+
+def test_reply_writer_saves_new_text_in_batches_off_the_callers_thread(store: Store) -> None:
     chat = store.create_chat()
     msg = store.add_message(chat.id, "assistant", "", status="streaming")
-    clock = FakeClock()
-    writes: list[str] = []
-    real_update = store.update_message
+    saves: list[tuple[str, str]] = []  # (thread, piece)
+    real_save = store.save_reply
 
-    def counting_update(message_id: int, **fields: object) -> bool:
-        writes.append(str(fields.get("content")))
-        return real_update(message_id, **fields)  # type: ignore[arg-type]
+    def recording_save(message_id: int, piece: str, **fields: object) -> bool:
+        saves.append((threading.current_thread().name, piece))
+        return real_save(message_id, piece, **fields)  # type: ignore[arg-type]
 
-    store.update_message = counting_update  # type: ignore[method-assign]
-    writer = ReplyWriter(store, msg.id, interval=0.5, clock=clock)
-    for token in ["Hel", "lo", ", "]:
-        clock.now += 0.125  # exact in binary, so the interval boundary is hit exactly
+    store.save_reply = recording_save  # type: ignore[method-assign]
+    writer = ReplyWriter(store, msg.id, interval=0.05)
+    tokens = [f"word{i} " for i in range(200)]
+    for token in tokens[:100]:
         writer.append(token)
-    assert writes == []  # 0.375 s in: nothing written yet
-    assert store.get_message(msg.id).content == ""  # type: ignore[union-attr]
-
-    clock.now += 0.125
-    writer.append("world")
-    assert writes == ["Hello, world"]  # one write for four appends
-    saved = store.get_message(msg.id)
-    assert saved is not None and (saved.content, saved.status) == ("Hello, world", "streaming")
-
-    clock.now += 0.125
-    writer.append("!")
-    assert len(writes) == 1
-    writer.finish(GenerationStats(generated_tokens=6))
+    deadline = time.monotonic() + 5
+    while _saved(store, msg.id) != "".join(tokens[:100]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Saved while streaming, so a crash keeps it, in fewer writes than tokens.
+    assert _saved(store, msg.id) == "".join(tokens[:100])
+    assert store.get_message(msg.id).status == "streaming"  # type: ignore[union-attr]
+    for token in tokens[100:]:
+        writer.append(token)
+    writer.finish(GenerationStats(generated_tokens=200))
+    assert writer.wait(5)
     final = store.get_message(msg.id)
-    assert final is not None
-    assert (final.content, final.status) == ("Hello, world!", "complete")
-    assert final.stats is not None and final.stats.generated_tokens == 6
+    assert final is not None and (final.content, final.status) == ("".join(tokens), "complete")
+    assert final.stats is not None and final.stats.generated_tokens == 200
+    assert 2 <= len(saves) < 20
+    assert threading.current_thread().name not in {name for name, _ in saves}
+    # Each save carried only the text that was new: the pieces add up to the reply once.
+    assert "".join(piece for _, piece in saves) == final.content
     writer.append(" late token")  # after finish: ignored
-    assert store.get_message(msg.id).content == "Hello, world!"  # type: ignore[union-attr]
+    assert writer.wait(5) and _saved(store, msg.id) == "".join(tokens)
 
 
 def test_reply_writer_stop_and_fail_keep_text(store: Store) -> None:
     chat = store.create_chat()
     stopped = store.add_message(chat.id, "assistant", "", status="streaming")
     failed = store.add_message(chat.id, "assistant", "", status="streaming")
-    clock = FakeClock()
 
-    writer = ReplyWriter(store, stopped.id, clock=clock)
+    writer = ReplyWriter(store, stopped.id)
     writer.append("part")
     writer.stop(GenerationStats(stop_reason="cancelled"))
+    assert writer.wait(5)
     got = store.get_message(stopped.id)
     assert got is not None and (got.content, got.status) == ("part", "partial")
     assert got.stats is not None and got.stats.stop_reason == "cancelled"
 
-    writer = ReplyWriter(store, failed.id, clock=clock)
+    writer = ReplyWriter(store, failed.id)
     writer.append("so far")
     writer.fail("model crashed")
+    assert writer.wait(5)
     got = store.get_message(failed.id)
     assert got is not None
     assert (got.content, got.status, got.error) == ("so far", "failed", "model crashed")
@@ -398,10 +405,32 @@ def test_reply_writer_survives_deleted_message(store: Store) -> None:
     chat = store.create_chat()
     msg = store.add_message(chat.id, "assistant", "", status="streaming")
     writer = ReplyWriter(store, msg.id, interval=0.0)
-    store.delete_messages_from(chat.id, msg.id)  # regenerate while streaming
+    store.delete_messages_from(chat.id, msg.id)  # deleted while streaming
     writer.append("orphan text")
     writer.finish()
+    assert writer.wait(5)
     assert store.count_messages(chat.id) == 0
+
+
+def test_a_streaming_reply_is_searchable_once_it_ends(store: Store) -> None:
+    chat = store.create_chat()
+    msg = store.add_message(chat.id, "assistant", "", status="streaming")
+    writer = ReplyWriter(store, msg.id, interval=0.01)
+    writer.append("the okapi lives in forests")
+    writer.flush()
+    deadline = time.monotonic() + 5
+    while not _saved(store, msg.id) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _saved(store, msg.id) == "the okapi lives in forests"
+    assert store.search_messages("okapi") == []  # not indexed on every save
+    writer.append(" and eats leaves")
+    writer.finish()
+    assert writer.wait(5)
+    assert [h.message_id for h in store.search_messages("okapi leaves")] == [msg.id]
+    store.update_message(msg.id, content="renamed to zebra")
+    assert store.search_messages("okapi") == []
+    assert [h.message_id for h in store.search_messages("zebra")] == [msg.id]
+    assert store.integrity_ok()
 
 
 # model files, presets, settings

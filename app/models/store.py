@@ -6,12 +6,10 @@ records, never ORM objects, so any thread may call it.
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -19,14 +17,12 @@ from alembic import command
 from sqlalchemy import (
     URL,
     Engine,
-    String,
     create_engine,
     delete,
     event,
-    func,
+    insert,
     select,
     text,
-    type_coerce,
     update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -38,18 +34,15 @@ from app.engine.downloads import DownloadRecord
 from app.engine.events import MemoryCheck as MemoryCheckEvent
 from app.engine.quality import QualityReport as QualityReportValue
 from app.engine.quality import QualityRow
-from app.engine.types import GenerationStats, ModelInfo, Role, Sampling
+from app.engine.types import ModelInfo, Sampling
+from app.models.message_tree import MessageTree
 from app.models.migrations import make_config
 from app.models.records import (
-    MESSAGE_STATUSES,
     MODEL_SOURCES,
     OVERFLOW_POLICIES,
-    ROLES,
     ChatRecord,
     LineageRecord,
     MemoryCheckRecord,
-    MessageRecord,
-    MessageStatus,
     ModelFileRecord,
     ModelSource,
     OverflowPolicy,
@@ -57,11 +50,11 @@ from app.models.records import (
     QualityReportRecord,
     SearchHit,
 )
+from app.models.store_values import UNSET, _Unset, check
 from app.models.tables import (
     Chat,
     Download,
     MemoryCheck,
-    Message,
     ModelFile,
     ModelLineage,
     Preset,
@@ -70,6 +63,7 @@ from app.models.tables import (
     Setting,
     utcnow,
 )
+from app.models.writer_lock import WriterLock, lock_folder
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +76,6 @@ _MEMORY_CHECK_COLUMNS = [getattr(MemoryCheck, name)
 BUSY_TIMEOUT_MS = 10_000
 
 
-class _Unset(enum.Enum):
-    UNSET = enum.auto()
-
-
-UNSET = _Unset.UNSET  # "leave this field alone" in update methods; None means "clear it"
-
 _CHAT_COLUMNS = (
     Chat.id,
     Chat.title,
@@ -97,18 +85,6 @@ _CHAT_COLUMNS = (
     Chat.overflow_policy,
     Chat.created_at,
     Chat.updated_at,
-)
-# Stats and timestamps come back as raw text and are decoded in _message: SQLAlchemy's
-# per-row type processing would triple the time to load a 10,000-message chat.
-_MESSAGE_COLUMNS = (
-    Message.id,
-    Message.chat_id,
-    Message.role,
-    Message.content,
-    Message.status,
-    Message.error,
-    type_coerce(Message.created_at, String),
-    type_coerce(Message.stats, String),
 )
 _MODEL_FILE_COLUMNS = (
     ModelFile.id,
@@ -143,20 +119,10 @@ def fts_query(raw: str) -> str | None:
     return " ".join(quoted)
 
 
-def _check(value: str, allowed: frozenset[str], what: str) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(allowed)}")
-
-
 def _chat(row: Row[Any]) -> ChatRecord:
     return ChatRecord(
         row[0], row[1], row[2], Sampling.from_dict(row[3]), row[4], row[5], row[6], row[7]
     )
-
-
-def _message(row: Row[Any]) -> MessageRecord:
-    created_at = datetime.fromisoformat(row[6]).replace(tzinfo=UTC)
-    return MessageRecord(row[0], row[1], row[2], row[3], row[4], row[5], created_at, row[7])
 
 
 def _model_file(row: Row[Any]) -> ModelFileRecord:
@@ -192,11 +158,12 @@ def _configure_engine(engine: Engine) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get("hearth_begin", "BEGIN"))
 
 
-class Store:
+class Store(MessageTree):
     """Chats, messages, model files, presets and settings in one SQLite database."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._writer = WriterLock(lock_folder(engine.url.database))
         self._write = sessionmaker(
             engine.execution_options(hearth_begin="BEGIN IMMEDIATE"), expire_on_commit=False
         )
@@ -223,6 +190,7 @@ class Store:
 
     def close(self) -> None:
         self._engine.dispose()
+        self._writer.release()
 
     def __enter__(self) -> Self:
         return self
@@ -251,22 +219,22 @@ class Store:
         model_path: str | None = None,
         overflow_policy: OverflowPolicy = "truncate_oldest",
     ) -> ChatRecord:
-        _check(overflow_policy, OVERFLOW_POLICIES, "overflow policy")
+        check(overflow_policy, OVERFLOW_POLICIES, "overflow policy")
         sampling_data = (sampling or Sampling()).to_dict()
         now = utcnow()
+        # A core INSERT names only these columns (the ORM would name every one, leaf_id too),
+        # so a Store can still add chats to a database a migration has not reached yet.
+        statement = insert(Chat).values(
+            title=title,
+            system_prompt=system_prompt,
+            sampling=sampling_data,
+            model_path=model_path,
+            overflow_policy=overflow_policy,
+            created_at=now,
+            updated_at=now,
+        ).returning(Chat.id)
         with self._writing() as session:
-            chat = Chat(
-                title=title,
-                system_prompt=system_prompt,
-                sampling=sampling_data,
-                model_path=model_path,
-                overflow_policy=overflow_policy,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(chat)
-            session.flush()
-            chat_id = chat.id
+            chat_id = int(session.execute(statement).scalar_one())
         return ChatRecord(
             chat_id,
             title,
@@ -313,7 +281,7 @@ class Store:
         if not isinstance(model_path, _Unset):
             values["model_path"] = model_path
         if not isinstance(overflow_policy, _Unset):
-            _check(overflow_policy, OVERFLOW_POLICIES, "overflow policy")
+            check(overflow_policy, OVERFLOW_POLICIES, "overflow policy")
             values["overflow_policy"] = overflow_policy
         if not values:
             return self.get_chat(chat_id) is not None
@@ -331,93 +299,6 @@ class Store:
             return session.execute(statement).rowcount > 0
 
     # messages
-
-    def add_message(
-        self,
-        chat_id: int,
-        role: Role,
-        content: str,
-        status: MessageStatus = "complete",
-        stats: GenerationStats | None = None,
-        error: str | None = None,
-    ) -> MessageRecord:
-        """Append a message and bump the chat's updated_at; LookupError if the chat is gone."""
-        _check(role, ROLES, "role")
-        _check(status, MESSAGE_STATUSES, "message status")
-        now = utcnow()
-        with self._writing() as session:
-            touched = session.execute(
-                update(Chat).where(Chat.id == chat_id).values(updated_at=now)
-            ).rowcount
-            if not touched:
-                raise LookupError(f"chat {chat_id} does not exist")
-            message = Message(
-                chat_id=chat_id,
-                role=role,
-                content=content,
-                status=status,
-                stats=stats.to_dict() if stats is not None else None,
-                error=error,
-                created_at=now,
-            )
-            session.add(message)
-            session.flush()
-            message_id = message.id
-        stats_json = json.dumps(stats.to_dict()) if stats is not None else None
-        return MessageRecord(message_id, chat_id, role, content, status, error, now, stats_json)
-
-    def update_message(
-        self,
-        message_id: int,
-        *,
-        content: str | _Unset = UNSET,
-        status: MessageStatus | _Unset = UNSET,
-        stats: GenerationStats | None | _Unset = UNSET,
-        error: str | None | _Unset = UNSET,
-    ) -> bool:
-        """Change only the fields given; returns False when the message no longer exists."""
-        values: dict[str, Any] = {}
-        if not isinstance(content, _Unset):
-            values["content"] = content
-        if not isinstance(status, _Unset):
-            _check(status, MESSAGE_STATUSES, "message status")
-            values["status"] = status
-        if not isinstance(stats, _Unset):
-            values["stats"] = stats.to_dict() if stats is not None else None
-        if not isinstance(error, _Unset):
-            values["error"] = error
-        if not values:
-            return self.get_message(message_id) is not None
-        return self._update(update(Message).where(Message.id == message_id).values(**values))
-
-    def get_message(self, message_id: int) -> MessageRecord | None:
-        query = select(*_MESSAGE_COLUMNS).where(Message.id == message_id)
-        with self._reading() as conn:
-            row = conn.execute(query).first()
-        return _message(row) if row else None
-
-    def list_messages(self, chat_id: int) -> list[MessageRecord]:
-        """All messages of a chat, oldest first (plain column rows, no ORM objects)."""
-        query = select(*_MESSAGE_COLUMNS).where(Message.chat_id == chat_id).order_by(Message.id)
-        with self._reading() as conn:
-            return [_message(row) for row in conn.execute(query)]
-
-    def count_messages(self, chat_id: int) -> int:
-        query = select(func.count()).select_from(Message).where(Message.chat_id == chat_id)
-        with self._reading() as conn:
-            return int(conn.execute(query).scalar_one())
-
-    def delete_messages_from(self, chat_id: int, message_id: int) -> int:
-        """Delete a message and every later one in its chat (regenerate, edit-and-resend)."""
-        statement = delete(Message).where(Message.chat_id == chat_id, Message.id >= message_id)
-        with self._writing() as session:
-            return int(session.execute(statement).rowcount)
-
-    def mark_interrupted(self) -> int:
-        """After a crash: replies still marked "streaming" become "partial". Returns how many."""
-        statement = update(Message).where(Message.status == "streaming").values(status="partial")
-        with self._writing() as session:
-            return int(session.execute(statement).rowcount)
 
     def search_messages(
         self, query: str, limit: int = 50, *, marks: tuple[str, str] = ("[", "]")
@@ -442,7 +323,7 @@ class Store:
 
     def add_model_file(self, info: ModelInfo, source: ModelSource = "import") -> ModelFileRecord:
         """Insert or, when the path is already known, refresh a model file's row."""
-        _check(source, MODEL_SOURCES, "model source")
+        check(source, MODEL_SOURCES, "model source")
         values = info.to_dict()
         values["layer_tensor_bytes"] = list(info.layer_tensor_bytes)
         values["source"] = source

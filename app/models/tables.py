@@ -61,6 +61,9 @@ class Chat(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # The last message of the branch on screen (see app.models.message_tree); no foreign key, a
+    # stale or NULL value means "the newest message".
+    leaf_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Message(Base):
@@ -71,17 +74,22 @@ class Message(Base):
         Index("ix_messages_chat_id_id", "chat_id", "id"),
         # Small partial index so startup crash recovery does not scan every message.
         Index("ix_messages_streaming", "status", sqlite_where=text("status = 'streaming'")),
+        Index("ix_messages_chat_id_parent_id", "chat_id", "parent_id", "id"),
         {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"))
+    # The message this one follows; a new version of a message is a sibling (same parent).
+    # No foreign key: see migration 0005.
+    parent_id: Mapped[int | None] = mapped_column(Integer)
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default="complete")
     error: Mapped[str | None] = mapped_column(Text)
     stats: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    writer: Mapped[str | None] = mapped_column(String(32))  # the process streaming this reply
 
 
 class ModelFile(Base):

@@ -31,6 +31,7 @@ from app.ui.chat.page import ChatPage
 from app.ui.discover_page import DiscoverPage
 from app.ui.hardware_page import HardwarePage
 from app.ui.models_page import ModelsPage
+from app.ui.plain_text import install_safe_tooltips
 from app.ui.workers import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.context = context
         self.setWindowTitle("Hearth")
+        install_safe_tooltips()  # every tooltip shown escaped: they quote names from outside
         self.tasks = TaskRunner(self)
         store = context.store
 

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.engine.arch_support import architecture_label, architecture_supported, unsupported_message
 from app.engine.gguf_info import format_model_info, human_bytes, human_count
 from app.models.library import (
     ImportProgress,
@@ -51,13 +52,14 @@ from app.models.records import LineageRecord, ModelFileRecord, ModelSource
 from app.models.store import Store
 from app.ui.column_table import SORT_ROLE, Column, ColumnTableModel
 from app.ui.load_settings_dialog import LoadSettingsDialog, open_load_settings
+from app.ui.plain_text import escaped_rich, plain_label
 from app.ui.quantize.dialog import QuantizeDialog
 from app.ui.quantize.report_view import QualityReportDialog
 from app.ui.workers import TaskRunner
 
 COLUMNS = [
     Column("Name", lambda r: r.name, lambda r: r.name.lower()),
-    Column("Architecture", lambda r: r.architecture),
+    Column("Architecture", lambda r: architecture_label(r.architecture)),
     Column("Params", lambda r: human_count(r.parameter_count), lambda r: r.parameter_count,
            right=True),
     Column("Quant", lambda r: r.file_type),
@@ -83,17 +85,17 @@ def ask_delete(parent: QWidget, record: ModelFileRecord, can_delete_file: bool) 
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle("Remove model")
-    box.setText(f"Remove {record.name} from your library?")
+    box.setText(escaped_rich(f"Remove {record.name} from your library?"))
     checkbox = None
     if can_delete_file:
         checkbox = QCheckBox(f"Also delete the file from disk ({human_bytes(record.file_size)})")
         box.setCheckBox(checkbox)
-        box.setInformativeText(record.path)
+        box.setInformativeText(escaped_rich(record.path))
     else:
-        box.setInformativeText(
+        box.setInformativeText(escaped_rich(
             f"The file stays where it is, because it is not in Hearth's models folder:\n"
             f"{record.path}"
-        )
+        ))
     remove = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.exec()
@@ -195,7 +197,7 @@ class ModelsPage(QWidget):
         self.details = QPlainTextEdit()
         self.details.setReadOnly(True)
         self.details.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.status_label = QLabel()
+        self.status_label = plain_label()  # quotes file and model names
 
         buttons = QHBoxLayout()
         for button in (self.import_file_button, self.import_folder_button, self.find_button):
@@ -274,6 +276,8 @@ class ModelsPage(QWidget):
                     f" ({lineage.source_path})\n\n{text}")
         if not Path(record.path).is_file():
             text = f"The file is missing: {record.path}\n\n{text}"
+        if not architecture_supported(record.architecture):
+            text = f"Cannot be loaded: {unsupported_message(record.architecture)}.\n\n{text}"
         self.details.setPlainText(text)
 
     # -- import --------------------------------------------------------------------------------
@@ -321,11 +325,12 @@ class ModelsPage(QWidget):
             shown = report.errors[:_MAX_ERRORS_SHOWN]
             if len(report.errors) > len(shown):
                 shown.append(f"… and {len(report.errors) - len(shown)} more.")
-            QMessageBox.warning(self, title, "\n\n".join(shown))
+            QMessageBox.warning(self, title, escaped_rich("\n\n".join(shown)))
 
     def _job_failed(self, exc: BaseException) -> None:
         self._set_busy(False, "")
-        QMessageBox.critical(self, "Something went wrong", f"{exc}\n\nDetails are in the log.")
+        QMessageBox.critical(self, "Something went wrong",
+                             escaped_rich(f"{exc}\n\nDetails are in the log."))
 
     def _set_busy(self, busy: bool, message: str | None = None) -> None:
         # Cleared by the job's returned/errored handler: each job ends with exactly one of them
@@ -360,7 +365,8 @@ class ModelsPage(QWidget):
         if not found:
             where = "\n".join(str(f) for f in folders)
             QMessageBox.information(
-                self, "Nothing new", f"Every model in these folders is already indexed:\n{where}"
+                self, "Nothing new",
+                escaped_rich(f"Every model in these folders is already indexed:\n{where}"),
             )
             return
         chosen = choose_models_to_index(self, found)
@@ -375,7 +381,8 @@ class ModelsPage(QWidget):
         if not Path(record.path).is_file():
             QMessageBox.warning(
                 self, "Model file missing",
-                f"{record.path} no longer exists. Delete the entry or import the file again.",
+                escaped_rich(f"{record.path} no longer exists. Delete the entry or import the "
+                             "file again."),
             )
             return
         self.loadRequested.emit(record.path)
@@ -398,7 +405,8 @@ class ModelsPage(QWidget):
             remove_model(self._store, record, delete_file)
         except OSError as exc:
             QMessageBox.warning(
-                self, "Could not delete the file", f"{record.path}: {exc.strerror or exc}"
+                self, "Could not delete the file",
+                escaped_rich(f"{record.path}: {exc.strerror or exc}"),
             )
             return
         self.refresh()
@@ -412,7 +420,8 @@ class ModelsPage(QWidget):
         if record is None:
             return None
         if not Path(record.path).is_file():
-            QMessageBox.warning(self, "Model file missing", f"{record.path} no longer exists.")
+            QMessageBox.warning(self, "Model file missing",
+                                escaped_rich(f"{record.path} no longer exists."))
             return None
         # One dialog per model: a second would quantize the same file to the same outputs.
         dialog = self._quantize_dialogs.get(record.path)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.models.store import Store
+from app.ui.plain_text import escaped_rich
 
 SEARCH_DELAY_MS = 200  # wait for a pause in typing before querying
 SEARCH_LIMIT = 50
@@ -155,7 +156,7 @@ class ChatList(QWidget):
         answer = QMessageBox.question(
             self,
             "Delete chat",
-            f"Delete “{title}” and its {count} messages? This cannot be undone.",
+            escaped_rich(f"Delete “{title}” and its {count} messages? This cannot be undone."),
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No,
         )

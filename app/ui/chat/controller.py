@@ -1,8 +1,12 @@
 """Wires the chat page to the engine (through the bridge) and to the Store.
 
 One reply runs at a time. Its text goes to the view (the model's last row) and to a ReplyWriter
-that saves it in batches, so a crash loses at most half a second of a reply and a Stop or an
-engine failure keeps what was written. Events of any job but the current one are ignored.
+that saves it in batches off the GUI thread, so a crash loses at most half a second of a reply
+and a Stop or an engine failure keeps what was written. Events of any job but the current one
+are ignored.
+
+Nothing a click does destroys text: regenerate and edit-and-resend add a new version beside the
+old one (the Store keeps messages as a tree), and the user moves between versions or deletes one.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from app.engine.types import ChatMessage, GenerationStats
 from app.models.records import ChatRecord, MessageRecord
 from app.models.reply_writer import ReplyWriter
 from app.models.store import Store
+from app.models.store_values import UNSET, _Unset
 from app.ui.bridge import EngineBridge
 from app.ui.chat.message_model import MessageListModel
 
@@ -66,6 +71,7 @@ class ChatController(QObject):
         self.model = model
         self._chat_id: int | None = None
         self._reply: _Reply | None = None
+        self._last_writer: ReplyWriter | None = None
         bridge.promptInfo.connect(self._on_prompt_info)
         bridge.tokens.connect(self._on_tokens)
         bridge.done.connect(self._on_done)
@@ -84,13 +90,25 @@ class ChatController(QObject):
     def current_job(self) -> int | None:
         return self._reply.job_id if self._reply else None
 
+    def saved(self) -> bool:
+        """Whether the last reply's text has all reached the database."""
+        return self._last_writer is None or self._last_writer.wait(0)
+
     def set_chat(self, chat_id: int | None) -> None:
         """Show another chat. A reply still streaming in the old chat is stopped (and kept)."""
         if chat_id == self._chat_id:
             return
         self.stop()
         self._chat_id = chat_id
-        self.model.set_messages(self._store.list_messages(chat_id) if chat_id is not None else [])
+        self._load()
+
+    def _load(self) -> None:
+        chat_id = self._chat_id
+        if chat_id is None:
+            self.model.set_messages([])
+        else:
+            self.model.set_messages(self._store.list_messages(chat_id),
+                                    self._store.message_versions(chat_id))
 
     # -- user actions --------------------------------------------------------------------------
     def send(self, text: str) -> bool:
@@ -98,8 +116,7 @@ class ChatController(QObject):
         if not text.strip() or self.busy:
             return False
         chat = self._ensure_chat()
-        if chat.title == DEFAULT_TITLE and not self.model.has_role("user"):
-            self._store.rename_chat(chat.id, title_from(text))
+        self._name_chat(chat, text)
         self.model.append_message(self._store.add_message(chat.id, "user", text))
         self._start_reply(chat.id)
         return True
@@ -110,25 +127,64 @@ class ChatController(QObject):
             self._bridge.cancel(self._reply.job_id)
 
     def regenerate(self) -> bool:
-        """Replace the last assistant reply with a new one."""
+        """A new reply to the last message; the old reply stays, as another version."""
         last = self.model.last_record()
         if self.busy or self._chat_id is None or last is None or last.role != "assistant":
             return False
-        self._store.delete_messages_from(self._chat_id, last.id)
         self.model.remove_from(last.id)
-        self._start_reply(self._chat_id)
+        self._start_reply(self._chat_id, parent_id=last.parent_id)
         return True
 
     def edit_and_resend(self, message_id: int, new_text: str) -> bool:
-        """Replace a user message (and everything after it) with new text, and reply to it."""
+        """Send new text in place of a user message and reply to it; the old message and what
+        followed it stay, as another version."""
         if self.busy or self._chat_id is None or not new_text.strip():
             return False
+        chat = self._store.get_chat(self._chat_id)
         position = self.model.position_of(message_id)
-        if position is None or self.model.record_at(position).role != "user":
+        if chat is None or position is None or self.model.record_at(position).role != "user":
             return False
-        self._store.delete_messages_from(self._chat_id, message_id)
+        edited = self.model.record_at(position)
         self.model.remove_from(message_id)
-        return self.send(new_text)
+        self._name_chat(chat, new_text)
+        self.model.append_message(
+            self._store.add_message(chat.id, "user", new_text, parent_id=edited.parent_id)
+        )
+        self._start_reply(chat.id)
+        return True
+
+    def show_version(self, message_id: int, step: int) -> bool:
+        """Show the previous (-1) or next (+1) version of a message, with its own continuation."""
+        target = self.model.sibling_version(message_id, step)
+        if self.busy or self._chat_id is None or target is None:
+            return False
+        branch = self._store.show_version(self._chat_id, target)
+        return bool(branch) and self.model.replace_from(message_id, branch)
+
+    def delete_version(self, message_id: int) -> bool:
+        """Delete one version of a message (and what followed it); another takes its place."""
+        if self.busy or self._chat_id is None or self.model.version_of(message_id) is None:
+            return False
+        try:
+            shown = self._store.delete_version(self._chat_id, message_id)
+        except (LookupError, ValueError):
+            return False
+        if shown is not None:
+            self.model.replace_from(message_id, self._store.show_version(self._chat_id, shown))
+        self.model.set_versions(self._store.message_versions(self._chat_id))
+        self.notice.emit("Deleted that version.")
+        return True
+
+    def reveal(self, message_id: int) -> bool:
+        """Put a message on screen (a search hit on another branch switches to that branch)."""
+        if self.model.position_of(message_id) is not None:
+            return True
+        if self.busy or self._chat_id is None:
+            return False
+        if not self._store.show_version(self._chat_id, message_id):
+            return False
+        self._load()
+        return True
 
     # -- building the request ------------------------------------------------------------------
     def _ensure_chat(self) -> ChatRecord:
@@ -151,17 +207,24 @@ class ChatController(QObject):
         ]
         return messages
 
-    def _start_reply(self, chat_id: int) -> None:
+    def _name_chat(self, chat: ChatRecord, text: str) -> None:
+        if chat.title == DEFAULT_TITLE and not self.model.has_role("user"):
+            self._store.rename_chat(chat.id, title_from(text))
+
+    def _start_reply(self, chat_id: int, parent_id: int | None | _Unset = UNSET) -> None:
         chat = self._store.get_chat(chat_id)
         if chat is None:
             return
         history = self._history(chat)
         if self._bridge.loaded_path and chat.model_path != self._bridge.loaded_path:
             self._store.update_chat(chat_id, model_path=self._bridge.loaded_path)
-        placeholder = self._store.add_message(chat_id, "assistant", "", status="streaming")
+        placeholder = self._store.add_message(chat_id, "assistant", "", status="streaming",
+                                              parent_id=parent_id)
         self.model.append_message(placeholder)
+        self.model.set_versions(self._store.message_versions(chat_id))
         job = self._bridge.chat(history, chat.sampling, chat.overflow_policy)
-        self._reply = _Reply(job, chat_id, placeholder.id, ReplyWriter(self._store, placeholder.id))
+        self._last_writer = ReplyWriter(self._store, placeholder.id)
+        self._reply = _Reply(job, chat_id, placeholder.id, self._last_writer)
         self.busyChanged.emit(True)
         self.chatUpdated.emit(chat_id)
 

@@ -19,7 +19,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from html import escape
 
-import markdown
 from PySide6.QtCore import (
     QAbstractItemModel,
     QEvent,
@@ -31,6 +30,7 @@ from PySide6.QtCore import (
     QSize,
     Qt,
     QTimer,
+    Signal,
 )
 from PySide6.QtGui import (
     QAbstractTextDocumentLayout,
@@ -47,7 +47,11 @@ from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem,
 from app.engine.reasoning import split_thinking
 from app.engine.types import GenerationStats
 from app.models.records import MessageRecord
-from app.ui.chat.message_model import RecordRole, StatsRole
+from app.ui.chat.message_model import RecordRole, StatsRole, VersionRole
+from app.ui.chat.version_switch import VersionSwitch, paint_version_switch, version_switch
+from app.ui.inert_document import InertDocument
+from app.ui.link_policy import open_link
+from app.ui.markdown_html import MarkdownRenderer
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
 BADGES = {"partial": "partial", "failed": "failed", "streaming": "generating…"}
@@ -72,32 +76,6 @@ def stats_text(stats: GenerationStats) -> str:
     if stats.stop_reason in STOP_REASONS:
         parts.append(STOP_REASONS[stats.stop_reason])
     return " · ".join(parts)
-
-
-class MarkdownRenderer:
-    """Markdown → HTML with inline styles (QTextDocument understands no external CSS)."""
-
-    def __init__(self, dark: bool) -> None:
-        self._md = markdown.Markdown(
-            extensions=["fenced_code", "codehilite", "tables", "sane_lists", "nl2br"],
-            extension_configs={
-                "codehilite": {
-                    "noclasses": True,
-                    "guess_lang": False,
-                    "pygments_style": "monokai" if dark else "default",
-                }
-            },
-        )
-        # Model output is untrusted: raw HTML is shown as text, never interpreted.
-        self._md.preprocessors.deregister("html_block")
-        self._md.inlinePatterns.deregister("html")
-
-    def __call__(self, text: str) -> str:
-        html = self._md.reset().convert(text)
-        # QTextDocument draws tables without borders unless told, and shows the newline
-        # that closes every code block as an empty last line.
-        html = html.replace("<table>", '<table border="1" cellspacing="0" cellpadding="4">')
-        return html.replace("\n</code></pre>", "</code></pre>")
 
 
 @dataclass
@@ -125,6 +103,8 @@ class _Geometry:
 
 
 class MessageDelegate(QStyledItemDelegate):
+    versionStepRequested = Signal(int, int)  # message id, -1 (previous) or +1 (next version)
+
     def __init__(self, view: QWidget, parent: QObject | None = None) -> None:
         super().__init__(parent or view)
         self._view = view
@@ -152,6 +132,14 @@ class MessageDelegate(QStyledItemDelegate):
     def thinking_header_rect(self, option_rect: QRect, index: _Index) -> QRect | None:
         """Where the clickable "Thinking" line of that row is, in viewport coordinates."""
         return self._layout(option_rect, index)[1].thinking_header
+
+    def version_switch_at(self, option_rect: QRect, index: _Index) -> VersionSwitch | None:
+        """The "‹ n/m ›" switch of that row, in viewport coordinates (None: one version)."""
+        version = index.data(VersionRole)
+        if version is None:
+            return None
+        header = self._layout(option_rect, index)[1].header
+        return version_switch(header, self._view.font(), *version)
 
     def toggle_thinking(self, index: _Index) -> None:
         record: MessageRecord = index.data(RecordRole)
@@ -199,6 +187,9 @@ class MessageDelegate(QStyledItemDelegate):
                 Qt.AlignmentFlag.AlignLeft,
                 f"[{rendered.badge}]",
             )
+        switch = self.version_switch_at(option.rect, index)
+        if switch is not None:
+            paint_version_switch(painter, switch, option.font, palette)
         if geometry.thinking_header is not None and rendered.thinking_label:
             painter.setFont(option.font)
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
@@ -223,11 +214,31 @@ class MessageDelegate(QStyledItemDelegate):
             and isinstance(event, QMouseEvent)
             and event.button() == Qt.MouseButton.LeftButton
         ):
+            point = event.position().toPoint()
             header = self._layout(option.rect, index)[1].thinking_header
-            if header is not None and header.contains(event.position().toPoint()):
+            if header is not None and header.contains(point):
                 self.toggle_thinking(index)
                 return True
+            switch = self.version_switch_at(option.rect, index)
+            if switch is not None and switch.step_at(point):
+                self.versionStepRequested.emit(index.data(RecordRole).id, switch.step_at(point))
+                return True
+            anchor = self.anchor_at(option.rect, index, point)
+            if anchor:
+                open_link(anchor, self._view)
+                return True
         return super().editorEvent(event, model, option, index)
+
+    def anchor_at(self, option_rect: QRect, index: _Index, point: QPoint) -> str:
+        """The link address under ``point`` (viewport coordinates) in that row, or ""."""
+        rendered, geometry = self._layout(option_rect, index)
+        for document, at in ((rendered.body, geometry.body_at),
+                             (rendered.thinking, geometry.thinking_at)):
+            if document is not None and at is not None:
+                anchor = document.documentLayout().anchorAt((point - at).toPointF())
+                if anchor:
+                    return anchor
+        return ""
 
     # -- rendering -----------------------------------------------------------------------------
     def _content_width(self) -> int:
@@ -330,7 +341,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     def _document(self, html: str) -> QTextDocument:
         # No Qt parent: a replaced or evicted document must be freed with its last reference.
-        document = QTextDocument()
+        document = InertDocument()  # loads no image or style sheet the HTML might name
         document.setDefaultFont(self._view.font())
         document.setDocumentMargin(0)
         document.setHtml(html)

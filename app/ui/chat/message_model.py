@@ -5,6 +5,10 @@ All records of the chat are held (loading them is one fast query), but only the 
 Markdown documents would take seconds. Older rows are prepended in batches when the view
 reaches the top (`fetch_older`). While a reply streams only the last row changes.
 
+The records are the chat's branch on screen. A message with other versions (regenerated
+replies, edits) reports "n of m" in `VersionRole`; switching versions replaces only the rows from
+that message on (`replace_from`).
+
 Qt's own canFetchMore/fetchMore are deliberately not used: views call them whenever the last
 row is visible, which in a chat is always, so they would page the whole history in.
 """
@@ -29,6 +33,7 @@ RoleRole = Qt.ItemDataRole.UserRole + 3
 StatusRole = Qt.ItemDataRole.UserRole + 4
 ErrorRole = Qt.ItemDataRole.UserRole + 5
 StatsRole = Qt.ItemDataRole.UserRole + 6
+VersionRole = Qt.ItemDataRole.UserRole + 7  # (1-based number, count), or None: one version
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -39,6 +44,7 @@ class MessageListModel(QAbstractListModel):
         self._records: list[MessageRecord] = []
         self._first = 0  # index in _records of the first exposed row
         self._stats: dict[int, GenerationStats | None] = {}  # decoded lazily, per message id
+        self._versions: dict[int, tuple[int, ...]] = {}  # message id -> ids of its versions
 
     # -- Qt model API --------------------------------------------------------------------------
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt signature
@@ -62,16 +68,34 @@ class MessageListModel(QAbstractListModel):
             return record.error
         if role == StatsRole:
             return self.stats_of(record)
+        if role == VersionRole:
+            return self.version_of(record.id)
         return None
 
     # -- loading -------------------------------------------------------------------------------
-    def set_messages(self, records: Sequence[MessageRecord]) -> None:
-        """Show another chat; the only reset this model does."""
+    def set_messages(
+        self,
+        records: Sequence[MessageRecord],
+        versions: dict[int, tuple[int, ...]] | None = None,
+    ) -> None:
+        """Show another chat; the only reset this model does (see also `replace_from`)."""
         self.beginResetModel()
         self._records = list(records)
         self._first = max(0, len(self._records) - WINDOW)
         self._stats = {}
+        self._versions = dict(versions or {})
         self.endResetModel()
+
+    def set_versions(self, versions: dict[int, tuple[int, ...]]) -> None:
+        """New version lists (after regenerate, edit or delete); repaints the rows that changed."""
+        changed = {m for m in versions.keys() | self._versions.keys()
+                   if versions.get(m) != self._versions.get(m)}
+        self._versions = dict(versions)
+        for message_id in changed:
+            row = self.row_of(message_id)
+            if row is not None:
+                index = self.index(row, 0)
+                self.dataChanged.emit(index, index, [VersionRole])
 
     def can_fetch_older(self) -> bool:
         return self._first > 0
@@ -125,6 +149,21 @@ class MessageListModel(QAbstractListModel):
         """Index among all records of the message in row 0."""
         return self._first
 
+    def version_of(self, message_id: int) -> tuple[int, int] | None:
+        """(1-based number, count) of a message that has other versions, else None."""
+        versions = self._versions.get(message_id)
+        if not versions or len(versions) < 2:
+            return None
+        return versions.index(message_id) + 1, len(versions)
+
+    def sibling_version(self, message_id: int, step: int) -> int | None:
+        """The id of the version `step` places before (-1) or after (+1) this one, if any."""
+        versions = self._versions.get(message_id, ())
+        if message_id not in versions:
+            return None
+        position = versions.index(message_id) + step
+        return versions[position] if 0 <= position < len(versions) else None
+
     def stats_of(self, record: MessageRecord) -> GenerationStats | None:
         if record.id not in self._stats:
             self._stats[record.id] = record.stats
@@ -177,6 +216,24 @@ class MessageListModel(QAbstractListModel):
         del self._records[position:]
         self.endRemoveRows()
         return removed
+
+    def replace_from(self, message_id: int, records: Sequence[MessageRecord]) -> bool:
+        """Swap that message and every later one for `records` (another version's branch).
+
+        Rows before it stay as they are, so only the rows that change are laid out again.
+        False (nothing changed) when the message is not in the model.
+        """
+        position = self.position_of(message_id)
+        if position is None:
+            return False
+        self.remove_from(message_id)
+        if not records:
+            return True
+        row = self.rowCount()
+        self.beginInsertRows(QModelIndex(), row, row + len(records) - 1)
+        self._records.extend(records)
+        self.endInsertRows()
+        return True
 
     def _last_changed(self) -> None:
         index = self.index(self.rowCount() - 1, 0)

@@ -1,4 +1,5 @@
-"""The transcript: a list view of message bubbles with Copy / Edit / Regenerate actions.
+"""The transcript: a list view of message bubbles with Copy / Edit / Regenerate actions, and
+the versions of a message (‹ › in its header, "Delete this version" in its menu).
 
 It follows the newest text while a reply streams only if the user is already at the bottom,
 and pages older messages in when the user scrolls to the top.
@@ -21,6 +22,8 @@ CONTEXT_ROWS = 10  # older rows paged in above a search hit
 class MessageView(QListView):
     editRequested = Signal(int, str)  # message id, its text
     regenerateRequested = Signal()
+    versionRequested = Signal(int, int)  # message id, -1 (previous) or +1 (next version)
+    deleteVersionRequested = Signal(int)  # message id
 
     def __init__(self, model: MessageListModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -31,6 +34,7 @@ class MessageView(QListView):
         self.setModel(model)
         self.delegate = MessageDelegate(self)
         self.setItemDelegate(self.delegate)
+        self.delegate.versionStepRequested.connect(self._on_version_step)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setUniformItemSizes(False)
         self.setResizeMode(QListView.ResizeMode.Adjust)
@@ -50,6 +54,16 @@ class MessageView(QListView):
         self.regenerate_action = QAction("Regenerate", self)
         self.regenerate_action.setToolTip("Replace the last reply with a new one")
         self.regenerate_action.triggered.connect(self.regenerateRequested)
+        # The ‹ › of the bubble header, for the keyboard and the context menu.
+        self.previous_version_action = QAction("Previous version", self)
+        self.previous_version_action.triggered.connect(lambda: self._step_selected(-1))
+        self.next_version_action = QAction("Next version", self)
+        self.next_version_action.triggered.connect(lambda: self._step_selected(1))
+        self.delete_version_action = QAction("Delete this version", self)
+        self.delete_version_action.setToolTip(
+            "Delete this version of the message and what followed it; another version stays"
+        )
+        self.delete_version_action.triggered.connect(self._delete_selected_version)
         self.addAction(self.copy_action)
 
         bar = self.verticalScrollBar()
@@ -111,6 +125,11 @@ class MessageView(QListView):
         menu = QMenu(self)
         for action in (self.copy_action, self.edit_action, self.regenerate_action):
             menu.addAction(action)
+        if self.delete_version_action.isEnabled():
+            menu.addSeparator()
+            for action in (self.previous_version_action, self.next_version_action,
+                           self.delete_version_action):
+                menu.addAction(action)
         return menu
 
     # -- events --------------------------------------------------------------------------------
@@ -169,9 +188,29 @@ class MessageView(QListView):
         if record is not None and record.role == "user" and not self._busy:
             self.editRequested.emit(record.id, record.content)
 
+    def _on_version_step(self, message_id: int, step: int) -> None:
+        if not self._busy:
+            self.versionRequested.emit(message_id, step)
+
+    def _step_selected(self, step: int) -> None:
+        record = self.selected_record()
+        if record is not None and self._model.sibling_version(record.id, step) is not None:
+            self._on_version_step(record.id, step)
+
+    def _delete_selected_version(self) -> None:
+        record = self.selected_record()
+        if record is not None and not self._busy and self._model.version_of(record.id):
+            self.deleteVersionRequested.emit(record.id)
+
     def _update_actions(self) -> None:
         record = self.selected_record()
         last = self._model.last_record()
+        self.delete_version_action.setEnabled(
+            record is not None and not self._busy and self._model.version_of(record.id) is not None
+        )
+        for action, step in ((self.previous_version_action, -1), (self.next_version_action, 1)):
+            action.setEnabled(record is not None and not self._busy
+                              and self._model.sibling_version(record.id, step) is not None)
         self.copy_action.setEnabled(record is not None)
         self.edit_action.setEnabled(record is not None and record.role == "user" and not self._busy)
         self.regenerate_action.setEnabled(

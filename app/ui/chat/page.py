@@ -8,7 +8,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QMessageBox,
     QPushButton,
     QSplitter,
@@ -28,6 +27,7 @@ from app.ui.chat.message_view import MessageView
 from app.ui.chat.model_picker import ModelPicker
 from app.ui.chat.settings_panel import SettingsPanel
 from app.ui.chat.status_line import StatusLine
+from app.ui.plain_text import escaped_rich, plain_label
 
 LAST_CHAT_SETTING = "chat.last_id"  # reopened at the next start
 EXPORT_FORMATS = {"markdown": export_markdown, "json": export_json}
@@ -50,7 +50,7 @@ class ChatPage(QWidget):
         self.composer = Composer(self)
         self.status_line = StatusLine(self)
         self.settings_panel = SettingsPanel(store, self)
-        self.title_label = QLabel(self)
+        self.title_label = plain_label(parent=self)  # chat titles come from what was typed
         self.export_markdown_button = QPushButton("Export Markdown…", self)
         self.export_json_button = QPushButton("Export JSON…", self)
         self._build_layout()
@@ -101,14 +101,14 @@ class ChatPage(QWidget):
         return chat.id
 
     def export_to(self, path: str | Path, fmt: str) -> Path:
-        """Write the current chat to `path` as "markdown" or "json"."""
+        """Write the current chat to `path` as "markdown" or "json": the branch on screen."""
         chat_id = self.controller.chat_id
         chat = self._store.get_chat(chat_id) if chat_id is not None else None
         if chat is None:
             raise ValueError("there is no chat to export")
         render = EXPORT_FORMATS[fmt]
         target = Path(path)
-        target.write_text(render(chat, self._store.list_messages(chat.id)), encoding="utf-8")
+        target.write_text(render(chat, self.messages.records()), encoding="utf-8")
         return target
 
     # -- building ------------------------------------------------------------------------------
@@ -150,6 +150,8 @@ class ChatPage(QWidget):
         self.composer.stopRequested.connect(c.stop)
         self.view.editRequested.connect(self.composer.begin_edit)
         self.view.regenerateRequested.connect(c.regenerate)
+        self.view.versionRequested.connect(c.show_version)
+        self.view.deleteVersionRequested.connect(c.delete_version)
         c.busyChanged.connect(self.composer.set_busy)
         c.busyChanged.connect(self.view.set_busy)
         c.statsChanged.connect(self.status_line.set_stats)
@@ -197,6 +199,7 @@ class ChatPage(QWidget):
 
     def _open_hit(self, chat_id: int, message_id: int) -> None:
         self.open_chat(chat_id)
+        self.controller.reveal(message_id)  # a hit on another branch switches to it
         self.view.select_message(message_id)
 
     def _on_chat_deleted(self, chat_id: int) -> None:
@@ -231,4 +234,5 @@ class ChatPage(QWidget):
         try:
             self.export_to(path, fmt)
         except OSError as exc:
-            QMessageBox.warning(self, "Export failed", f"Could not write {path}: {exc.strerror}")
+            QMessageBox.warning(self, "Export failed",
+                                escaped_rich(f"Could not write {path}: {exc.strerror}"))
