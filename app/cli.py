@@ -102,7 +102,11 @@ def _models(_args: argparse.Namespace) -> int:
               "or chat with the starter model: hearth chat starter")
         return 0
     rows = [("NAME", "QUANT", "SIZE", "PATH")]
-    rows += [(r.name, r.file_type, human_bytes(r.file_size), r.path) for r in records]
+    from app.terminal_text import terminal_safe
+
+    # Names and types come from GGUF headers: never let one act on the terminal.
+    rows += [(terminal_safe(r.name), terminal_safe(r.file_type), human_bytes(r.file_size),
+              terminal_safe(r.path)) for r in records]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
@@ -133,7 +137,9 @@ def _info(args: argparse.Namespace) -> int:
                                        "breakdown": est.breakdown()}
         print(json.dumps(data, indent=2))
     else:
-        print(format_model_info(info))
+        from app.terminal_text import terminal_safe
+
+        print(terminal_safe(format_model_info(info)))  # GGUF metadata is untrusted
         if not supported:
             print(f"Cannot be loaded: {unsupported_message(info.architecture)}.")
         print(format_estimate(info, settings))
@@ -350,6 +356,7 @@ def _search(args: argparse.Namespace) -> int:
     from app.engine.gguf_info import human_count
     from app.engine.hub import HubError, search_models
     from app.engine.hub_token import get_token
+    from app.terminal_text import terminal_safe  # repo names and tags come from the Hub
 
     try:
         models = search_models(args.query, sort=args.sort, limit=args.limit, token=get_token())
@@ -363,8 +370,8 @@ def _search(args: argparse.Namespace) -> int:
         size = human_count(m.parameters) + " params  " if m.parameters else ""
         updated = m.last_modified.date().isoformat() if m.last_modified else "?"
         notes = ", ".join(filter(None, [*m.notable_tags, m.licence]))
-        print(f"{m.repo_id}\n    ↓{m.downloads:,}  ♥{m.likes:,}  updated {updated}  {size}"
-              + (f"[{notes}]" if notes else ""))
+        print(terminal_safe(f"{m.repo_id}\n    ↓{m.downloads:,}  ♥{m.likes:,}  updated "
+                            f"{updated}  {size}" + (f"[{notes}]" if notes else "")))
     return 0
 
 

@@ -76,3 +76,14 @@ def test_hearth_chat_streams_a_hostile_reply_inert(hearth_home: Path, tmp_path: 
     assert ACTIVE.search(reply), "the model did write control characters"
     assert not ACTIVE.search(out)
     assert out == terminal_safe(reply) + "\n"  # streamed token by token, same as all at once
+
+
+def test_hearth_search_prints_hub_text_inert(fake_hub, capsys):
+    from fake_hub import FakeRepo
+
+    fake_hub.add_repo(FakeRepo("evilorg/Evil-GGUF", {"evil.gguf": b"GGUF"},
+                               tags=["gguf", "license:\x1b]52;c;aGVsbG8=\x07mit\x1b[8m"]))
+    assert main(["search", "evil"]) == 0
+    out = capsys.readouterr().out
+    assert "evilorg/Evil-GGUF" in out and "mit" in out
+    assert not ACTIVE.search(out)

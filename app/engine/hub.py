@@ -119,6 +119,15 @@ def _check_online() -> None:
                        "offline")
 
 
+def load_client() -> None:
+    """Import the Hub client now, where the caller can afford it (the window, while it starts).
+
+    Importing `huggingface_hub.hf_api` (a very large module) holds the interpreter lock for about
+    0.1 s; done first on a worker thread after a click, it froze the window for that long.
+    """
+    import huggingface_hub.hf_api  # noqa: F401
+
+
 def _api(token: str | None) -> Any:
     _check_online()
     from huggingface_hub import HfApi

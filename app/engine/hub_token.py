@@ -37,6 +37,16 @@ def _keyring() -> object | None:
     return keyring
 
 
+def load_keyring() -> None:
+    """Find the keyring backend now, where the caller can afford it (the window, while it starts).
+
+    Finding it imports every backend (Secret Service pulls in `cryptography`), which holds the
+    interpreter lock for about 0.1 s: done first on a worker thread after a click, it froze the
+    window for that long.
+    """
+    _keyring()
+
+
 def _token_file(root: Path | None) -> Path:
     return (root or data_paths().root) / _FILE
 

@@ -33,9 +33,9 @@ from PySide6.QtWidgets import (
 from superqt.utils import WorkerBase
 
 from app.engine.downloads import DownloadEvent, download_key, part_path
-from app.engine.hub import FileTarget, HubModel
+from app.engine.hub import FileTarget, HubModel, load_client
 from app.engine.hub import search_models as hub_search
-from app.engine.hub_token import get_token
+from app.engine.hub_token import get_token, load_keyring
 from app.models.store import Store
 from app.ui.discover.details import ModelDetails, RepoDetails
 from app.ui.discover.downloads_panel import DownloadRow, DownloadsPanel
@@ -61,6 +61,9 @@ class DiscoverPage(QWidget):
 
     def __init__(self, store: Store, models_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # Now, not as the first search or download freezes the window.
+        load_client()
+        load_keyring()
         # Its own pool, so a slow search never waits behind the starter model's assembly.
         self.tasks = TaskRunner(self, max_threads=3)
         self.downloads = DownloadBridge(models_dir, store, self)
