@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from fake_hub import FakeHub, Faults
+from test_downloads import BIG, _dest, _wait_for
 
 from app.engine.download_lock import lock_path
 from app.engine.download_verify import disk_full_message
@@ -27,12 +27,6 @@ from app.engine.hub import file_targets
 from app.engine.part_origin import origin_path
 
 REPO = "tinyorg/Tiny-1B-GGUF"
-BIG = "Tiny-1B-Q8_0.gguf"
-
-
-def _dest(home: Path, name: str = BIG) -> Path:
-    return home / "models" / "tinyorg" / "Tiny-1B-GGUF" / name
-
 
 def _manager(home: Path, events: list[DownloadEvent], **kwargs: object) -> DownloadManager:
     kwargs.setdefault("backoff", 0.01)
@@ -65,13 +59,6 @@ def _cli_get(hub: FakeHub, home: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "HEARTH_HOME": str(home), "HF_ENDPOINT": hub.url}
     return subprocess.Popen([sys.executable, "-m", "app", "get", REPO, "--quant", "Q8_0"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(condition: object, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 # -- sha256 of files already on disk ------------------------------------------------------------
@@ -236,7 +223,8 @@ def test_second_process_is_told_the_file_is_busy_then_resumes(
     fake_hub.faults[BIG] = Faults(throttle_bps=1_500_000)
     part = part_path(_dest(hearth_home))
     cli = _cli_get(fake_hub, hearth_home)  # the other Hearth: `hearth get` of the same file
-    _wait_for(lambda: part.exists() and part.stat().st_size > 0 or cli.poll() is not None)
+    _wait_for(lambda: part.exists() and part.stat().st_size > 0 or cli.poll() is not None,
+              timeout=20)
     assert cli.poll() is None, cli.communicate()
     events: list[DownloadEvent] = []
     manager = _manager(hearth_home, events)
@@ -261,7 +249,7 @@ def test_hearth_get_says_busy_while_this_process_downloads(
     events: list[DownloadEvent] = []
     manager = _manager(hearth_home, events)
     key = manager.add(file_targets(REPO, [BIG])[0])
-    _wait_for(lambda: any(e.kind == "progress" and e.done > 0 for e in events))
+    _wait_for(lambda: any(e.kind == "progress" and e.done > 0 for e in events), timeout=20)
     assert lock_path(part_path(_dest(hearth_home))).exists()
     out, err = _cli_get(fake_hub, hearth_home).communicate(timeout=60)
     assert BUSY_ELSEWHERE in err and "Added" not in out
