@@ -15,8 +15,8 @@ from pathlib import Path
 
 from _common import ROOT, median, verdict
 
-from app.engine.downloads import DownloadManager
-from app.engine.hub import file_targets
+from app.engine.hub.api import file_targets
+from app.engine.hub.downloads import DownloadManager
 
 ROUNDS = int(os.environ.get("HEARTH_BENCH_ROUNDS", "6"))
 

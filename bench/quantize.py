@@ -24,8 +24,8 @@ from pathlib import Path
 import llama_cpp
 from _common import median, starter_model, verdict
 
-from app.engine import llama_log
-from app.engine.quantize import QuantizeJob, QuantizeRequest, plan_quantize
+from app.engine.inference import llama_log
+from app.engine.quantize.quantize import QuantizeJob, QuantizeRequest, plan_quantize
 
 ROUNDS = 7
 THREADS = os.cpu_count() or 1

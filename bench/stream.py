@@ -18,7 +18,7 @@ from pathlib import Path
 import llama_cpp
 from _common import median, starter_model, verdict
 
-from app.engine.runtime import default_threads
+from app.engine.inference.runtime import default_threads
 from app.engine.types import ChatMessage, LoadSettings, Sampling
 
 # A prompt and seed on which the starter (a base model) writes a long reply rather than stopping.
@@ -124,7 +124,7 @@ def main() -> int:
         # the GUI, the bridge and the database writes all run on the same two cores meanwhile.
         return stats.tokens_per_second, stats.generated_tokens
 
-    from app.engine.runtime import Runtime
+    from app.engine.inference.runtime import Runtime
 
     tokenizer = Runtime(path, LoadSettings(n_ctx=256, n_threads=threads))
     prompt = tokenizer.render([ChatMessage("user", PROMPT)])[1]

@@ -11,8 +11,8 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
-from app.engine.gguf_info import read_model_info
-from app.engine.prompt_format import PLAIN_FORMAT_LABEL
+from app.engine.gguf.info import read_model_info
+from app.engine.inference.prompt_format import PLAIN_FORMAT_LABEL
 from app.engine.types import GenerationStats, LoadSettings
 from app.models.store import Store
 from app.ui.bridge import EngineBridge
@@ -769,7 +769,7 @@ def test_opening_and_leaving_a_chat_keeps_sampling_the_panel_cannot_show(qtbot, 
 
 def test_model_picker_recovers_from_an_unexpected_load_failure(qtbot, bridge, make_page,
                                                                tiny_model, monkeypatch):
-    from app.engine import host as host_module
+    from app.engine.inference import host as host_module
 
     class Broken(RuntimeError):
         pass

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from app.cli import NO_DISPLAY_EXIT, main
-from app.engine.gguf_info import read_model_info
+from app.cli.terminal_text import terminal_safe
+from app.engine.gguf.info import read_model_info
 from app.models.store import Store
-from app.terminal_text import terminal_safe
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine.context_fit import ContextOverflow, fit_conversation
-from app.engine.stop_text import StopTextStream
+from app.engine.inference.context_window import ContextOverflow, fit_conversation
+from app.engine.inference.stop_text import StopTextStream
 from app.engine.types import ChatMessage
 
 

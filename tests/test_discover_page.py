@@ -7,11 +7,12 @@ from pathlib import Path
 from fake_hub import FakeHub, Faults
 from PySide6.QtCore import Qt
 
-from app.engine.downloads import DownloadEvent
-from app.engine.fit import estimate_memory
-from app.engine.fit_badge import quick_fit
-from app.engine.gguf_info import human_bytes, read_header_bytes
+from app.engine.gguf.info import read_header_bytes
+from app.engine.hub.downloads import DownloadEvent
+from app.engine.sizing.fit_verdict import quick_fit
+from app.engine.sizing.memory_estimate import estimate_memory
 from app.engine.types import LoadSettings
+from app.engine.units import human_bytes
 from app.ui.discover import jobs
 from app.ui.main_window import DISCOVER_PAGE
 
@@ -354,7 +355,7 @@ def test_a_refused_target_gets_a_failed_row_and_a_failed_fetch_clears_the_status
 
 def test_a_download_that_failed_earlier_shows_failed_and_resume_errors_show(
         qtbot, fake_hub: FakeHub, make_main_window, monkeypatch) -> None:
-    from app.engine.downloads import DownloadRecord, target_path
+    from app.engine.hub.downloads import DownloadRecord, target_path
     from app.ui import discover_page
 
     first = make_main_window()

@@ -7,8 +7,8 @@ from pathlib import Path
 from fake_hub import FakeHub
 from PySide6.QtCore import Qt
 
-from app.engine.downloads import BUSY_ELSEWHERE, DownloadEvent, DownloadManager
-from app.engine.hub import file_targets
+from app.engine.hub.api import file_targets
+from app.engine.hub.downloads import BUSY_ELSEWHERE, DownloadEvent, DownloadManager
 from app.ui.discover.downloads_panel import DownloadsPanel
 
 REPO = "tinyorg/Tiny-1B-GGUF"

@@ -14,17 +14,17 @@ import pytest
 from fake_hub import FakeHub, Faults
 from test_downloads import BIG, _dest, _wait_for
 
-from app.engine.download_lock import lock_path
-from app.engine.download_verify import disk_full_message
-from app.engine.downloads import (
+from app.engine.hub.api import file_targets
+from app.engine.hub.download_lock import lock_path
+from app.engine.hub.download_verify import disk_full_message
+from app.engine.hub.downloads import (
     BUSY_ELSEWHERE,
     DiskUsage,
     DownloadEvent,
     DownloadManager,
     part_path,
 )
-from app.engine.hub import file_targets
-from app.engine.part_origin import origin_path
+from app.engine.hub.part_origin import origin_path
 
 REPO = "tinyorg/Tiny-1B-GGUF"
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from fake_hub import FakeHub, Faults
 
-from app.engine.downloads import (
+from app.engine.hub.api import file_targets
+from app.engine.hub.downloads import (
     DiskUsage,
     DownloadError,
     DownloadEvent,
@@ -22,8 +23,7 @@ from app.engine.downloads import (
     part_path,
     target_path,
 )
-from app.engine.gguf_info import human_bytes
-from app.engine.hub import file_targets
+from app.engine.units import human_bytes
 
 REPO = "tinyorg/Tiny-1B-GGUF"
 BIG = "Tiny-1B-Q8_0.gguf"

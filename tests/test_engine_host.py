@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.events import Done, Failed, Loaded, LoadProgress, PromptInfo, Token, Unloaded
-from app.engine.host import EngineHost
+from app.engine.inference.events import (
+    Done,
+    Failed,
+    Loaded,
+    LoadProgress,
+    PromptInfo,
+    Token,
+    Unloaded,
+)
+from app.engine.inference.host import EngineHost
 from app.engine.types import ChatMessage, LoadSettings, Sampling
 from app.testing.tiny_gguf import truncate_copy
 
@@ -187,7 +195,7 @@ class _Broken(RuntimeError):
 
 def test_an_unexpected_load_error_fails_as_a_load_and_the_host_keeps_working(
         rec, tiny_model, monkeypatch):
-    from app.engine import host as host_module
+    from app.engine.inference import host as host_module
 
     real_runtime = host_module.Runtime
 
@@ -210,9 +218,9 @@ def test_a_template_that_cannot_render_a_chat_fails_that_reply_clearly(
 ):
     import queue
 
-    from app.engine import host as host_module
-    from app.engine.events import Failed
-    from app.engine.prompt_format import PromptFormatError
+    from app.engine.inference import host as host_module
+    from app.engine.inference.events import Failed
+    from app.engine.inference.prompt_format import PromptFormatError
     from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model
 
     model = build_tiny_model(tmp_path / "m.gguf", chat_template=CHATML_TEMPLATE)

@@ -12,9 +12,9 @@ from pathlib import Path
 import llama_cpp
 import pytest
 
-from app.engine.fit import FitEstimate, auto_gpu_layers, estimate_memory
-from app.engine.gguf_info import read_model_info, read_model_shape
-from app.engine.hardware import GpuInfo
+from app.engine.gguf.info import read_model_info, read_model_shape
+from app.engine.sizing.hardware import GpuInfo
+from app.engine.sizing.memory_estimate import FitEstimate, auto_gpu_layers, estimate_memory
 from app.engine.types import LoadSettings, ModelInfo, ModelShape
 from app.testing.tiny_gguf import build_tiny_model
 
@@ -128,7 +128,7 @@ def test_header_fields_for_the_estimate(starter_model: Path) -> None:
 _MEASURE = r"""
 import gc, json, sys
 import psutil
-from app.engine.runtime import Runtime
+from app.engine.inference.runtime import Runtime
 from app.engine.types import LoadSettings, Sampling
 path, settings = sys.argv[1], LoadSettings(**json.loads(sys.argv[2]))
 gc.collect()
@@ -219,7 +219,7 @@ def test_cli_info_prints_the_estimate(tiny_model: Path, capsys: pytest.CaptureFi
 
 
 def test_runtime_loads_a_quantized_kv_cache(tiny_model: Path, tmp_path: Path) -> None:
-    from app.engine.runtime import LoadError, Runtime
+    from app.engine.inference.runtime import LoadError, Runtime
 
     # Quantized K rows need a head size that divides by the 32-element block.
     model = build_tiny_model(tmp_path / "m.gguf", n_embd=128, n_head=4, n_head_kv=2)

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 from app.cli import main as hearth
-from app.engine.gguf_info import GGUFError, read_header_bytes, read_model_info
-from app.engine.gguf_values import MAX_COUNT, MAX_LAYERS
+from app.engine.gguf.info import GGUFError, read_header_bytes, read_model_info
+from app.engine.gguf.values import MAX_COUNT, MAX_LAYERS
 from app.engine.types import ModelInfo
 from app.models.library import import_path
 

@@ -10,7 +10,7 @@ import gguf
 import numpy as np
 import pytest
 
-from app.engine.gguf_info import (
+from app.engine.gguf.info import (
     GGUFError,
     GGUFIncomplete,
     format_model_info,
@@ -20,7 +20,7 @@ from app.engine.gguf_info import (
     read_model_info,
     read_model_shape,
 )
-from app.engine.runtime import Runtime
+from app.engine.inference.runtime import Runtime
 from app.engine.types import LoadSettings, Sampling
 from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model, truncate_copy
 

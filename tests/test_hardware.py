@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.engine import hardware
-from app.engine.hardware import GpuInfo, probe_hardware, sample_usage, usage_samples
+from app.engine.sizing import hardware
+from app.engine.sizing.hardware import GpuInfo, probe_hardware, sample_usage, usage_samples
 
 GIB = 1 << 30
 

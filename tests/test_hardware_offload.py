@@ -9,8 +9,8 @@ import psutil
 import pytest
 from test_hardware import GIB, FakeNVML
 
-from app.engine import hardware
-from app.engine.hardware import GpuInfo, offload_gpus, reset_offload_gpus, vram_used
+from app.engine.sizing import hardware
+from app.engine.sizing.hardware import GpuInfo, offload_gpus, reset_offload_gpus, vram_used
 
 
 @pytest.fixture(autouse=True)

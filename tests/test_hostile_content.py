@@ -13,8 +13,8 @@ from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QHelpEvent, QTextDocument
 from PySide6.QtWidgets import QApplication, QLabel, QListWidget, QListWidgetItem, QToolTip
 
-from app.engine.gguf_info import read_model_info
-from app.engine.hub import HubModel
+from app.engine.gguf.info import read_model_info
+from app.engine.hub.api import HubModel
 from app.testing.tiny_gguf import build_tiny_model
 from app.ui.bridge import EngineBridge
 from app.ui.chat.page import ChatPage

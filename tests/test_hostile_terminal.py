@@ -10,8 +10,8 @@ from pathlib import Path
 from hostile_inputs import HOSTILE, TIME_BUDGET_S
 
 from app.cli import main
+from app.cli.terminal_text import TerminalText, terminal_safe
 from app.models.store import Store
-from app.terminal_text import TerminalText, terminal_safe
 from app.testing.tiny_gguf import build_tiny_model
 
 # What a terminal would act on: C0 but newline and tab, DEL, C1, and bidirectional overrides.

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from fake_hub import FakeHub, Faults
 
-from app.engine import hub_token
-from app.engine.hub import (
+from app.engine.hub.api import (
     HubError,
     list_gguf_files,
     model_card,
@@ -19,6 +18,7 @@ from app.engine.hub import (
     remote_model_info,
     search_models,
 )
+from app.engine.hub import hf_token as hub_token
 
 
 def test_search_gguf_only_sorted_with_tags(fake_hub: FakeHub) -> None:
@@ -99,8 +99,8 @@ def test_token_file_is_private_and_not_in_errors(tmp_path: Path,
 def test_remote_model_info_reads_the_header_by_range(fake_hub: FakeHub,
                                                      tiny_gguf_bytes: dict[str, bytes],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.engine import hub
-    from app.engine.gguf_info import read_header_bytes
+    from app.engine.gguf.info import read_header_bytes
+    from app.engine.hub import api as hub
 
     big = tiny_gguf_bytes["big"]
     monkeypatch.setattr(hub, "HEADER_FIRST_BYTES", 256)  # force a few doublings

@@ -14,7 +14,7 @@ from keyring.backends import fail
 from keyring.errors import PasswordDeleteError
 
 from app.cli import main
-from app.engine import hub_token
+from app.engine.hub import hf_token as hub_token
 
 
 class MemoryKeyring(KeyringBackend):

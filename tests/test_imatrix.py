@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.engine.imatrix import ImatrixError, load_imatrix, to_c_array, write_imatrix
+from app.engine.quantize.imatrix import ImatrixError, load_imatrix, to_c_array, write_imatrix
 from app.testing.tiny_gguf import build_test_imatrix, truncate_copy
 
 
@@ -129,7 +129,7 @@ def test_iq2_xs_needs_the_imatrix_and_works_with_it(
     import gguf
     import llama_cpp
 
-    from app.engine import llama_log
+    from app.engine.inference import llama_log
 
     llama_log.install()
     model = quantizable_models["f16"]

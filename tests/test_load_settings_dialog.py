@@ -6,8 +6,8 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 from test_hardware import FakeNVML
 
-from app.engine.gguf_info import read_model_info
-from app.engine.hardware import probe_hardware
+from app.engine.gguf.info import read_model_info
+from app.engine.sizing.hardware import probe_hardware
 from app.engine.types import LoadSettings
 from app.ui import load_settings_dialog as lsd
 from app.ui.bridge import EngineBridge

@@ -8,10 +8,11 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine
 
-from app.engine.events import Loaded, MemoryCheck, MemoryMeasured
-from app.engine.gguf_info import human_bytes, read_model_info
-from app.engine.host import EngineHost
+from app.engine.gguf.info import read_model_info
+from app.engine.inference.events import Loaded, MemoryCheck, MemoryMeasured
+from app.engine.inference.host import EngineHost
 from app.engine.types import ChatMessage, LoadSettings, Sampling
+from app.engine.units import human_bytes
 from app.models.migrations import make_config
 from app.models.store import Store
 from app.ui.bridge import EngineBridge
@@ -55,7 +56,7 @@ def test_host_reports_estimate_beside_measured_growth_and_again_after_a_reply(ti
         # Only the first reply of a load is measured again.
         events.clear()
         host.chat([ChatMessage("user", "again")], Sampling(temperature=0, max_tokens=4))
-        from app.engine.events import Done
+        from app.engine.inference.events import Done
 
         _wait_for(events, Done)
         assert not any(isinstance(e, MemoryMeasured) for e in events)

@@ -1,4 +1,4 @@
-"""Perplexity and speed measurement (app/engine/perplexity.py).
+"""Perplexity and speed measurement (app/engine/quantize/perplexity.py).
 
 The reference is llama-cpp-python's high-level `Llama` with logits for every position: it
 decodes each window on its own, and the log-softmax and the choice of scored tokens are done
@@ -15,8 +15,9 @@ import llama_cpp
 import numpy as np
 import pytest
 
-from app.engine.gguf_info import GGUFError
-from app.engine.perplexity import (
+from app.engine.gguf.info import GGUFError
+from app.engine.inference.runtime import LoadError, default_threads
+from app.engine.quantize.perplexity import (
     EvalModel,
     PerplexityResult,
     SpeedResult,
@@ -24,8 +25,7 @@ from app.engine.perplexity import (
     perplexity,
     speed_prompt,
 )
-from app.engine.runtime import LoadError, default_threads
-from app.engine.samples import DEFAULT_SAMPLE, sample_text
+from app.engine.quantize.samples import DEFAULT_SAMPLE, sample_text
 from app.testing.tiny_gguf import truncate_copy
 
 # Ours agrees with the reference to ~1e-12 on the same backend settings; on the tiny model an

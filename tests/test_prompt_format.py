@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine.prompt_format import (
+from app.engine.inference.prompt_format import (
     PLAIN_STOPS,
     PromptFormatError,
     PromptFormatter,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_prompt_format import STRICT_TEMPLATE
 
-from app.engine.prompt_spans import TextSpan, marker, match_contents
-from app.engine.runtime import Runtime
+from app.engine.inference.prompt_spans import TextSpan, marker, match_contents
+from app.engine.inference.runtime import Runtime
 from app.engine.types import ChatMessage, LoadSettings
 from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model
 

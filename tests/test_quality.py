@@ -11,8 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app.engine import perplexity as ppl
-from app.engine.quality import (
+from app.engine.quantize.quality import (
     EvalProgress,
     EvaluateJob,
     QualityCancelled,
@@ -20,8 +19,9 @@ from app.engine.quality import (
     to_csv,
     to_markdown,
 )
-from app.engine.quantize import QuantizeJob, QuantizeRequest, plan_quantize
-from app.engine.samples import sample_text
+from app.engine.quantize.quantize import QuantizeJob, QuantizeRequest, plan_quantize
+from app.engine.quantize import perplexity as ppl
+from app.engine.quantize.samples import sample_text
 from app.models.store import Store
 from app.testing.steps import drain
 
@@ -79,9 +79,9 @@ def test_gpu_offload_asked_of_a_cpu_only_build_measures_on_the_cpu_and_says_so(
 
 
 def test_measurements_offload_as_many_layers_as_fit(quantizable_models: dict[str, Path]) -> None:
-    from app.engine.gguf_info import read_model_info
-    from app.engine.hardware import GpuInfo
-    from app.engine.quality import eval_gpu_layers
+    from app.engine.gguf.info import read_model_info
+    from app.engine.quantize.quality import eval_gpu_layers
+    from app.engine.sizing.hardware import GpuInfo
 
     info = read_model_info(quantizable_models["f16"])
     big = [GpuInfo(0, "big", vram_total=80 << 30, vram_free=80 << 30)]
@@ -122,7 +122,7 @@ def test_cancel_stops_the_measuring_process(
 
 
 def _report() -> QualityReport:
-    from app.engine.quality import QualityRow
+    from app.engine.quantize.quality import QualityRow
 
     return QualityReport("/m/model-F16.gguf", "alice.txt", 512, 10, gpu_layers=7, rows=(
         QualityRow("F16 (source)", "/m/model-F16.gguf", "F16", 2_000_000_000, 16.0,

@@ -12,10 +12,10 @@ import llama_cpp
 import psutil
 import pytest
 
-import app.engine.quantize as quantize_mod
-from app.engine.gguf_info import read_model_info
-from app.engine.quant_types import QUANT_TYPES, offered_types, quant_type, requantize_warning
-from app.engine.quantize import (
+import app.engine.quantize.quantize as quantize_mod
+from app.engine.gguf.info import read_model_info
+from app.engine.gguf.quant_types import QUANT_TYPES, offered_types, quant_type, requantize_warning
+from app.engine.quantize.quantize import (
     OutputExists,
     QuantizeCancelled,
     QuantizeError,
@@ -267,7 +267,7 @@ _KILLED_PARENT = """
 import sys
 from pathlib import Path
 from typing import Any
-from app.engine.quantize import QuantizeJob, QuantizeRequest, plan_quantize
+from app.engine.quantize.quantize import QuantizeJob, QuantizeRequest, plan_quantize
 plan = plan_quantize(QuantizeRequest(Path(sys.argv[1]), ("Q6_K",), out_dir=Path(sys.argv[2]),
                                      threads=1, allow_requantize=True), predict=False)
 for step in QuantizeJob(plan).run():
@@ -336,8 +336,8 @@ def test_a_cancel_landing_while_the_worker_starts_still_stops_it(
     import subprocess
     import time
 
-    from app.engine import worker_process
-    from app.engine.worker_process import WorkerCancelled, WorkerProcess
+    from app.engine.quantize import worker_process
+    from app.engine.quantize.worker_process import WorkerCancelled, WorkerProcess
 
     worker = WorkerProcess({
         "cmd": "quantize", "source": str(starter_model), "dest": str(tmp_path / "x.part"),

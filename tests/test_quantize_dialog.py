@@ -11,11 +11,11 @@ from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 from shiboken6 import isValid
 
-from app.engine import quantize as quantize_module
-from app.engine.gguf_info import read_model_info
-from app.engine.quality import QualityRow
-from app.engine.quant_types import requantize_warning
-from app.engine.quantize import output_path
+from app.engine.gguf.info import read_model_info
+from app.engine.gguf.quant_types import requantize_warning
+from app.engine.quantize.quality import QualityRow
+from app.engine.quantize.quantize import output_path
+from app.engine.quantize import quantize as quantize_module
 from app.ui.quantize.dialog import REPORT_PAGE, QuantizeDialog
 from app.ui.quantize.report_view import QualityReportDialog, row_cells
 from app.ui.quantize.targets import FIT, PENDING, SIZE

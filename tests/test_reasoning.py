@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.engine.reasoning import ThinkingSplit, split_thinking
+from app.engine.inference.reasoning import ThinkingSplit, split_thinking
 
 
 def test_plain_text_has_no_thinking() -> None:
@@ -52,7 +52,7 @@ def test_second_block_open_after_a_closed_one() -> None:
 
 
 def test_reply_that_starts_inside_the_block_streams_as_thinking() -> None:
-    from app.engine.reasoning import split_thinking as split
+    from app.engine.inference.reasoning import split_thinking as split
 
     assert split("Okay, the user wants", starts_in_thinking=True) == ThinkingSplit(
         "Okay, the user wants", "", True)
@@ -67,7 +67,7 @@ def test_reply_that_starts_inside_the_block_streams_as_thinking() -> None:
 
 
 def test_prompt_opens_thinking() -> None:
-    from app.engine.reasoning import prompt_opens_thinking
+    from app.engine.inference.reasoning import prompt_opens_thinking
 
     assert prompt_opens_thinking("<｜User｜>hi<｜Assistant｜><think>\n")
     assert not prompt_opens_thinking("<|im_start|>assistant\n")
@@ -75,7 +75,7 @@ def test_prompt_opens_thinking() -> None:
 
 
 def test_rendered_prompt_knows_when_the_template_opens_the_block() -> None:
-    from app.engine.prompt_format import PromptFormatter
+    from app.engine.inference.prompt_format import PromptFormatter
     from app.engine.types import ChatMessage
 
     r1 = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}"

@@ -9,10 +9,10 @@ import llama_cpp
 import pytest
 from test_prompt_format import STRICT_TEMPLATE
 
-from app.engine import runtime as runtime_mod
-from app.engine.fit import effective_ctx
-from app.engine.prompt_format import PromptFormatter
-from app.engine.runtime import LoadError, Runtime
+from app.engine.inference import runtime as runtime_mod
+from app.engine.inference.prompt_format import PromptFormatter
+from app.engine.inference.runtime import LoadError, Runtime
+from app.engine.sizing.memory_estimate import effective_ctx
 from app.engine.types import ChatMessage, LoadSettings, Sampling
 from app.testing.tiny_gguf import build_tiny_model
 
@@ -148,7 +148,7 @@ def test_open_llama_reports_a_bad_context_and_frees_the_model(
 
 
 def test_line_collector_assembles_fragments_with_their_level():
-    from app.engine.llama_log import CONT, ERROR, LineCollector
+    from app.engine.inference.llama_log import CONT, ERROR, LineCollector
 
     lines: list[tuple[int, str]] = []
     collect = LineCollector(lambda level, line: lines.append((level, line)))
@@ -171,7 +171,7 @@ def test_line_collector_assembles_fragments_with_their_level():
 
 
 def test_recent_errors_are_whole_lines():
-    from app.engine import llama_log
+    from app.engine.inference import llama_log
 
     llama_log.install()
     llama_log.take_recent_errors()
@@ -185,7 +185,7 @@ def test_recent_errors_are_whole_lines():
 
 @pytest.fixture
 def restore_llama_log():
-    from app.engine import llama_log
+    from app.engine.inference import llama_log
 
     yield
     llama_cpp.llama_log_set(llama_log._on_log, None)
@@ -195,7 +195,7 @@ def test_dry_run_builds_the_imatrix_array_once(
     quantizable_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     restore_llama_log: None,
 ):
-    from app.engine import imatrix, quantize_worker
+    from app.engine.quantize import imatrix, quantize_worker
     from app.testing.tiny_gguf import build_test_imatrix
 
     source = quantizable_models["f32"]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fake_hub import FakeHub, FakeRepo, Faults
 
-from app.engine.downloads import DownloadEvent, DownloadManager, part_path
-from app.engine.gguf_names import is_mmproj, part_name, split_part, split_siblings
-from app.engine.hub import file_targets, list_gguf_files
+from app.engine.gguf.names import is_mmproj, part_name, split_part, split_siblings
+from app.engine.hub.api import file_targets, list_gguf_files
+from app.engine.hub.downloads import DownloadEvent, DownloadManager, part_path
 from app.engine.paths import data_paths
 from app.models.downloaded import library_callback, register_download
 from app.models.library import find_unindexed, import_path, remove_model

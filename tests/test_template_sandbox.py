@@ -9,11 +9,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app.engine.events import Done, Failed, Loaded, PromptInfo
-from app.engine.gguf_info import read_model_info
-from app.engine.host import EngineHost
-from app.engine.prompt_format import PromptFormatError, PromptFormatter
-from app.engine.template_sandbox import TemplateFailure, TemplateSandbox
+from app.engine.gguf.info import read_model_info
+from app.engine.inference.events import Done, Failed, Loaded, PromptInfo
+from app.engine.inference.host import EngineHost
+from app.engine.inference.prompt_format import PromptFormatError, PromptFormatter
+from app.engine.inference.template_sandbox import TemplateFailure, TemplateSandbox
 from app.engine.types import ChatMessage, LoadSettings, Sampling
 from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model
 from app.ui.bridge import EngineBridge

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.engine.arch_support import architecture_supported
-from app.engine.events import Failed, Loaded
-from app.engine.gguf_info import read_model_info
-from app.engine.host import EngineHost
-from app.engine.runtime import LoadError, Runtime
+from app.engine.gguf.info import read_model_info
+from app.engine.inference.arch_support import architecture_supported
+from app.engine.inference.events import Failed, Loaded
+from app.engine.inference.host import EngineHost
+from app.engine.inference.runtime import LoadError, Runtime
 from app.engine.types import LoadSettings
 from app.testing.tiny_gguf import build_tiny_model
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from app.engine.quant_types import quant_type
-from app.engine.quantize import predict_sizes
-from app.engine.worker_process import WORKER_MODULE, worker_command
+from app.engine.gguf.quant_types import quant_type
+from app.engine.quantize.quantize import predict_sizes
+from app.engine.quantize.worker_process import WORKER_MODULE, worker_command
 
 _HOSTILE = "from pathlib import Path\nPath({marker!r}).write_text('hostile code ran')\n"
 
@@ -22,10 +22,10 @@ def hostile_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Pat
     folder = tmp_path / "project"
     marker = tmp_path / "marker.txt"
     code = _HOSTILE.format(marker=str(marker))
-    for package in ("app", "app/engine"):
+    for package in ("app", "app/engine", "app/engine/quantize"):
         (folder / package).mkdir(parents=True)
         (folder / package / "__init__.py").write_text(code)
-    (folder / "app/engine/quantize_worker.py").write_text(code)
+    (folder / "app/engine/quantize/quantize_worker.py").write_text(code)
     monkeypatch.chdir(folder)
     monkeypatch.setenv("PYTHONPATH", str(folder))
     return folder, marker
@@ -55,11 +55,11 @@ def test_an_isolated_child_finds_hearths_own_package(hostile_folder: tuple[Path,
     """With -I neither the current folder nor PYTHONPATH is searched; Hearth installed editable
     (`make run`, `make test`) is still found, through the finder pip put in site-packages."""
     _folder, marker = hostile_folder
-    probe = "import app.engine.gguf_info as m; print(m.__file__)"
+    probe = "import app.engine.gguf.info as m; print(m.__file__)"
     result = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()).resolve() == (
-        Path(__file__).resolve().parents[1] / "app/engine/gguf_info.py")
+        Path(__file__).resolve().parents[1] / "app/engine/gguf/info.py")
     assert not marker.exists()
     assert worker_command()[1] == "-I"

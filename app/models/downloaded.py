@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from app.engine.downloads import part_path
-from app.engine.gguf_info import GGUFError, read_model_info
-from app.engine.gguf_names import split_siblings
+from app.engine.gguf.info import GGUFError, read_model_info
+from app.engine.gguf.names import split_siblings
+from app.engine.hub.downloads import part_path
 from app.models.library import skip_reason
 from app.models.store import Store
 

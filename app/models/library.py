@@ -13,8 +13,8 @@ from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.engine.gguf_info import GGUFError, read_model_info
-from app.engine.gguf_names import is_mmproj, split_part, split_siblings
+from app.engine.gguf.info import GGUFError, read_model_info
+from app.engine.gguf.names import is_mmproj, split_part, split_siblings
 from app.engine.paths import data_paths
 from app.engine.starter import install_starter
 from app.models.records import ModelFileRecord, ModelSource

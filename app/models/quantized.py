@@ -10,9 +10,9 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.engine.gguf_info import read_model_info
-from app.engine.quality import EvalProgress, EvaluateJob
-from app.engine.quantize import QuantizedFile, QuantizeError, QuantizeJob, QuantizeProgress
+from app.engine.gguf.info import read_model_info
+from app.engine.quantize.quality import EvalProgress, EvaluateJob
+from app.engine.quantize.quantize import QuantizedFile, QuantizeError, QuantizeJob, QuantizeProgress
 from app.models.records import ModelFileRecord, QualityReportRecord
 from app.models.store import Store
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from app.engine.quality import QualityReport
+from app.engine.quantize.quality import QualityReport
 from app.engine.types import GenerationStats, ModelInfo, Role, Sampling
 
 MessageStatus = Literal["complete", "partial", "failed", "streaming"]

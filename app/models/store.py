@@ -30,10 +30,10 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.engine.downloads import DownloadRecord
-from app.engine.events import MemoryCheck as MemoryCheckEvent
-from app.engine.quality import QualityReport as QualityReportValue
-from app.engine.quality import QualityRow
+from app.engine.hub.downloads import DownloadRecord
+from app.engine.inference.events import MemoryCheck as MemoryCheckEvent
+from app.engine.quantize.quality import QualityReport as QualityReportValue
+from app.engine.quantize.quality import QualityRow
 from app.engine.types import ModelInfo, Sampling
 from app.models.message_tree import MessageTree
 from app.models.migrations import make_config

@@ -152,7 +152,8 @@ class Download(Base):
 
 
 class MemoryCheck(Base):
-    """Estimated vs measured memory of one model load (see app.engine.events.MemoryCheck)."""
+    """Estimated vs measured memory of one model load (see
+    app.engine.inference.events.MemoryCheck)."""
 
     __tablename__ = "memory_checks"
     __table_args__ = (Index("ix_memory_checks_model_path", "model_path", "id"),)
@@ -198,7 +199,7 @@ class QualityReport(Base):
 
 
 class QualityResult(Base):
-    """One model's row in a quality report (see app.engine.quality.QualityRow)."""
+    """One model's row in a quality report (see app.engine.quantize.quality.QualityRow)."""
 
     __tablename__ = "quality_results"
 

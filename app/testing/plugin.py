@@ -143,7 +143,7 @@ def make_main_window(
     from PySide6.QtCore import QEvent
     from PySide6.QtWidgets import QApplication
 
-    from app.engine.gguf_info import read_model_info
+    from app.engine.gguf.info import read_model_info
     from app.ui.app_context import AppContext
     from app.ui.main_window import MainWindow
 

@@ -186,7 +186,7 @@ def build_test_imatrix(model: Path, dest: Path, seed: int = 0) -> Path:
     """Write a random but valid importance matrix for ``model``: one entry per matrix-multiply
     weight, sized to its input dimension, as llama-imatrix collects them (token_embd is a row
     lookup, so it has none and needs none)."""
-    from app.engine.imatrix import write_imatrix
+    from app.engine.quantize.imatrix import write_imatrix
 
     reader = gguf.GGUFReader(model)
     weights = {t.name: int(t.shape[0]) for t in reader.tensors

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from app.engine.hardware import offload_gpus
 from app.engine.logfile import LogFile
 from app.engine.paths import DataPaths, data_paths
+from app.engine.sizing.hardware import offload_gpus
 from app.models.presets import seed_builtin_presets
 from app.models.store import Store
 from app.ui.bridge import EngineBridge

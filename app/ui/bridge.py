@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-from app.engine.events import (
+from app.engine.inference.events import (
     Done,
     EngineEvent,
     Failed,
@@ -27,7 +27,7 @@ from app.engine.events import (
     Token,
     Unloaded,
 )
-from app.engine.host import EngineHost
+from app.engine.inference.host import EngineHost
 from app.engine.types import ChatMessage, LoadSettings, Sampling
 
 TICK_MS = 40

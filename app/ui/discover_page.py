@@ -32,10 +32,10 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import WorkerBase
 
-from app.engine.downloads import DownloadEvent, download_key, part_path
-from app.engine.hub import FileTarget, HubModel, load_client
-from app.engine.hub import search_models as hub_search
-from app.engine.hub_token import get_token, load_keyring
+from app.engine.hub.api import FileTarget, HubModel, load_client
+from app.engine.hub.api import search_models as hub_search
+from app.engine.hub.downloads import DownloadEvent, download_key, part_path
+from app.engine.hub.hf_token import get_token, load_keyring
 from app.models.store import Store
 from app.ui.discover.details import ModelDetails, RepoDetails
 from app.ui.discover.downloads_panel import DownloadRow, DownloadsPanel

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.gguf_info import human_bytes
-from app.engine.hardware import HardwareSnapshot, UsageSample, probe_hardware, usage_samples
+from app.engine.sizing.hardware import HardwareSnapshot, UsageSample, probe_hardware, usage_samples
+from app.engine.units import human_bytes
 from app.ui.sparkline import Sparkline
 from app.ui.workers import TaskRunner
 

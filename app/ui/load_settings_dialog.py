@@ -1,7 +1,8 @@
 """Per-model load settings (persisted in the Store) with a live memory-fit estimate.
 
-The estimate is `app.engine.fit.estimate_memory`, recomputed as any control changes; it only
-reads the GGUF header (cached), so it is cheap enough to run on every slider step.
+The estimate is `app.engine.sizing.memory_estimate.estimate_memory`, recomputed as any control
+changes; it only reads the GGUF header (cached), so it is cheap enough to run on every slider
+step.
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.fit import FitEstimate, auto_gpu_layers, estimate_memory, shape_of
-from app.engine.gguf_info import human_bytes
-from app.engine.hardware import GpuInfo, offload_gpus
+from app.engine.sizing.hardware import GpuInfo, offload_gpus
+from app.engine.sizing.memory_estimate import (
+    FitEstimate,
+    auto_gpu_layers,
+    estimate_memory,
+    shape_of,
+)
 from app.engine.types import LoadSettings, ModelInfo
+from app.engine.units import human_bytes
 from app.models.store import Store
 from app.ui.plain_text import escaped_rich
 

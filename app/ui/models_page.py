@@ -37,8 +37,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.arch_support import architecture_label, architecture_supported, unsupported_message
-from app.engine.gguf_info import format_model_info, human_bytes, human_count
+from app.engine.gguf.info import format_model_info
+from app.engine.inference.arch_support import (
+    architecture_label,
+    architecture_supported,
+    unsupported_message,
+)
+from app.engine.units import human_bytes, human_count
 from app.models.library import (
     ImportProgress,
     ImportReport,

@@ -44,7 +44,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
-from app.engine.reasoning import split_thinking
+from app.engine.inference.reasoning import split_thinking
 from app.engine.types import GenerationStats
 from app.models.records import MessageRecord
 from app.ui.chat.message_model import RecordRole, StatsRole, VersionRole

@@ -17,10 +17,10 @@ from PySide6.QtWidgets import (
 )
 from superqt import QElidingLabel
 
-from app.engine.events import MemoryCheck
-from app.engine.gguf_info import human_bytes
-from app.engine.prompt_format import PLAIN_FORMAT_LABEL
+from app.engine.inference.events import MemoryCheck
+from app.engine.inference.prompt_format import PLAIN_FORMAT_LABEL
 from app.engine.types import LoadSettings, ModelInfo
+from app.engine.units import human_bytes
 from app.models.store import Store
 from app.ui import load_settings_dialog
 from app.ui.bridge import EngineBridge

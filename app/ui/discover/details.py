@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.downloads import DownloadError, target_path
-from app.engine.fit_badge import FitBadge
-from app.engine.gguf_info import human_bytes, human_count
-from app.engine.hub import HubFile, HubModel
+from app.engine.hub.api import HubFile, HubModel
+from app.engine.hub.downloads import DownloadError, target_path
+from app.engine.sizing.fit_verdict import FitBadge
+from app.engine.units import human_bytes, human_count
 from app.ui.inert_document import InertBrowser
 from app.ui.markdown_html import MarkdownRenderer
 from app.ui.plain_text import make_plain

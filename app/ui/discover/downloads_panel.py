@@ -33,9 +33,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.downloads import DownloadEvent, DownloadRecord
-from app.engine.gguf_info import human_bytes
-from app.engine.hub import FileTarget
+from app.engine.hub.api import FileTarget
+from app.engine.hub.downloads import DownloadEvent, DownloadRecord
+from app.engine.units import human_bytes
 
 _Index = QModelIndex | QPersistentModelIndex
 HEADERS = ["File", "Progress", "Speed", "ETA", "Status"]

@@ -13,9 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import psutil
 
-from app.engine.fit_badge import FitBadge, estimated_fit, quick_fit
-from app.engine.hardware import GpuInfo
-from app.engine.hub import (
+from app.engine.hub.api import (
     FileTarget,
     HubError,
     HubFile,
@@ -24,7 +22,9 @@ from app.engine.hub import (
     model_card,
     remote_model_info,
 )
-from app.engine.hub_token import get_token
+from app.engine.hub.hf_token import get_token
+from app.engine.sizing.fit_verdict import FitBadge, estimated_fit, quick_fit
+from app.engine.sizing.hardware import GpuInfo
 from app.ui.discover.details import RepoDetails
 from app.ui.load_settings_dialog import known_gpus
 

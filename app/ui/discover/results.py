@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from PySide6.QtWidgets import QWidget
 
-from app.engine.gguf_info import human_count
-from app.engine.hub import HubModel
+from app.engine.hub.api import HubModel
+from app.engine.units import human_count
 from app.ui.column_table import Column, ColumnTableModel
 
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.hub_token import clear_token, get_token, set_token
+from app.engine.hub.hf_token import clear_token, get_token, set_token
 from app.ui.workers import TaskRunner
 
 _WHERE = {"keyring": "in the system keyring", "file": "in a file only you can read"}

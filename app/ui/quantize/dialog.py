@@ -33,17 +33,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.gguf_info import human_bytes, human_count
-from app.engine.hardware import GpuInfo
-from app.engine.quality import (
+from app.engine.gguf.quant_types import is_requantize, offered_types, requantize_warning
+from app.engine.quantize.quality import (
     DEFAULT_N_CTX,
     EvalProgress,
     EvaluateJob,
     QualityCancelled,
     eval_gpu_layers,
 )
-from app.engine.quant_types import is_requantize, offered_types, requantize_warning
-from app.engine.quantize import (
+from app.engine.quantize.quantize import (
     QuantizeCancelled,
     QuantizeError,
     QuantizeJob,
@@ -54,7 +52,9 @@ from app.engine.quantize import (
     default_out_dir,
     output_path,
 )
+from app.engine.sizing.hardware import GpuInfo
 from app.engine.types import ModelInfo
+from app.engine.units import human_bytes, human_count
 from app.models.quantized import QuantizeOutcome, evaluate_and_save, quantize_and_register
 from app.models.records import QualityReportRecord
 from app.models.store import Store

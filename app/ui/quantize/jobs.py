@@ -10,11 +10,8 @@ from pathlib import Path
 
 import psutil
 
-from app.engine.fit import shape_of
-from app.engine.fit_badge import FitBadge, estimated_fit
-from app.engine.hardware import GpuInfo
-from app.engine.quant_types import QuantType
-from app.engine.quantize import (
+from app.engine.gguf.quant_types import QuantType
+from app.engine.quantize.quantize import (
     QuantizePlan,
     QuantizeRequest,
     existing_outputs,
@@ -22,6 +19,9 @@ from app.engine.quantize import (
     predict_sizes,
     predicted_info,
 )
+from app.engine.sizing.fit_verdict import FitBadge, estimated_fit
+from app.engine.sizing.hardware import GpuInfo
+from app.engine.sizing.memory_estimate import shape_of
 from app.engine.types import ModelInfo
 
 

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.gguf_info import human_bytes
-from app.engine.quality import QualityReport, QualityRow, ppl_change, to_csv, to_markdown
+from app.engine.quantize.quality import QualityReport, QualityRow, ppl_change, to_csv, to_markdown
+from app.engine.units import human_bytes
 from app.ui.plain_text import escaped_rich
 from app.ui.quantize.bar_chart import Bar, BarChart
 

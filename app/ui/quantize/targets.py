@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.gguf_info import human_bytes
-from app.engine.quant_types import QuantType
+from app.engine.gguf.quant_types import QuantType
+from app.engine.units import human_bytes
 from app.ui.quantize.jobs import Prediction
 
 HEADERS = ["Type", "Description", "Predicted size", "On this machine", "Output file"]

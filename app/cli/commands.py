@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from app.engine.host import EngineHost
+    from app.engine.inference.host import EngineHost
     from app.engine.types import ChatMessage, Sampling
     from app.models.records import ChatRecord
     from app.models.store import Store
@@ -93,7 +93,7 @@ def _open_store() -> Iterator[Store]:
 
 
 def _models(_args: argparse.Namespace) -> int:
-    from app.engine.gguf_info import human_bytes
+    from app.engine.units import human_bytes
 
     with _open_store() as store:
         records = store.list_model_files()
@@ -102,7 +102,7 @@ def _models(_args: argparse.Namespace) -> int:
               "or chat with the starter model: hearth chat starter")
         return 0
     rows = [("NAME", "QUANT", "SIZE", "PATH")]
-    from app.terminal_text import terminal_safe
+    from app.cli.terminal_text import terminal_safe
 
     # Names and types come from GGUF headers: never let one act on the terminal.
     rows += [(terminal_safe(r.name), terminal_safe(r.file_type), human_bytes(r.file_size),
@@ -115,15 +115,15 @@ def _models(_args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from app.engine.gguf_info import GGUFError, format_model_info, read_model_info
+    from app.engine.gguf.info import GGUFError, format_model_info, read_model_info
 
     try:
         info = read_model_info(args.file)
     except GGUFError as exc:
         print(f"hearth info: {exc}", file=sys.stderr)
         return 1
-    from app.engine.arch_support import architecture_supported, unsupported_message
-    from app.engine.fit import estimate_memory, format_estimate
+    from app.engine.inference.arch_support import architecture_supported, unsupported_message
+    from app.engine.sizing.memory_estimate import estimate_memory, format_estimate
     from app.engine.types import LoadSettings
 
     settings = LoadSettings(n_ctx=args.ctx or LoadSettings().n_ctx, kv_cache_type=args.kv_type)
@@ -137,7 +137,7 @@ def _info(args: argparse.Namespace) -> int:
                                        "breakdown": est.breakdown()}
         print(json.dumps(data, indent=2))
     else:
-        from app.terminal_text import terminal_safe
+        from app.cli.terminal_text import terminal_safe
 
         print(terminal_safe(format_model_info(info)))  # GGUF metadata is untrusted
         if not supported:
@@ -199,7 +199,7 @@ class _TerminalChat:
     """One loaded model, one stored chat, and the turns typed in the terminal."""
 
     def __init__(self, store: Store, args: argparse.Namespace) -> None:
-        from app.engine.host import EngineHost
+        from app.engine.inference.host import EngineHost
         from app.engine.types import Sampling
 
         self.store = store
@@ -213,7 +213,7 @@ class _TerminalChat:
         self.model_path = ""
 
     def _wait(self, job: int, on_token: Callable[[str], None] | None = None) -> object:
-        from app.engine.events import Done, Failed, Loaded, Token
+        from app.engine.inference.events import Done, Failed, Loaded, Token
 
         with _ctrl_c(lambda: self.host.cancel(job)):
             while True:
@@ -226,7 +226,7 @@ class _TerminalChat:
                     return event
 
     def load(self, model_path: str) -> None:
-        from app.engine.events import Failed
+        from app.engine.inference.events import Failed
         from app.engine.types import LoadSettings
 
         settings = LoadSettings(n_ctx=self.args.ctx) if self.args.ctx else LoadSettings()
@@ -264,10 +264,10 @@ class _TerminalChat:
 
     def turn(self, text: str) -> bool:
         """Send one user message and stream the reply to stdout; False if the reply failed."""
-        from app.engine.events import Done, Failed
+        from app.cli.terminal_text import TerminalText, terminal_safe
+        from app.engine.inference.events import Done, Failed
         from app.engine.types import ChatMessage
         from app.models.reply_writer import ReplyWriter
-        from app.terminal_text import TerminalText, terminal_safe
 
         store = self.store
         if self.chat is None:
@@ -322,7 +322,7 @@ def _chat(args: argparse.Namespace) -> int:
                 return 0 if session.turn(args.prompt) else 1
             return _chat_loop(session)
         except CliError as exc:  # may quote a GGUF's text: printed inert
-            from app.terminal_text import terminal_safe
+            from app.cli.terminal_text import terminal_safe
 
             print(f"hearth chat: {terminal_safe(str(exc))}", file=sys.stderr)
             return 1
@@ -331,7 +331,7 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def _chat_loop(session: _TerminalChat) -> int:
-    from app.terminal_text import terminal_safe
+    from app.cli.terminal_text import terminal_safe
 
     interactive = sys.stdin.isatty()
     if interactive:
@@ -353,10 +353,10 @@ def _chat_loop(session: _TerminalChat) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from app.engine.gguf_info import human_count
-    from app.engine.hub import HubError, search_models
-    from app.engine.hub_token import get_token
-    from app.terminal_text import terminal_safe  # repo names and tags come from the Hub
+    from app.cli.terminal_text import terminal_safe  # repo names and tags come from the Hub
+    from app.engine.hub.api import HubError, search_models
+    from app.engine.hub.hf_token import get_token
+    from app.engine.units import human_count
 
     try:
         models = search_models(args.query, sort=args.sort, limit=args.limit, token=get_token())
@@ -376,7 +376,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _pick_file(files: list, args: argparse.Namespace):
-    from app.engine.gguf_info import human_bytes
+    from app.engine.units import human_bytes
 
     models = [f for f in files if f.kind == "model"]
     if args.file:
@@ -393,10 +393,10 @@ def _pick_file(files: list, args: argparse.Namespace):
 
 
 def _get(args: argparse.Namespace) -> int:
-    from app.engine.download_progress import TerminalProgress
-    from app.engine.downloads import DownloadError, DownloadManager
-    from app.engine.hub import HubError, file_targets, list_gguf_files
-    from app.engine.hub_token import get_token
+    from app.cli.progress import TerminalProgress
+    from app.engine.hub.api import HubError, file_targets, list_gguf_files
+    from app.engine.hub.downloads import DownloadError, DownloadManager
+    from app.engine.hub.hf_token import get_token
     from app.engine.paths import data_paths
     from app.models.downloaded import register_download
 
@@ -431,7 +431,7 @@ def _get(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     import getpass
 
-    from app.engine.hub_token import clear_token, get_token, login_still_applies, set_token
+    from app.engine.hub.hf_token import clear_token, get_token, login_still_applies, set_token
 
     if args.action == "set":
         # Read from the terminal (or stdin), never from argv, which other users can see in ps.
@@ -457,11 +457,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from app.engine.fit import shape_of
-    from app.engine.fit_badge import FIT_CTX, estimated_fit
-    from app.engine.gguf_info import human_bytes
-    from app.engine.hardware import probe_hardware
-    from app.engine.quality import (
+    from app.engine.quantize.quality import (
         EvalProgress,
         EvaluateJob,
         QualityCancelled,
@@ -469,7 +465,7 @@ def _quantize(args: argparse.Namespace) -> int:
         to_csv,
         to_markdown,
     )
-    from app.engine.quantize import (
+    from app.engine.quantize.quantize import (
         OutputExists,
         QuantizeError,
         QuantizeJob,
@@ -479,7 +475,11 @@ def _quantize(args: argparse.Namespace) -> int:
         plan_quantize,
         predicted_info,
     )
+    from app.engine.sizing.fit_verdict import FIT_CTX, estimated_fit
+    from app.engine.sizing.hardware import probe_hardware
+    from app.engine.sizing.memory_estimate import shape_of
     from app.engine.steps import drain
+    from app.engine.units import human_bytes
     from app.models.quantized import evaluate_and_save, quantize_and_register
 
     with _open_store() as store:
@@ -660,7 +660,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

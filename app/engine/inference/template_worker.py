@@ -1,4 +1,4 @@
-"""The child process that renders chat templates: ``python -I -m app.engine.template_worker``.
+"""The child process that renders chat templates (``python -I`` on this file).
 
 A chat template is code from the model file. Jinja's sandbox stops it from reaching Python
 objects, but not from looping for hours or building a gigabyte string, so templates run here,

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
-from app.engine.gguf_names import is_mmproj, part_name, split_part
+from app.engine.gguf.names import is_mmproj, part_name, split_part
 from app.engine.types import ModelInfo, ModelShape
 
 log = logging.getLogger(__name__)
@@ -329,7 +329,7 @@ def remote_model_info(repo_id: str, filename: str, size: int,
     most ``HEADER_MAX_BYTES``); each request asks only for the bytes not fetched yet. ``size`` is
     the whole file's (all parts of a split file together).
     """
-    from app.engine.gguf_info import GGUFError, GGUFIncomplete, read_header_bytes
+    from app.engine.gguf.info import GGUFError, GGUFIncomplete, read_header_bytes
 
     _check_online()
     url = resolve_url(repo_id, filename)

@@ -19,14 +19,14 @@ from typing import Any
 import llama_cpp
 import psutil
 
-from app.engine import llama_log
-from app.engine.arch_support import architecture_supported, unsupported_message
-from app.engine.fit import effective_ctx
-from app.engine.gguf_info import read_model_info
-from app.engine.llama_errors import explain_failure
-from app.engine.prompt_format import PromptFormatError, PromptFormatter, RenderedPrompt
-from app.engine.prompt_tokens import PromptTokenizer
-from app.engine.stop_text import StopTextStream
+from app.engine.gguf.info import read_model_info
+from app.engine.inference import llama_log
+from app.engine.inference.arch_support import architecture_supported, unsupported_message
+from app.engine.inference.llama_errors import explain_failure
+from app.engine.inference.prompt_format import PromptFormatError, PromptFormatter, RenderedPrompt
+from app.engine.inference.prompt_tokens import PromptTokenizer
+from app.engine.inference.stop_text import StopTextStream
+from app.engine.sizing.memory_estimate import effective_ctx
 from app.engine.types import ChatMessage, GenerationStats, LoadSettings, ModelInfo, Sampling
 
 __all__ = ["GenerationError", "LoadError", "Runtime", "explain_failure"]

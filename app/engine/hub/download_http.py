@@ -6,8 +6,8 @@ from __future__ import annotations
 import http.client
 from urllib.parse import urljoin, urlsplit
 
-from app.engine.download_records import DownloadError
-from app.engine.hub import gated_error
+from app.engine.hub.api import gated_error
+from app.engine.hub.download_records import DownloadError
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 

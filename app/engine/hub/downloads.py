@@ -26,8 +26,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
-from app.engine.download_lock import remove_part
-from app.engine.download_records import (
+from app.engine.hub.api import FileTarget, HubError
+from app.engine.hub.download_lock import remove_part
+from app.engine.hub.download_records import (
     BUSY_ELSEWHERE,
     DiskUsage,
     DownloadError,
@@ -40,7 +41,7 @@ from app.engine.download_records import (
     part_path,
     target_path,
 )
-from app.engine.download_transfer import (
+from app.engine.hub.download_transfer import (
     SPACE_MARGIN,
     Job,
     Stopped,
@@ -49,10 +50,9 @@ from app.engine.download_transfer import (
     has_size,
     part_size,
 )
-from app.engine.download_verify import disk_full_message
-from app.engine.hashing_writer import CHUNK
-from app.engine.hub import FileTarget, HubError
-from app.engine.part_origin import drop_origin
+from app.engine.hub.download_verify import disk_full_message
+from app.engine.hub.hashing_writer import CHUNK
+from app.engine.hub.part_origin import drop_origin
 
 __all__ = ["BUSY_ELSEWHERE", "CHUNK", "SPACE_MARGIN", "DiskUsage", "DownloadError",
            "DownloadEvent", "DownloadJournal", "DownloadManager", "DownloadRecord", "EventKind",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from app.engine.part_origin import drop_origin
+from app.engine.hub.part_origin import drop_origin
 
 
 def lock_path(part: Path) -> Path:

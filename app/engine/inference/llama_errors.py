@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from app.engine import llama_log
-from app.engine.arch_support import unknown_architecture, unsupported_message
+from app.engine.inference import llama_log
+from app.engine.inference.arch_support import unknown_architecture, unsupported_message
 
 
 def explain_failure(action: str, path: str) -> str:

@@ -1,6 +1,6 @@
 """One download job's bytes: from what is on disk to a verified file under its final name. No Qt.
 
-Runs on the job's thread while it holds the part file's lock. See ``app.engine.downloads`` for
+Runs on the job's thread while it holds the part file's lock. See ``app.engine.hub.downloads`` for
 the rules; this module is their mechanics: hashing what is already there, the HTTP transfer
 with retries, refusing bytes that cannot be appended, and the flushed rename.
 """
@@ -16,21 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from app.engine.download_http import Transient, open_file, raise_for_status
-from app.engine.download_lock import PartLock
-from app.engine.download_meter import Meter
-from app.engine.download_records import (
+from app.engine.hub.download_http import Transient, open_file, raise_for_status
+from app.engine.hub.download_lock import PartLock
+from app.engine.hub.download_meter import Meter
+from app.engine.hub.download_records import (
     DiskUsage,
     DownloadError,
     DownloadEvent,
     DownloadRecord,
     part_path,
 )
-from app.engine.download_verify import durable_replace, hash_file, matches
-from app.engine.gguf_info import human_bytes
-from app.engine.hashing_writer import HashingWriter
-from app.engine.http_range import range_problem
-from app.engine.part_origin import PartOrigin, drop_origin, read_origin, write_origin
+from app.engine.hub.download_verify import durable_replace, hash_file, matches
+from app.engine.hub.hashing_writer import HashingWriter
+from app.engine.hub.http_range import range_problem
+from app.engine.hub.part_origin import PartOrigin, drop_origin, read_origin, write_origin
+from app.engine.units import human_bytes
 
 log = logging.getLogger(__name__)
 

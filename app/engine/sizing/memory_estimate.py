@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from app.engine.gguf_info import GGUFError, read_model_shape
-from app.engine.hardware import GpuInfo
+from app.engine.gguf.info import GGUFError, read_model_shape
+from app.engine.sizing.hardware import GpuInfo
 from app.engine.types import LoadSettings, ModelInfo, ModelShape
 
 MIB = 1 << 20
@@ -232,7 +232,7 @@ def auto_gpu_layers(
 def format_estimate(info: ModelInfo, settings: LoadSettings) -> str:
     """Lines for ``hearth info FILE --ctx N``: RAM on the CPU alone, and with every layer on a
     GPU large enough to take them (no GPU is probed, so the figures hold for any machine)."""
-    from app.engine.gguf_info import human_bytes
+    from app.engine.units import human_bytes
 
     cpu = estimate_memory(info, LoadSettings(**{**settings.to_dict(), "n_gpu_layers": 0}), [])
     big_gpu = [GpuInfo(0, "any", vram_total=1 << 50, vram_free=1 << 50)]

@@ -1,10 +1,11 @@
 """Fit verdicts for GGUF files that are not loaded (or not even on disk) yet.
 
-`estimated_fit` runs the memory estimator (`app.engine.fit.estimate_memory`) on a file's header:
-one fetched from the Hub with a Range request (Discover), or a quantization's predicted header
-(the quantize dialog and `hearth quantize`). When no header is at hand, `quick_fit` is the
-fallback: the weights plus a margin for the KV cache and compute buffers against free VRAM and
-available RAM, from the file size alone. Both speak the estimator's verdicts.
+`estimated_fit` runs the memory estimator (`app.engine.sizing.memory_estimate.estimate_memory`)
+on a file's header: one fetched from the Hub with a Range request (Discover), or a
+quantization's predicted header (the quantize dialog and `hearth quantize`). When no header is
+at hand, `quick_fit` is the fallback: the weights plus a margin for the KV cache and compute
+buffers against free VRAM and available RAM, from the file size alone. Both speak the
+estimator's verdicts.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 
 import psutil
 
-from app.engine.fit import Verdict, auto_gpu_layers, estimate_memory
-from app.engine.gguf_info import human_bytes
-from app.engine.hardware import GpuInfo
+from app.engine.sizing.hardware import GpuInfo
+from app.engine.sizing.memory_estimate import Verdict, auto_gpu_layers, estimate_memory
 from app.engine.types import LoadSettings, ModelInfo, ModelShape
+from app.engine.units import human_bytes
 
 # Room a default 4096-token context and llama.cpp's buffers take beyond the weights.
 _MARGIN_FRACTION = 0.15

@@ -21,7 +21,7 @@ from typing import Any
 
 import gguf
 
-from app.engine.gguf_header import (
+from app.engine.gguf.header import (
     MAX_KEPT_STRING,
     Header,
     HeaderCorrupt,
@@ -29,8 +29,9 @@ from app.engine.gguf_header import (
     HeaderPastEnd,
     Tensor,
 )
-from app.engine.gguf_values import MAX_LAYERS, BadValue, count, label, optional_count, printable
+from app.engine.gguf.values import MAX_LAYERS, BadValue, count, label, optional_count, printable
 from app.engine.types import ModelInfo, ModelShape
+from app.engine.units import human_bytes, human_count
 
 _MAGIC = b"GGUF"
 _SUPPORTED_VERSIONS = (2, 3)
@@ -237,25 +238,6 @@ def _file_type(raw: Any, tensors: list[Tensor]) -> str:
     for tensor in tensors:
         by_type[tensor.ggml_type.name] += tensor.n_bytes
     return by_type.most_common(1)[0][0] if by_type else "unknown"
-
-
-def human_bytes(n: int) -> str:
-    """``1_500_000`` → ``"1.5 MB"``, in decimal units as the Hugging Face Hub lists file sizes."""
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"
-
-
-def human_count(n: int) -> str:
-    """Parameter counts the way model cards write them: ``268M``, ``7.2B``, ``120K``."""
-    for divisor, suffix in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
-        if n >= divisor:
-            value = n / divisor
-            return f"{value:.0f}{suffix}" if value >= 100 else f"{value:.3g}{suffix}"
-    return str(n)
 
 
 def format_model_info(info: ModelInfo) -> str:

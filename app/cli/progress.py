@@ -6,8 +6,8 @@ import shutil
 import sys
 from typing import TextIO
 
-from app.engine.download_records import DownloadEvent
-from app.engine.gguf_info import human_bytes
+from app.engine.hub.download_records import DownloadEvent
+from app.engine.units import human_bytes
 
 
 def _eta(seconds: float | None) -> str:

@@ -17,7 +17,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 
-from app.engine.prompt_format import RenderedPrompt
+from app.engine.inference.prompt_format import RenderedPrompt
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from app.engine.download_records import DownloadEvent, EventKind
+from app.engine.hub.download_records import DownloadEvent, EventKind
 
 PROGRESS_EVERY = 0.1  # seconds between progress events per file
 

@@ -20,11 +20,12 @@ from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from app.engine.gguf_info import GGUFError, human_bytes, read_model_info
+from app.engine.gguf.info import GGUFError, read_model_info
+from app.engine.gguf.quant_types import QUANT_TYPES, QuantType, quant_type, requantize_warning
 from app.engine.paths import data_paths
-from app.engine.quant_types import QUANT_TYPES, QuantType, quant_type, requantize_warning
+from app.engine.quantize.worker_process import WorkerCancelled, WorkerError, WorkerProcess
 from app.engine.types import ModelInfo
-from app.engine.worker_process import WorkerCancelled, WorkerError, WorkerProcess
+from app.engine.units import human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ def existing_outputs(request: QuantizeRequest) -> list[Path]:
 
 def check_imatrix(path: Path) -> None:
     """QuantizeError (saying why) unless ``path`` is an importance matrix llama.cpp can use."""
-    from app.engine.imatrix import ImatrixError, load_imatrix
+    from app.engine.quantize.imatrix import ImatrixError, load_imatrix
 
     try:
         load_imatrix(path)

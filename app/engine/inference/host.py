@@ -1,8 +1,7 @@
 """The engine host: one inference thread that owns the loaded model and runs jobs in order.
 
-GUI, CLI and tests all submit jobs here and receive `app.engine.events` through one callback,
-called on the inference thread. Cancelling a reply stops it within one token.
-"""
+GUI, CLI and tests all submit jobs here and receive `app.engine.inference.events` through one
+callback, called on the inference thread. Cancelling a reply stops it within one token."""
 
 from __future__ import annotations
 
@@ -17,8 +16,14 @@ from pathlib import Path
 
 import psutil
 
-from app.engine.context_fit import ContextOverflow, OverflowPolicy, fit_conversation, reply_reserve
-from app.engine.events import (
+from app.engine.gguf.info import GGUFError
+from app.engine.inference.context_window import (
+    ContextOverflow,
+    OverflowPolicy,
+    fit_conversation,
+    reply_reserve,
+)
+from app.engine.inference.events import (
     Done,
     EngineEvent,
     Failed,
@@ -30,11 +35,10 @@ from app.engine.events import (
     Token,
     Unloaded,
 )
-from app.engine.fit import estimate_memory
-from app.engine.gguf_info import GGUFError
-from app.engine.hardware import offload_gpus, vram_used
-from app.engine.prompt_format import PromptCancelled, PromptFormatError
-from app.engine.runtime import GenerationError, LoadError, Runtime
+from app.engine.inference.prompt_format import PromptCancelled, PromptFormatError
+from app.engine.inference.runtime import GenerationError, LoadError, Runtime
+from app.engine.sizing.hardware import offload_gpus, vram_used
+from app.engine.sizing.memory_estimate import estimate_memory
 from app.engine.types import ChatMessage, GenerationStats, LoadSettings, Sampling
 
 log = logging.getLogger("hearth.engine")

@@ -2,7 +2,7 @@
 
 A child process is the only way to make Cancel truly stop `llama_model_quantize` (it has no
 abort hook), and a crash inside llama.cpp then costs the job, not the window. The child runs
-`app.engine.quantize_worker`: it reads one JSON request on stdin and answers with one JSON
+`app.engine.quantize.quantize_worker`: it reads one JSON request on stdin and answers with one JSON
 object per line on stdout.
 
 The child starts isolated (``python -I``: no current folder, PYTHONPATH or user site on its
@@ -26,7 +26,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-WORKER_MODULE = "app.engine.quantize_worker"
+WORKER_MODULE = "app.engine.quantize.quantize_worker"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # Hearth's `app` package
 # Run as -c: with -I, `-m` would find `app` only through site-packages (an editable install's
 # finder), not in a checkout run through PYTHONPATH. This puts the folder holding the parent's

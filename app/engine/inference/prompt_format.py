@@ -10,9 +10,10 @@ Mistral) raise unless user and assistant turns alternate starting with the user,
 history can hold two user turns in a row when a reply failed or came back empty.
 
 A chat template is untrusted code from the model file: it runs in a child process with a
-deadline and a memory cap (`app.engine.template_sandbox`). The rendered prompt records where each
-message's text sits in it (`RenderedPrompt.contents`), so that text is tokenized as plain text
-and only the template's own structure can become control tokens (`app.engine.prompt_tokens`).
+deadline and a memory cap (`app.engine.inference.template_sandbox`). The rendered prompt records
+where each message's text sits in it (`RenderedPrompt.contents`), so that text is tokenized as
+plain text and only the template's own structure can become control tokens
+(`app.engine.inference.prompt_tokens`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from app.engine.prompt_spans import TextSpan, marker, match_contents
-from app.engine.reasoning import prompt_opens_thinking
-from app.engine.template_sandbox import RENDER_DEADLINE_S, TemplateFailure, TemplateSandbox
-from app.engine.template_worker import MAX_PROMPT_CHARS, MEMORY_LIMIT_BYTES
+from app.engine.inference.prompt_spans import TextSpan, marker, match_contents
+from app.engine.inference.reasoning import prompt_opens_thinking
+from app.engine.inference.template_sandbox import (
+    RENDER_DEADLINE_S,
+    TemplateFailure,
+    TemplateSandbox,
+)
+from app.engine.inference.template_worker import MAX_PROMPT_CHARS, MEMORY_LIMIT_BYTES
 from app.engine.types import ChatMessage
 
 PLAIN_FORMAT_LABEL = "Plain completion format (this model has no chat template)"

@@ -17,12 +17,13 @@ from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.engine.fit import auto_gpu_layers
-from app.engine.gguf_info import GGUFError, human_bytes, read_model_info
-from app.engine.hardware import GpuInfo
-from app.engine.samples import DEFAULT_SAMPLE
+from app.engine.gguf.info import GGUFError, read_model_info
+from app.engine.quantize.samples import DEFAULT_SAMPLE
+from app.engine.quantize.worker_process import WorkerCancelled, WorkerError, WorkerProcess
+from app.engine.sizing.hardware import GpuInfo
+from app.engine.sizing.memory_estimate import auto_gpu_layers
 from app.engine.types import LoadSettings, ModelInfo
-from app.engine.worker_process import WorkerCancelled, WorkerError, WorkerProcess
+from app.engine.units import human_bytes
 
 log = logging.getLogger(__name__)
 

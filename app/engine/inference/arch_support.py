@@ -17,7 +17,7 @@ import threading
 
 import llama_cpp
 
-from app.engine import llama_log
+from app.engine.inference import llama_log
 
 _UNKNOWN = re.compile(r"unknown model architecture: '(.*)'")
 _cache: dict[str, bool] = {}

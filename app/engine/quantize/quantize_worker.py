@@ -73,7 +73,7 @@ class _LogWatcher:
 
     def __init__(self, report_progress: bool) -> None:
         # Imported here, after _import_bindings: llama_log's `import llama_cpp` gets the stand-in.
-        from app.engine.llama_log import ERROR, LineCollector
+        from app.engine.inference.llama_log import ERROR, LineCollector
 
         self._error_level = ERROR
         self.report_progress = report_progress
@@ -108,7 +108,7 @@ def _imatrix(request: dict[str, Any], keepalive: list[Any]) -> Any:
     ``keepalive`` holds the buffers behind it until quantizing is over."""
     if not request.get("imatrix"):
         return None
-    from app.engine.imatrix import load_imatrix, to_c_array
+    from app.engine.quantize.imatrix import load_imatrix, to_c_array
 
     array, buffers = to_c_array(load_imatrix(request["imatrix"]))
     keepalive += [array, buffers]
@@ -185,8 +185,8 @@ def _dry_run(request: dict[str, Any]) -> None:
 
 
 def _evaluate(request: dict[str, Any]) -> None:
-    from app.engine import perplexity as ppl
-    from app.engine.samples import DEFAULT_SAMPLE, sample_text
+    from app.engine.quantize import perplexity as ppl
+    from app.engine.quantize.samples import DEFAULT_SAMPLE, sample_text
 
     text = sample_text(request.get("sample") or DEFAULT_SAMPLE)
     # A CPU-only llama.cpp build ignores the offload request; say what really happened.

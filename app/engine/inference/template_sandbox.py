@@ -1,10 +1,10 @@
 """Render untrusted chat templates in a long-lived child process, bounded in time and memory.
 
-The child (`app.engine.template_worker`) is started isolated (``python -I``, cwd in Hearth's
-data folder) and caps its own address space; here each render gets a deadline and can be
-cancelled. A render that breaks a limit costs the child (it is killed and a fresh one starts on
-the next render), never the caller: the thread waiting here polls ``cancelled`` and the deadline
-every few milliseconds, so the engine host's Cancel stops a template check promptly.
+The child (`app.engine.inference.template_worker`) is started isolated (``python -I``, cwd in
+Hearth's data folder) and caps its own address space; here each render gets a deadline and can
+be cancelled. A render that breaks a limit costs the child (it is killed and a fresh one starts
+on the next render), never the caller: the thread waiting here polls ``cancelled`` and the
+deadline every few milliseconds, so the engine host's Cancel stops a template check promptly.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from app.engine import template_worker
+from app.engine.inference import template_worker
 from app.engine.paths import data_paths
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from app.engine.download_meter import Meter
-from app.engine.gguf_info import human_bytes
+from app.engine.hub.download_meter import Meter
+from app.engine.units import human_bytes
 
 _HASH_CHUNK = 4 * 1024 * 1024
 

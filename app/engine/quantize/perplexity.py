@@ -22,9 +22,9 @@ from types import TracebackType
 import llama_cpp
 import numpy as np
 
-from app.engine import llama_log
-from app.engine.gguf_info import read_model_info
-from app.engine.runtime import (
+from app.engine.gguf.info import read_model_info
+from app.engine.inference import llama_log
+from app.engine.inference.runtime import (
     GenerationError,
     LoadError,
     close_llama,
@@ -34,7 +34,7 @@ from app.engine.runtime import (
     open_llama,
     tokenize,
 )
-from app.engine.samples import sample_text
+from app.engine.quantize.samples import sample_text
 
 _CTX_ROUND = 256  # llama.cpp rounds n_ctx up to a multiple of this
 _SCORE_ROWS = 32  # logits rows per numpy pass: bounds the temporary to 32 × n_vocab floats

@@ -1,0 +1,1 @@
+"""Reading GGUF files: the header (bounded), model info, file-name rules, quant types."""

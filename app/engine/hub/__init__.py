@@ -1,0 +1,1 @@
+"""The Hugging Face Hub: search, model cards, file listings, the token, downloads."""

@@ -1,0 +1,1 @@
+"""Quantization in a child process, importance matrices, perplexity and the quality report."""

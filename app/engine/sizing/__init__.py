@@ -1,0 +1,1 @@
+"""Hardware probe, memory estimate, and fit verdicts for models not loaded yet."""
