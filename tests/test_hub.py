@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fake_hub import FakeHub, Faults
 
+from app.engine.hub import hf_token as hub_token
 from app.engine.hub.api import (
     HubError,
     list_gguf_files,
@@ -18,7 +19,6 @@ from app.engine.hub.api import (
     remote_model_info,
     search_models,
 )
-from app.engine.hub import hf_token as hub_token
 
 
 def test_search_gguf_only_sorted_with_tags(fake_hub: FakeHub) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from app.engine.quantize import perplexity as ppl
 from app.engine.quantize.quality import (
     EvalProgress,
     EvaluateJob,
@@ -20,7 +21,6 @@ from app.engine.quantize.quality import (
     to_markdown,
 )
 from app.engine.quantize.quantize import QuantizeJob, QuantizeRequest, plan_quantize
-from app.engine.quantize import perplexity as ppl
 from app.engine.quantize.samples import sample_text
 from app.models.store import Store
 from app.testing.steps import drain

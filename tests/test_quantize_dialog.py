@@ -13,9 +13,9 @@ from shiboken6 import isValid
 
 from app.engine.gguf.info import read_model_info
 from app.engine.gguf.quant_types import requantize_warning
+from app.engine.quantize import quantize as quantize_module
 from app.engine.quantize.quality import QualityRow
 from app.engine.quantize.quantize import output_path
-from app.engine.quantize import quantize as quantize_module
 from app.ui.quantize.dialog import REPORT_PAGE, QuantizeDialog
 from app.ui.quantize.report_view import QualityReportDialog, row_cells
 from app.ui.quantize.targets import FIT, PENDING, SIZE
