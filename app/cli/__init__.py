@@ -1,5 +1,6 @@
-"""The `hearth` command: sub-commands, and what writes model text and progress to a terminal."""
+"""The `hearth` command: one module per sub-command, plus terminal-safe text and progress."""
 
-from app.cli.commands import NO_DISPLAY_EXIT, main
+from app.cli.command_line import main
+from app.cli.gui import NO_DISPLAY_EXIT
 
 __all__ = ["NO_DISPLAY_EXIT", "main"]

@@ -1,0 +1,195 @@
+"""`hearth chat MODEL`: chat with a model in the terminal; the chat is saved like the window's."""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from app.cli.shared import CliError, ctrl_c, open_store, resolve_model
+
+if TYPE_CHECKING:
+    from app.engine.inference.host import EngineHost
+    from app.engine.types import ChatMessage, Sampling
+    from app.models.records import ChatRecord
+    from app.models.store import Store
+
+_TITLE_CHARS = 60
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    chat = sub.add_parser(
+        "chat", help="chat with a model in the terminal",
+        description="Chat with a model in the terminal. The chat is saved and shows up in the "
+        "window too. Ctrl+C stops a reply (the partial reply is kept); Ctrl+D quits.",
+    )
+    chat.add_argument("model", metavar="MODEL",
+                      help='a .gguf path, a name (or part of one) from `hearth models`, '
+                      'or "starter"')
+    chat.add_argument("--system", metavar="TEXT", help="system prompt")
+    chat.add_argument("--prompt", metavar="TEXT",
+                      help="send this one message, print the reply and exit")
+    chat.add_argument("--max-tokens", type=int, metavar="N", help="longest reply, in tokens")
+    chat.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    chat.add_argument("--seed", type=int, metavar="N",
+                      help="sampling seed, for a reply you can reproduce")
+    chat.add_argument("--ctx", type=int, metavar="N", help="context window, in tokens")
+    chat.add_argument("--chat-id", type=int, metavar="N", help="continue this saved chat")
+    chat.set_defaults(func=run)
+
+
+class _TerminalChat:
+    """One loaded model, one stored chat, and the turns typed in the terminal."""
+
+    def __init__(self, store: Store, args: argparse.Namespace) -> None:
+        from app.engine.inference.host import EngineHost
+        from app.engine.types import Sampling
+
+        self.store = store
+        self.args = args
+        self.events: queue.Queue = queue.Queue()
+        self.host: EngineHost = EngineHost(self.events.put)
+        self.chat: ChatRecord | None = None
+        self.history: list[ChatMessage] = []
+        self.sampling: Sampling = Sampling()
+        self.system = ""
+        self.model_path = ""
+
+    def _wait(self, job: int, on_token: Callable[[str], None] | None = None) -> object:
+        from app.engine.inference.events import Done, Failed, Loaded, Token
+
+        with ctrl_c(lambda: self.host.cancel(job)):
+            while True:
+                event = self.events.get()
+                if event.job_id != job:
+                    continue
+                if isinstance(event, Token) and on_token is not None:
+                    on_token(event.text)
+                elif isinstance(event, Done | Failed | Loaded):
+                    return event
+
+    def load(self, model_path: str) -> None:
+        from app.engine.inference.events import Failed
+        from app.engine.types import LoadSettings
+
+        settings = LoadSettings(n_ctx=self.args.ctx) if self.args.ctx else LoadSettings()
+        event = self._wait(self.host.load(model_path, settings))
+        if isinstance(event, Failed):
+            raise CliError(f"Could not load {model_path}: {event.message}")
+        self.model_path = model_path
+
+    def open_chat(self) -> None:
+        """Continue ``--chat-id`` (its history, prompt and sampling) or prepare a new chat."""
+        from app.engine.types import ChatMessage, Sampling
+
+        args, store = self.args, self.store
+        base = Sampling()
+        system = args.system or ""
+        if args.chat_id is not None:
+            self.chat = store.get_chat(args.chat_id)
+            if self.chat is None:
+                raise CliError(f"There is no chat {args.chat_id}.")
+            base = self.chat.sampling
+            system = args.system if args.system is not None else self.chat.system_prompt
+            self.history = [
+                ChatMessage(m.role, m.content) for m in store.list_messages(self.chat.id)
+                if m.role != "system" and m.content and m.status != "failed"
+            ]
+        overrides = {"temperature": args.temperature, "max_tokens": args.max_tokens,
+                     "seed": args.seed}
+        self.sampling = Sampling.from_dict(
+            {**base.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
+        )
+        self.system = system
+        if self.chat is not None:
+            store.update_chat(self.chat.id, system_prompt=system, sampling=self.sampling,
+                              model_path=self.model_path)
+
+    def turn(self, text: str) -> bool:
+        """Send one user message and stream the reply to stdout; False if the reply failed."""
+        from app.cli.terminal_text import TerminalText, terminal_safe
+        from app.engine.inference.events import Done, Failed
+        from app.engine.types import ChatMessage
+        from app.models.reply_writer import ReplyWriter
+
+        store = self.store
+        if self.chat is None:
+            title = text.strip().splitlines()[0][:_TITLE_CHARS]
+            self.chat = store.create_chat(title, self.system, self.sampling, self.model_path)
+        store.add_message(self.chat.id, "user", text)
+        self.history.append(ChatMessage("user", text))
+        reply = store.add_message(self.chat.id, "assistant", "", status="streaming")
+        writer = ReplyWriter(store, reply.id)
+        screen = TerminalText()  # the reply may carry escape sequences: never act on them
+
+        def show(piece: str) -> None:
+            sys.stdout.write(screen.feed(piece))
+            sys.stdout.flush()
+            writer.append(piece)
+
+        messages = [ChatMessage("system", self.system)] if self.system else []
+        job = self.host.chat([*messages, *self.history], self.sampling,
+                             self.chat.overflow_policy)
+        event = self._wait(job, show)
+        sys.stdout.write(screen.flush() + "\n")
+        if isinstance(event, Failed):
+            writer.fail(event.message)
+            writer.wait()  # the writer saves on its own thread; let it land before we go on
+            self.history.pop()
+            print(f"hearth chat: {terminal_safe(event.message)}", file=sys.stderr)
+            return False
+        assert isinstance(event, Done)
+        stats = event.stats
+        if stats.stop_reason == "cancelled":
+            writer.stop(stats)
+        else:
+            writer.finish(stats)
+        writer.wait()
+        self.history.append(ChatMessage("assistant", writer.text))
+        note = ", stopped" if stats.stop_reason == "cancelled" else ""
+        print(f"[{stats.generated_tokens} tokens, {stats.tokens_per_second:.1f} tok/s{note}]",
+              file=sys.stderr)
+        return True
+
+    def close(self) -> None:
+        self.host.shutdown()
+
+
+def run(args: argparse.Namespace) -> int:
+    with open_store() as store:
+        session = _TerminalChat(store, args)
+        try:
+            session.load(resolve_model(store, args.model))
+            session.open_chat()
+            if args.prompt is not None:
+                return 0 if session.turn(args.prompt) else 1
+            return _chat_loop(session)
+        except CliError as exc:  # may quote a GGUF's text: printed inert
+            from app.cli.terminal_text import terminal_safe
+
+            print(f"hearth chat: {terminal_safe(str(exc))}", file=sys.stderr)
+            return 1
+        finally:
+            session.close()
+
+
+def _chat_loop(session: _TerminalChat) -> int:
+    from app.cli.terminal_text import terminal_safe
+
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"Chatting with {terminal_safe(Path(session.model_path).name)}. "
+              "Ctrl+C stops a reply; Ctrl+D quits.", file=sys.stderr)
+    while True:
+        try:
+            line = input("you> ") if interactive else sys.stdin.readline()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not interactive and not line:
+            return 0
+        if line.strip():
+            session.turn(line.strip())
