@@ -51,7 +51,7 @@ def _measure(home: Path) -> int:
 
     from app.engine.paths import data_paths
     from app.models.store import Store
-    from app.ui.discover_page import DiscoverPage
+    from app.ui.discover.page import DiscoverPage
 
     _app = QApplication.instance() or QApplication([])
     paths = data_paths()

@@ -356,7 +356,7 @@ def test_a_refused_target_gets_a_failed_row_and_a_failed_fetch_clears_the_status
 def test_a_download_that_failed_earlier_shows_failed_and_resume_errors_show(
         qtbot, fake_hub: FakeHub, make_main_window, monkeypatch) -> None:
     from app.engine.hub.downloads import DownloadRecord, target_path
-    from app.ui import discover_page
+    from app.ui.discover import page as discover_page
 
     first = make_main_window()
     (target,), _ = jobs.fetch_targets("tinyorg/Tiny-1B-GGUF", ["Tiny-1B-Q8_0.gguf"])

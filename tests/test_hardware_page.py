@@ -7,7 +7,7 @@ import time
 import pytest
 from test_hardware import FakeNVML
 
-from app.ui.hardware_page import HardwarePage
+from app.ui.hardware.page import HardwarePage
 
 GIB = 1 << 30
 
@@ -66,7 +66,7 @@ def test_one_fake_gpu_gets_vram_and_utilisation_charts(qtbot, make_page) -> None
 
 def test_main_window_has_a_hardware_page_that_updates_during_a_reply(
         qtbot, make_main_window, monkeypatch) -> None:
-    from app.ui import hardware_page
+    from app.ui.hardware import page as hardware_page
     from app.ui.main_window import HARDWARE_PAGE
 
     monkeypatch.setattr(hardware_page, "SAMPLE_INTERVAL", 0.02)

@@ -159,7 +159,7 @@ def test_loading_anyway_is_the_users_choice(
 
 
 def test_models_page_opens_load_settings(qtbot, hearth_store, info) -> None:
-    from app.ui.models_page import ModelsPage
+    from app.ui.models.page import ModelsPage
     from app.ui.workers import TaskRunner
 
     tasks = TaskRunner()

@@ -10,7 +10,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.engine.starter import STARTER_RELATIVE_PATH
-from app.ui import models_page as models_page_module
 from app.ui.main_window import (
     CHAT_PAGE,
     DISCOVER_PAGE,
@@ -19,6 +18,7 @@ from app.ui.main_window import (
     LAST_MODEL_KEY,
     MODELS_PAGE,
 )
+from app.ui.models import page as models_page_module
 
 LOAD_TIMEOUT_MS = 60_000
 

@@ -87,7 +87,7 @@ def test_hearth_info_says_so(future_model: Path, tiny_model: Path, capsys) -> No
 
 
 def test_my_models_says_so(qtbot, hearth_store, future_model: Path, tiny_model: Path) -> None:
-    from app.ui.models_page import ModelsPage
+    from app.ui.models.page import ModelsPage
     from app.ui.workers import TaskRunner
 
     hearth_store.add_model_file(read_model_info(future_model), "import")
@@ -96,7 +96,7 @@ def test_my_models_says_so(qtbot, hearth_store, future_model: Path, tiny_model: 
     page = ModelsPage(hearth_store, tasks)
     qtbot.addWidget(page)
     model = page.table_model
-    from app.ui.models_page import COLUMNS
+    from app.ui.models.columns import COLUMNS
 
     arch_column = [c.header for c in COLUMNS].index("Architecture")
     shown = {model.record(r).path: model.index(r, arch_column).data()

@@ -28,9 +28,9 @@ from app.models.library import ensure_starter, starter_record
 from app.models.records import ModelFileRecord
 from app.ui.app_context import AppContext
 from app.ui.chat.page import ChatPage
-from app.ui.discover_page import DiscoverPage
-from app.ui.hardware_page import HardwarePage
-from app.ui.models_page import ModelsPage
+from app.ui.discover.page import DiscoverPage
+from app.ui.hardware.page import HardwarePage
+from app.ui.models.page import ModelsPage
 from app.ui.plain_text import install_safe_tooltips
 from app.ui.workers import TaskRunner
 

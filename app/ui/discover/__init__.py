@@ -1,1 +1,1 @@
-"""The Discover page's parts: search results, model details with files, and downloads."""
+"""The Discover page: Hub search results, model details with files, and downloads."""

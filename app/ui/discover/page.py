@@ -38,11 +38,11 @@ from app.engine.hub.downloads import DownloadEvent, download_key, part_path
 from app.engine.hub.hf_token import get_token, load_keyring
 from app.models.store import Store
 from app.ui.discover.details import ModelDetails, RepoDetails
+from app.ui.discover.download_bridge import DownloadBridge
 from app.ui.discover.downloads_panel import DownloadRow, DownloadsPanel
 from app.ui.discover.jobs import fetch_details, fetch_targets, user_message
 from app.ui.discover.results import results_model
 from app.ui.discover.token_dialog import TokenDialog
-from app.ui.download_bridge import DownloadBridge
 from app.ui.plain_text import plain_label
 from app.ui.workers import TaskRunner
 

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.engine.sizing.hardware import HardwareSnapshot, UsageSample, probe_hardware, usage_samples
 from app.engine.units import human_bytes
-from app.ui.sparkline import Sparkline
+from app.ui.hardware.sparkline import Sparkline
 from app.ui.workers import TaskRunner
 
 HISTORY_SECONDS = 120

@@ -19,15 +19,10 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
-    QDialog,
-    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -37,13 +32,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.gguf.info import format_model_info
-from app.engine.inference.arch_support import (
-    architecture_label,
-    architecture_supported,
-    unsupported_message,
-)
-from app.engine.units import human_bytes, human_count
 from app.models.library import (
     ImportProgress,
     ImportReport,
@@ -55,90 +43,17 @@ from app.models.library import (
 )
 from app.models.records import LineageRecord, ModelFileRecord, ModelSource
 from app.models.store import Store
-from app.ui.column_table import SORT_ROLE, Column, ColumnTableModel
+from app.ui.column_table import SORT_ROLE, ColumnTableModel
 from app.ui.load_settings_dialog import LoadSettingsDialog, open_load_settings
+from app.ui.models.columns import COLUMNS
+from app.ui.models.details import details_text
+from app.ui.models.dialogs import ask_delete, choose_models_to_index
 from app.ui.plain_text import escaped_rich, plain_label
 from app.ui.quantize.dialog import QuantizeDialog
 from app.ui.quantize.report_view import QualityReportDialog
 from app.ui.workers import TaskRunner
 
-COLUMNS = [
-    Column("Name", lambda r: r.name, lambda r: r.name.lower()),
-    Column("Architecture", lambda r: architecture_label(r.architecture)),
-    Column("Params", lambda r: human_count(r.parameter_count), lambda r: r.parameter_count,
-           right=True),
-    Column("Quant", lambda r: r.file_type),
-    Column("Size", lambda r: human_bytes(r.file_size), lambda r: r.file_size, right=True),
-    Column("Context", lambda r: f"{r.context_length:,}", lambda r: r.context_length,
-           right=True),
-    Column("Layers", lambda r: str(r.block_count), lambda r: r.block_count, right=True),
-    Column("Chat template", lambda r: "yes" if r.has_chat_template else "no"),
-    Column("Source", lambda r: r.source),
-    Column("Path", lambda r: r.path),
-]
 _MAX_ERRORS_SHOWN = 8  # a folder of broken files must not make a message box taller than the screen
-
-_EMPTY_HINT = (
-    "No models yet.\n\nImport a GGUF file or a folder of them, or let Hearth find the models "
-    "LM Studio or the Hugging Face cache already keep on this computer. Files are indexed where "
-    "they are, never copied."
-)
-
-
-def ask_delete(parent: QWidget, record: ModelFileRecord, can_delete_file: bool) -> bool | None:
-    """Confirm removing a model. None: cancelled; otherwise whether to delete the file too."""
-    box = QMessageBox(parent)
-    box.setIcon(QMessageBox.Icon.Question)
-    box.setWindowTitle("Remove model")
-    box.setText(escaped_rich(f"Remove {record.name} from your library?"))
-    checkbox = None
-    if can_delete_file:
-        checkbox = QCheckBox(f"Also delete the file from disk ({human_bytes(record.file_size)})")
-        box.setCheckBox(checkbox)
-        box.setInformativeText(escaped_rich(record.path))
-    else:
-        box.setInformativeText(escaped_rich(
-            f"The file stays where it is, because it is not in Hearth's models folder:\n"
-            f"{record.path}"
-        ))
-    remove = box.addButton("Remove", QMessageBox.ButtonRole.DestructiveRole)
-    box.addButton(QMessageBox.StandardButton.Cancel)
-    box.exec()
-    if box.clickedButton() is not remove:
-        return None
-    return bool(checkbox and checkbox.isChecked())
-
-
-def choose_models_to_index(parent: QWidget, paths: list[Path]) -> list[Path]:
-    """Let the user tick which found files to index; empty when cancelled."""
-    dialog = QDialog(parent)
-    dialog.setWindowTitle("Models found on this computer")
-    layout = QVBoxLayout(dialog)
-    layout.addWidget(QLabel(
-        f"{len(paths)} model file(s) from LM Studio or the Hugging Face cache are not in your "
-        "library yet. Index them in place (nothing is copied):"
-    ))
-    listing = QListWidget(dialog)
-    for path in paths:
-        item = QListWidgetItem(str(path), listing)
-        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-        item.setCheckState(Qt.CheckState.Checked)
-    layout.addWidget(listing)
-    buttons = QDialogButtonBox(
-        QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-    )
-    buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Index selected")
-    buttons.accepted.connect(dialog.accept)
-    buttons.rejected.connect(dialog.reject)
-    layout.addWidget(buttons)
-    dialog.resize(720, 420)
-    accepted = dialog.exec() == QDialog.DialogCode.Accepted
-    chosen = [
-        paths[i] for i in range(listing.count())
-        if listing.item(i).checkState() == Qt.CheckState.Checked
-    ]
-    dialog.deleteLater()
-    return chosen if accepted else []
 
 
 def _scan_known_folders(store: Store) -> tuple[list[Path], list[Path]]:
@@ -270,20 +185,10 @@ class ModelsPage(QWidget):
         self.delete_button.setEnabled(record is not None)
         self.quantize_button.setEnabled(record is not None)
         self.report_button.setEnabled(record is not None and record.path in self._reported)
-        if record is None:
-            empty = self.table_model.rowCount() == 0
-            self.details.setPlainText(_EMPTY_HINT if empty else "Select a model to see details.")
-            return
-        text = format_model_info(record.info)
-        lineage = self._lineage.get(record.path)
-        if lineage is not None:
-            text = (f"Quantized from {Path(lineage.source_path).name} as {lineage.quant_type}"
-                    f" ({lineage.source_path})\n\n{text}")
-        if not Path(record.path).is_file():
-            text = f"The file is missing: {record.path}\n\n{text}"
-        if not architecture_supported(record.architecture):
-            text = f"Cannot be loaded: {unsupported_message(record.architecture)}.\n\n{text}"
-        self.details.setPlainText(text)
+        lineage = self._lineage.get(record.path) if record is not None else None
+        self.details.setPlainText(
+            details_text(record, lineage, self.table_model.rowCount() == 0)
+        )
 
     # -- import --------------------------------------------------------------------------------
     def choose_files(self) -> None:

@@ -9,25 +9,15 @@ cancels the job, which kills the child process and leaves no half-written file.
 from __future__ import annotations
 
 import logging
-from html import escape
 from pathlib import Path
 
-import psutil
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QCheckBox,
     QDialog,
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
     QSizePolicy,
-    QSpinBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -54,28 +44,24 @@ from app.engine.quantize.quantize import (
 )
 from app.engine.sizing.hardware import GpuInfo
 from app.engine.types import ModelInfo
-from app.engine.units import human_bytes, human_count
 from app.models.quantized import QuantizeOutcome, evaluate_and_save, quantize_and_register
 from app.models.records import QualityReportRecord
 from app.models.store import Store
 from app.ui.load_settings_dialog import known_gpus
-from app.ui.plain_text import escaped_rich, make_plain
+from app.ui.plain_text import escaped_rich
+from app.ui.quantize.footer import STEPS, Footer
 from app.ui.quantize.jobs import (
     Prediction,
     plan_or_existing,
     predict_targets,
 )
 from app.ui.quantize.report_view import QualityReportView
-from app.ui.quantize.targets import TargetTable
+from app.ui.quantize.setup_page import SetupPage
 from app.ui.workers import TaskRunner
 
 log = logging.getLogger(__name__)
 
 SETUP_PAGE, REPORT_PAGE = 0, 1
-_STEPS = 1000  # progress bar resolution
-_WARNING_STYLE = ("background: #fff3cd; color: #664d03; border: 1px solid #e0c060; "
-                  "border-radius: 4px; padding: 6px;")
-_ERROR_STYLE = "color: #b42318; font-weight: 600;"
 
 
 class QuantizeDialog(QDialog):
@@ -107,32 +93,16 @@ class QuantizeDialog(QDialog):
         self.report_view = QualityReportView()
         self.stack.addWidget(self.report_view)
 
-        self.progress = QProgressBar()
-        self.progress.setRange(0, _STEPS)
-        self.progress.setValue(0)
-        self.status_label = QLabel("Tick the types to make, then Start.")
-        self.status_label.setWordWrap(True)
-        self.error_label = QLabel()
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(_ERROR_STYLE)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.error_label.hide()
-        make_plain(self.status_label, self.error_label)  # tensor names and errors, literally
-        self.start_button = QPushButton("Start")
-        self.start_button.setDefault(True)
-        self.cancel_button = QPushButton("Close")
+        footer = Footer()
+        self.progress, self.status_label = footer.progress, footer.status_label
+        self.error_label = footer.error_label
+        self.start_button, self.cancel_button = footer.start_button, footer.cancel_button
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self._cancel_clicked)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.status_label, 1)
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.cancel_button)
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.stack, 1)
-        layout.addWidget(self.error_label)
-        layout.addWidget(self.progress)
-        layout.addLayout(buttons)
+        layout.addWidget(footer)
 
         if parent is not None:
             # The main window's close stops its TaskRunner; cancel first so the child dies now.
@@ -144,72 +114,21 @@ class QuantizeDialog(QDialog):
 
     # -- building ------------------------------------------------------------------------------
     def _build_setup(self) -> QWidget:
-        info = self.source
-        source_box = QGroupBox("Source")
-        source_layout = QVBoxLayout(source_box)
-        self.source_label = QLabel(
-            f"<b>{escape(Path(info.path).name)}</b> — {escape(info.file_type)}, "
-            f"{human_bytes(info.file_size)}, {human_count(info.parameter_count)} parameters "
-            f"({escape(info.architecture)})")
-        self.source_label.setToolTip(info.path)
-        source_layout.addWidget(self.source_label)
-        warning = requantize_warning(info.file_type)
-        self.warning_label = QLabel(warning or "")
-        self.warning_label.setWordWrap(True)
-        self.warning_label.setStyleSheet(_WARNING_STYLE)
-        self.requantize_box = QCheckBox("Quantize anyway")
+        page = self._setup = SetupPage(self.source, self._output_name, self.out_dir)
+        # The page's widgets stay reachable on the dialog: My Models and the tests drive them.
+        self.source_label, self.warning_label = page.source_label, page.warning_label
+        self.requantize_box, self.targets = page.requantize_box, page.targets
+        self.imatrix_label, self.imatrix_button = page.imatrix_label, page.imatrix_button
+        self.clear_imatrix_button, self.threads = page.clear_imatrix_button, page.threads
+        self.out_dir_label, self.out_dir_button = page.out_dir_label, page.out_dir_button
+        self.measure_box = page.measure_box
+        self._inputs = page.inputs()
         self.requantize_box.toggled.connect(self._update_start)
-        source_layout.addWidget(self.warning_label)
-        source_layout.addWidget(self.requantize_box)
-        self.warning_label.setVisible(warning is not None)
-        self.requantize_box.setVisible(warning is not None)
-
-        targets_box = QGroupBox("Quantize to")
-        targets_layout = QVBoxLayout(targets_box)
-        self.targets = TargetTable(self._output_name)
         self.targets.checkedChanged.connect(self._update_start)
-        self.imatrix_label = QLabel()
-        self.imatrix_button = QPushButton("Importance matrix…")
-        self.clear_imatrix_button = QPushButton("Clear")
         self.imatrix_button.clicked.connect(self.choose_imatrix)
         self.clear_imatrix_button.clicked.connect(lambda: self.set_imatrix(None))
-        imatrix_row = QHBoxLayout()
-        imatrix_row.addWidget(self.imatrix_label, 1)
-        imatrix_row.addWidget(self.imatrix_button)
-        imatrix_row.addWidget(self.clear_imatrix_button)
-        targets_layout.addWidget(self.targets, 1)
-        targets_layout.addLayout(imatrix_row)
-        self._show_imatrix()
-
-        options = QGroupBox("Options")
-        form = QFormLayout(options)
-        self.threads = QSpinBox()
-        self.threads.setRange(1, psutil.cpu_count(logical=True) or 64)
-        self.threads.setValue(psutil.cpu_count(logical=False) or self.threads.maximum())
-        form.addRow("Threads", self.threads)
-        self.out_dir_label = QLabel(str(self.out_dir))
-        self.out_dir_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        # File names, tensor names (progress) and errors come from the model: shown literally.
-        make_plain(self.warning_label, self.imatrix_label, self.out_dir_label)
-        self.out_dir_button = QPushButton("Change…")
         self.out_dir_button.clicked.connect(self.choose_out_dir)
-        folder = QHBoxLayout()
-        folder.addWidget(self.out_dir_label, 1)
-        folder.addWidget(self.out_dir_button)
-        form.addRow("Output folder", folder)
-        self.measure_box = QCheckBox("Measure quality after quantizing (perplexity and speed)")
-        self.measure_box.setChecked(True)
-        form.addRow("", self.measure_box)
-
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(source_box)
-        layout.addWidget(targets_box, 1)
-        layout.addWidget(options)
-        self._inputs: list[QWidget] = [self.requantize_box, self.targets, self.imatrix_button,
-                                       self.clear_imatrix_button, self.threads,
-                                       self.out_dir_button, self.measure_box]
+        self._show_imatrix()
         return page
 
     def _output_name(self, type_name: str) -> str:
@@ -249,13 +168,7 @@ class QuantizeDialog(QDialog):
         self.error_label.show()
 
     def _show_imatrix(self) -> None:
-        if self.imatrix is None:
-            self.imatrix_label.setText(
-                "Importance matrix: none (the IQ types need one; k-quants improve with one)")
-        else:
-            self.imatrix_label.setText(f"Importance matrix: {self.imatrix.name}")
-            self.imatrix_label.setToolTip(str(self.imatrix))
-        self.clear_imatrix_button.setEnabled(self.imatrix is not None and self.phase == "idle")
+        self._setup.show_imatrix(self.imatrix, self.phase == "idle")
 
     def choose_out_dir(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Output folder", str(self.out_dir))
@@ -343,7 +256,7 @@ class QuantizeDialog(QDialog):
         # The status first, so whoever watches the bar sees the text that goes with it.
         if not self._closing and not self._cancelling():
             self.status_label.setText(step.describe())
-        self.progress.setValue(round(step.fraction * _STEPS))
+        self.progress.setValue(round(step.fraction * STEPS))
 
     def _quantized(self, outcome: QuantizeOutcome) -> None:
         self._job = None
@@ -361,7 +274,7 @@ class QuantizeDialog(QDialog):
         if outcome.error is not None:
             self._show_error(str(outcome.error), kept)
             return
-        self.progress.setValue(_STEPS)
+        self.progress.setValue(STEPS)
         if not self.measure_box.isChecked():
             self._set_phase("done", f"Done: {kept} added to My Models.")
             return
@@ -379,7 +292,7 @@ class QuantizeDialog(QDialog):
         # The status first, so whoever watches the bar sees the text that goes with it.
         if not self._closing and not self._cancelling():
             self.status_label.setText(step.describe())
-        self.progress.setValue(round(step.fraction * _STEPS))
+        self.progress.setValue(round(step.fraction * STEPS))
 
     def _measured(self, record: QualityReportRecord) -> None:
         self._job = None
@@ -387,7 +300,7 @@ class QuantizeDialog(QDialog):
         if self._closing:
             self._finish_closing()
             return
-        self.progress.setValue(_STEPS)
+        self.progress.setValue(STEPS)
         self.report_view.set_report(record.report)
         self.stack.setCurrentIndex(REPORT_PAGE)
         # Shrink to the report: the taller setup page would leave an empty band under the chart.

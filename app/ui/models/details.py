@@ -1,0 +1,32 @@
+"""The text of My Models' details pane for the selected model (or for none)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.engine.gguf.info import format_model_info
+from app.engine.inference.arch_support import architecture_supported, unsupported_message
+from app.models.records import LineageRecord, ModelFileRecord
+
+_EMPTY_HINT = (
+    "No models yet.\n\nImport a GGUF file or a folder of them, or let Hearth find the models "
+    "LM Studio or the Hugging Face cache already keep on this computer. Files are indexed where "
+    "they are, never copied."
+)
+
+
+
+def details_text(record: ModelFileRecord | None, lineage: LineageRecord | None,
+                 library_empty: bool) -> str:
+    """Metadata of `record`, led by where it came from and why it may not load."""
+    if record is None:
+        return _EMPTY_HINT if library_empty else "Select a model to see details."
+    text = format_model_info(record.info)
+    if lineage is not None:
+        text = (f"Quantized from {Path(lineage.source_path).name} as {lineage.quant_type}"
+                f" ({lineage.source_path})\n\n{text}")
+    if not Path(record.path).is_file():
+        text = f"The file is missing: {record.path}\n\n{text}"
+    if not architecture_supported(record.architecture):
+        text = f"Cannot be loaded: {unsupported_message(record.architecture)}.\n\n{text}"
+    return text
