@@ -46,7 +46,8 @@ class ModelInfo:
 class ModelShape:
     """Header values the memory-fit estimate needs beyond ModelInfo; 0/None where unknown.
 
-    Kept apart from ModelInfo because the Store persists every ModelInfo field as a column.
+    Kept apart from ModelInfo, which the library stores: these are read from the header when
+    an estimate needs them.
     """
 
     key_length: int | None = None  # per-head K size, when it is not embedding / heads

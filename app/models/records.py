@@ -46,7 +46,7 @@ class MessageRecord:
     # Stats stay JSON text until asked for: decoding them for every row would dominate the
     # cost of loading a long chat, and the UI reads them for a few messages at most.
     stats_json: str | None = field(default=None, repr=False)
-    parent_id: int | None = None  # the message this one follows (see app.models.message_tree)
+    parent_id: int | None = None  # the message this one follows (see app.models.store.message_tree)
 
     @property
     def stats(self) -> GenerationStats | None:

@@ -61,8 +61,8 @@ class Chat(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    # The last message of the branch on screen (see app.models.message_tree); no foreign key, a
-    # stale or NULL value means "the newest message".
+    # The last message of the branch on screen (see app.models.store.message_tree); no foreign
+    # key, a stale or NULL value means "the newest message".
     leaf_id: Mapped[int | None] = mapped_column(Integer)
 
 
@@ -93,26 +93,15 @@ class Message(Base):
 
 
 class ModelFile(Base):
+    """A GGUF file in the library. Its header values (app.engine.types.ModelInfo, all but the
+    path) are one JSON value: columns are only for what queries look up."""
+
     __tablename__ = "model_files"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     path: Mapped[str] = mapped_column(Text, unique=True)
-    file_size: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(String(16), default="import")
-    architecture: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(Text)
-    parameter_count: Mapped[int] = mapped_column(BigInteger)
-    file_type: Mapped[str] = mapped_column(String(32))
-    context_length: Mapped[int] = mapped_column(Integer)
-    block_count: Mapped[int] = mapped_column(Integer)
-    embedding_length: Mapped[int] = mapped_column(Integer)
-    head_count: Mapped[int] = mapped_column(Integer)
-    head_count_kv: Mapped[int] = mapped_column(Integer)
-    has_chat_template: Mapped[bool] = mapped_column(Boolean)
-    chat_template: Mapped[str | None] = mapped_column(Text)
-    sliding_window: Mapped[int | None] = mapped_column(Integer)
-    layer_tensor_bytes: Mapped[list[int]] = mapped_column(JSON)
-    other_tensor_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    info: Mapped[dict[str, Any]] = mapped_column(JSON)
     added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

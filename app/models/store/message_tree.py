@@ -11,10 +11,8 @@ smaller id going up (or a larger one going down), so even a damaged file cannot 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     CTE,
@@ -34,9 +32,9 @@ from sqlalchemy.orm import Session
 
 from app.engine.types import GenerationStats, Role
 from app.models.records import MESSAGE_STATUSES, ROLES, MessageRecord, MessageStatus
+from app.models.store.database import Database
 from app.models.store_values import UNSET, _Unset, check
 from app.models.tables import Chat, Message, utcnow
-from app.models.writer_lock import WriterLock
 
 # Stats and timestamps come back as raw text and are decoded in message_record: SQLAlchemy's
 # per-row type processing would triple the time to load a 10,000-message chat.
@@ -109,15 +107,8 @@ def _same_parent(parent_id: int | None) -> Any:
     return Message.parent_id.is_(None) if parent_id is None else Message.parent_id == parent_id
 
 
-class MessageTree:
-    """Store mixin with the message methods; the Store gives it sessions and its writer lock."""
-
-    _writer: WriterLock
-    if TYPE_CHECKING:
-        _writing: Callable[[], AbstractContextManager[Session]]
-        _reading: Callable[[], AbstractContextManager[Connection]]
-
-        def _update(self, statement: Any) -> bool: ...
+class MessageTree(Database):
+    """Store mixin: each chat's messages, as a tree with the branch on screen."""
 
     def add_message(
         self,
