@@ -1,4 +1,5 @@
-"""The local fake Hub, with a few GGUF repositories built from tiny models."""
+"""Shared fixtures: the local fake Hub with a few GGUF repositories built from tiny models, and
+the chat page on the test Store with its engine bridge."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from pathlib import Path
 
 import pytest
 from fake_hub import FakeHub, FakeRepo
+
+from app.models.store import Store
+from app.ui.bridge import EngineBridge
+from app.ui.chat.page import ChatPage
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,3 +59,38 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, hearth_home: Path,
     monkeypatch.delenv("HF_TOKEN", raising=False)
     yield hub
     hub.stop()
+
+
+@pytest.fixture
+def bridge(qapp):
+    bridge = EngineBridge()
+    yield bridge
+    bridge.shutdown()
+
+
+@pytest.fixture
+def make_page(qtbot, hearth_store, bridge):
+    """A factory for the real Chat page on `hearth_store` (or another Store)."""
+    def make(store: Store = hearth_store) -> ChatPage:
+        page = ChatPage(store, bridge)
+        qtbot.addWidget(page)
+        page.resize(1100, 700)
+        page.show()
+        qtbot.waitExposed(page)
+        return page
+
+    return make
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """Where a Store test's database goes (its folder does not exist yet)."""
+    return tmp_path / "data" / "hearth.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Store]:
+    """A Store on a fresh SQLite file at `db_path`."""
+    store = Store.open(db_path)
+    yield store
+    store.close()

@@ -9,7 +9,6 @@ from PySide6.QtCore import Qt
 
 from app.engine.gguf.info import read_header_bytes
 from app.engine.hub.downloads import DownloadEvent
-from app.engine.sizing.fit_verdict import quick_fit
 from app.engine.sizing.memory_estimate import estimate_memory
 from app.engine.types import LoadSettings
 from app.engine.units import human_bytes
@@ -190,12 +189,6 @@ def test_badges_come_from_the_memory_estimate(qtbot, fake_hub: FakeHub, main_win
     # A split file's badge comes from its first part's header.
     split = _file_item(page, "tiny-7b-IQ4_XS-00001-of-00002.gguf")
     assert "Estimated at" in split.toolTip(2)
-
-
-def test_quick_fit_rule() -> None:
-    gib = 1 << 30
-    assert quick_fit(gib, ram_available=8 * gib).verdict == "CPU only"
-    assert quick_fit(20 * gib, ram_available=8 * gib).verdict == "does not fit"
 
 
 def test_closing_the_window_pauses_and_the_next_launch_resumes(qtbot, fake_hub: FakeHub,

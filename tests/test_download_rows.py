@@ -1,4 +1,4 @@
-"""What the Downloads panel says while a file is verified or paused for a reason (issue 9)."""
+"""What the Downloads panel says while a file is verified or paused for a reason."""
 
 from __future__ import annotations
 

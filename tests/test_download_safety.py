@@ -1,4 +1,4 @@
-"""Downloads that are really verified, and one writer per file across Hearth processes (issue 9).
+"""Downloads that are really verified, and one writer per file across Hearth processes.
 
 Against the fake Hub with real files: a second `hearth get` process, a real tmpfs that fills.
 """

@@ -13,6 +13,7 @@ import llama_cpp
 import pytest
 
 from app.engine.gguf.info import read_model_info, read_model_shape
+from app.engine.sizing.fit_verdict import quick_fit
 from app.engine.sizing.hardware import GpuInfo
 from app.engine.sizing.memory_estimate import FitEstimate, auto_gpu_layers, estimate_memory
 from app.engine.types import LoadSettings, ModelInfo, ModelShape
@@ -237,3 +238,9 @@ def test_runtime_loads_a_quantized_kv_cache(tiny_model: Path, tmp_path: Path) ->
         Runtime(tiny_model, LoadSettings(n_ctx=256, kv_cache_type="q2"))
     with pytest.raises(LoadError, match="does not divide"):  # head size 16: a clear message
         Runtime(tiny_model, LoadSettings(n_ctx=256, kv_cache_type="q4_0"))
+
+
+def test_quick_fit_rule() -> None:
+    gib = 1 << 30
+    assert quick_fit(gib, ram_available=8 * gib).verdict == "CPU only"
+    assert quick_fit(20 * gib, ram_available=8 * gib).verdict == "does not fit"

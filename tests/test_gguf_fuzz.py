@@ -27,7 +27,7 @@ from app.cli import main as hearth
 from app.engine.gguf.info import GGUFError, read_header_bytes, read_model_info
 from app.engine.gguf.values import MAX_COUNT, MAX_LAYERS
 from app.engine.types import ModelInfo
-from app.models.library import import_path
+from app.services.library import import_path
 
 CASES = int(os.environ.get("HEARTH_FUZZ_CASES", "2000"))
 SEED = int(os.environ.get("HEARTH_FUZZ_SEED", "20261130"))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from app.engine.paths import data_paths
-from app.models.library import (
+from app.models.presets import builtin_presets, seed_builtin_presets
+from app.services.library import (
     find_unindexed,
     import_path,
     in_models_folder,
@@ -16,7 +17,6 @@ from app.models.library import (
     known_model_folders,
     remove_model,
 )
-from app.models.presets import builtin_presets, seed_builtin_presets
 from app.testing.tiny_gguf import truncate_copy
 
 

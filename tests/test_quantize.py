@@ -26,8 +26,8 @@ from app.engine.quantize.quantize import (
     base_name,
     plan_quantize,
 )
-from app.models.quantized import register_quantized
 from app.models.store import Store
+from app.services.quantized import register_quantized
 from app.testing.steps import drain
 
 

@@ -13,8 +13,8 @@ from app.engine.gguf.names import is_mmproj, part_name, split_part, split_siblin
 from app.engine.hub.api import file_targets, list_gguf_files
 from app.engine.hub.downloads import DownloadEvent, DownloadManager, part_path
 from app.engine.paths import data_paths
-from app.models.downloaded import library_callback, register_download
-from app.models.library import find_unindexed, import_path, remove_model
+from app.services.downloaded import library_callback, register_download
+from app.services.library import find_unindexed, import_path, remove_model
 
 SPLIT_REPO = "splitorg/Split-GGUF"
 PART1, PART2 = "split-Q4_0-00001-of-00002.gguf", "split-Q4_0-00002-of-00002.gguf"

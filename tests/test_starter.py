@@ -15,7 +15,7 @@ from app.engine.starter import (
     install_starter,
     starter_available,
 )
-from app.models.library import ensure_starter, starter_record
+from app.services.library import ensure_starter, starter_record
 
 EXPECTED_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 

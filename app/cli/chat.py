@@ -13,11 +13,9 @@ from app.cli.shared import CliError, ctrl_c, open_store, resolve_model
 
 if TYPE_CHECKING:
     from app.engine.inference.host import EngineHost
-    from app.engine.types import ChatMessage, Sampling
-    from app.models.records import ChatRecord
+    from app.engine.types import Sampling
+    from app.models.records import MessageRecord
     from app.models.store import Store
-
-_TITLE_CHARS = 60
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -42,18 +40,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 class _TerminalChat:
-    """One loaded model, one stored chat, and the turns typed in the terminal."""
+    """One loaded model, one stored chat (a ChatSession: the same rules as the window's), and
+    the turns typed in the terminal."""
 
     def __init__(self, store: Store, args: argparse.Namespace) -> None:
         from app.engine.inference.host import EngineHost
         from app.engine.types import Sampling
+        from app.services.chat_session import ChatSession
 
         self.store = store
         self.args = args
         self.events: queue.Queue = queue.Queue()
         self.host: EngineHost = EngineHost(self.events.put)
-        self.chat: ChatRecord | None = None
-        self.history: list[ChatMessage] = []
+        self.session = ChatSession(store)
+        self.branch: list[MessageRecord] = []  # the chat's branch, as the model is sent it
         self.sampling: Sampling = Sampling()
         self.system = ""
         self.model_path = ""
@@ -83,46 +83,40 @@ class _TerminalChat:
 
     def open_chat(self) -> None:
         """Continue ``--chat-id`` (its history, prompt and sampling) or prepare a new chat."""
-        from app.engine.types import ChatMessage, Sampling
+        from app.engine.types import Sampling
 
         args, store = self.args, self.store
         base = Sampling()
         system = args.system or ""
         if args.chat_id is not None:
-            self.chat = store.get_chat(args.chat_id)
-            if self.chat is None:
+            chat = store.get_chat(args.chat_id)
+            if chat is None:
                 raise CliError(f"There is no chat {args.chat_id}.")
-            base = self.chat.sampling
-            system = args.system if args.system is not None else self.chat.system_prompt
-            self.history = [
-                ChatMessage(m.role, m.content) for m in store.list_messages(self.chat.id)
-                if m.role != "system" and m.content and m.status != "failed"
-            ]
+            self.session.chat_id = chat.id
+            base = chat.sampling
+            system = args.system if args.system is not None else chat.system_prompt
+            self.branch = store.list_messages(chat.id)
         overrides = {"temperature": args.temperature, "max_tokens": args.max_tokens,
                      "seed": args.seed}
         self.sampling = Sampling.from_dict(
             {**base.to_dict(), **{k: v for k, v in overrides.items() if v is not None}}
         )
         self.system = system
-        if self.chat is not None:
-            store.update_chat(self.chat.id, system_prompt=system, sampling=self.sampling,
+        if self.session.chat_id is not None:
+            store.update_chat(self.session.chat_id, system_prompt=system, sampling=self.sampling,
                               model_path=self.model_path)
 
     def turn(self, text: str) -> bool:
         """Send one user message and stream the reply to stdout; False if the reply failed."""
         from app.cli.terminal_text import TerminalText, terminal_safe
         from app.engine.inference.events import Done, Failed
-        from app.engine.types import ChatMessage
-        from app.models.reply_writer import ReplyWriter
+        from app.services.chat_session import ChatSession
 
-        store = self.store
-        if self.chat is None:
-            title = text.strip().splitlines()[0][:_TITLE_CHARS]
-            self.chat = store.create_chat(title, self.system, self.sampling, self.model_path)
-        store.add_message(self.chat.id, "user", text)
-        self.history.append(ChatMessage("user", text))
-        reply = store.add_message(self.chat.id, "assistant", "", status="streaming")
-        writer = ReplyWriter(store, reply.id)
+        chat, _ = self.session.ensure_chat(self.system, self.sampling, self.model_path)
+        self.branch.append(self.session.add_user_message(chat, text, self.branch))
+        started = self.session.start_reply(self.branch)
+        assert started is not None  # the chat was just made sure of
+        writer = started.writer
         screen = TerminalText()  # the reply may carry escape sequences: never act on them
 
         def show(piece: str) -> None:
@@ -130,25 +124,18 @@ class _TerminalChat:
             sys.stdout.flush()
             writer.append(piece)
 
-        messages = [ChatMessage("system", self.system)] if self.system else []
-        job = self.host.chat([*messages, *self.history], self.sampling,
-                             self.chat.overflow_policy)
+        job = self.host.chat(started.history, self.sampling, chat.overflow_policy)
         event = self._wait(job, show)
         sys.stdout.write(screen.flush() + "\n")
         if isinstance(event, Failed):
-            writer.fail(event.message)
+            self.branch.append(ChatSession.fail_reply(started, event.message))
             writer.wait()  # the writer saves on its own thread; let it land before we go on
-            self.history.pop()
             print(f"hearth chat: {terminal_safe(event.message)}", file=sys.stderr)
             return False
         assert isinstance(event, Done)
         stats = event.stats
-        if stats.stop_reason == "cancelled":
-            writer.stop(stats)
-        else:
-            writer.finish(stats)
+        self.branch.append(ChatSession.end_reply(started, stats))
         writer.wait()
-        self.history.append(ChatMessage("assistant", writer.text))
         note = ", stopped" if stats.stop_reason == "cancelled" else ""
         print(f"[{stats.generated_tokens} tokens, {stats.tokens_per_second:.1f} tok/s{note}]",
               file=sys.stderr)

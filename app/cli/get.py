@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from app.engine.hub.downloads import DownloadError, DownloadManager
     from app.engine.hub.hf_token import get_token
     from app.engine.paths import data_paths
-    from app.models.downloaded import register_download
+    from app.services.downloaded import register_download
 
     token = get_token()
     with open_store() as store:

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from app.engine.sizing.memory_estimate import shape_of
     from app.engine.steps import drain
     from app.engine.units import human_bytes
-    from app.models.quantized import evaluate_and_save, quantize_and_register
+    from app.services.quantized import evaluate_and_save, quantize_and_register
 
     with open_store() as store:
         try:

@@ -38,7 +38,7 @@ def open_store() -> Iterator[Store]:
 def resolve_model(store: Store, spec: str) -> str:
     """A model path from a file path, "starter", or a (part of a) name in the library."""
     from app.engine.starter import StarterError
-    from app.models.library import ensure_starter, starter_record
+    from app.services.library import ensure_starter, starter_record
 
     if spec == "starter":
         record = starter_record(store)

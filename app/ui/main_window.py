@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 
 from app.engine.starter import starter_available
 from app.engine.types import ModelInfo
-from app.models.library import ensure_starter, starter_record
 from app.models.records import ModelFileRecord
+from app.services.library import ensure_starter, starter_record
 from app.ui.app_context import AppContext
 from app.ui.chat.page import ChatPage
 from app.ui.discover.page import DiscoverPage

@@ -9,7 +9,7 @@ killed process all resume with an HTTP ``Range`` request from the bytes already 
 answer for another range is refused and the file starts over. A disk that fills pauses the job.
 Each running job holds its part file's lock (``download_lock``), so another Hearth process
 asking for the same file is told it is busy instead of writing into it. State lives in a
-``DownloadJournal`` (the Store, wired in ``app.models.downloaded``), so the engine does not
+``DownloadJournal`` (the Store, wired in ``app.services.downloaded``), so the engine does not
 depend on the data layer. Events go to one callback from the worker threads; the GUI turns them
 into queued signals.
 """

@@ -1,4 +1,5 @@
-"""Wires the chat page to the engine (through the bridge) and to the Store.
+"""Wires the chat page to the engine (through the bridge) and to the chat's rules
+(app.services.chat_session: history, title, the saved reply, versions).
 
 One reply runs at a time. Its text goes to the view (the model's last row) and to a ReplyWriter
 that saves it in batches off the GUI thread, so a crash loses at most half a second of a reply
@@ -15,40 +16,29 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
-from app.engine.types import ChatMessage, GenerationStats
-from app.models.records import ChatRecord, MessageRecord
+from app.engine.types import GenerationStats
+from app.models.records import MessageRecord
 from app.models.reply_writer import ReplyWriter
 from app.models.store import Store
 from app.models.store_values import UNSET, _Unset
+from app.services.chat_session import ChatSession, StartedReply, dropped_notice
 from app.ui.bridge import EngineBridge
 from app.ui.chat.message_model import MessageListModel
-
-DEFAULT_TITLE = "New chat"
-TITLE_LENGTH = 40
-_HISTORY_STATUSES = ("complete", "partial")
-
-
-def title_from(text: str) -> str:
-    """A chat title from its first message: the first line, cut at a word near 40 characters."""
-    line = " ".join(text.split())
-    if len(line) <= TITLE_LENGTH:
-        return line
-    cut = line[:TITLE_LENGTH].rsplit(" ", 1)[0]
-    return (cut if len(cut) >= TITLE_LENGTH // 2 else line[:TITLE_LENGTH]).rstrip() + "…"
-
-
-def dropped_notice(dropped: int) -> str:
-    if dropped == 1:
-        return "Dropped the oldest message to fit the context"
-    return f"Dropped the {dropped} oldest messages to fit the context"
 
 
 @dataclass
 class _Reply:
     job_id: int
     chat_id: int
-    message_id: int
-    writer: ReplyWriter
+    started: StartedReply
+
+    @property
+    def message_id(self) -> int:
+        return self.started.placeholder.id
+
+    @property
+    def writer(self) -> ReplyWriter:
+        return self.started.writer
 
 
 class ChatController(QObject):
@@ -69,7 +59,7 @@ class ChatController(QObject):
         self._store = store
         self._bridge = bridge
         self.model = model
-        self._chat_id: int | None = None
+        self._session = ChatSession(store)
         self._reply: _Reply | None = None
         self._last_writer: ReplyWriter | None = None
         bridge.promptInfo.connect(self._on_prompt_info)
@@ -80,7 +70,7 @@ class ChatController(QObject):
     # -- state ---------------------------------------------------------------------------------
     @property
     def chat_id(self) -> int | None:
-        return self._chat_id
+        return self._session.chat_id
 
     @property
     def busy(self) -> bool:
@@ -96,14 +86,14 @@ class ChatController(QObject):
 
     def set_chat(self, chat_id: int | None) -> None:
         """Show another chat. A reply still streaming in the old chat is stopped (and kept)."""
-        if chat_id == self._chat_id:
+        if chat_id == self.chat_id:
             return
         self.stop()
-        self._chat_id = chat_id
+        self._session.chat_id = chat_id
         self._load()
 
     def _load(self) -> None:
-        chat_id = self._chat_id
+        chat_id = self.chat_id
         if chat_id is None:
             self.model.set_messages([])
         else:
@@ -115,9 +105,12 @@ class ChatController(QObject):
         """Add the user's message and start a reply; False (nothing sent) for empty text."""
         if not text.strip() or self.busy:
             return False
-        chat = self._ensure_chat()
-        self._name_chat(chat, text)
-        self.model.append_message(self._store.add_message(chat.id, "user", text))
+        chat, created = self._session.ensure_chat()
+        if created:
+            self.model.set_messages([])
+        self.model.append_message(
+            self._session.add_user_message(chat, text, self.model.records())
+        )
         self._start_reply(chat.id)
         return True
 
@@ -129,49 +122,48 @@ class ChatController(QObject):
     def regenerate(self) -> bool:
         """A new reply to the last message; the old reply stays, as another version."""
         last = self.model.last_record()
-        if self.busy or self._chat_id is None or last is None or last.role != "assistant":
+        if self.busy or self.chat_id is None or last is None or last.role != "assistant":
             return False
         self.model.remove_from(last.id)
-        self._start_reply(self._chat_id, parent_id=last.parent_id)
+        self._start_reply(self.chat_id, parent_id=last.parent_id)
         return True
 
     def edit_and_resend(self, message_id: int, new_text: str) -> bool:
         """Send new text in place of a user message and reply to it; the old message and what
         followed it stay, as another version."""
-        if self.busy or self._chat_id is None or not new_text.strip():
+        if self.busy or self.chat_id is None or not new_text.strip():
             return False
-        chat = self._store.get_chat(self._chat_id)
+        chat = self._store.get_chat(self.chat_id)
         position = self.model.position_of(message_id)
         if chat is None or position is None or self.model.record_at(position).role != "user":
             return False
         edited = self.model.record_at(position)
         self.model.remove_from(message_id)
-        self._name_chat(chat, new_text)
-        self.model.append_message(
-            self._store.add_message(chat.id, "user", new_text, parent_id=edited.parent_id)
-        )
+        self.model.append_message(self._session.add_user_message(
+            chat, new_text, self.model.records(), parent_id=edited.parent_id
+        ))
         self._start_reply(chat.id)
         return True
 
     def show_version(self, message_id: int, step: int) -> bool:
         """Show the previous (-1) or next (+1) version of a message, with its own continuation."""
         target = self.model.sibling_version(message_id, step)
-        if self.busy or self._chat_id is None or target is None:
+        if self.busy or self.chat_id is None or target is None:
             return False
-        branch = self._store.show_version(self._chat_id, target)
+        branch = self._store.show_version(self.chat_id, target)
         return bool(branch) and self.model.replace_from(message_id, branch)
 
     def delete_version(self, message_id: int) -> bool:
         """Delete one version of a message (and what followed it); another takes its place."""
-        if self.busy or self._chat_id is None or self.model.version_of(message_id) is None:
+        if self.busy or self.chat_id is None or self.model.version_of(message_id) is None:
             return False
         try:
-            shown = self._store.delete_version(self._chat_id, message_id)
+            shown = self._store.delete_version(self.chat_id, message_id)
         except (LookupError, ValueError):
             return False
         if shown is not None:
-            self.model.replace_from(message_id, self._store.show_version(self._chat_id, shown))
-        self.model.set_versions(self._store.message_versions(self._chat_id))
+            self.model.replace_from(message_id, self._store.show_version(self.chat_id, shown))
+        self.model.set_versions(self._store.message_versions(self.chat_id))
         self.notice.emit("Deleted that version.")
         return True
 
@@ -179,59 +171,32 @@ class ChatController(QObject):
         """Put a message on screen (a search hit on another branch switches to that branch)."""
         if self.model.position_of(message_id) is not None:
             return True
-        if self.busy or self._chat_id is None:
+        if self.busy or self.chat_id is None:
             return False
-        if not self._store.show_version(self._chat_id, message_id):
+        if not self._store.show_version(self.chat_id, message_id):
             return False
         self._load()
         return True
 
-    # -- building the request ------------------------------------------------------------------
-    def _ensure_chat(self) -> ChatRecord:
-        chat = self._store.get_chat(self._chat_id) if self._chat_id is not None else None
-        if chat is None:
-            chat = self._store.create_chat(DEFAULT_TITLE)
-            self._chat_id = chat.id
-            self.model.set_messages([])
-        return chat
-
-    def _history(self, chat: ChatRecord) -> list[ChatMessage]:
-        messages = [ChatMessage("system", chat.system_prompt)] if chat.system_prompt.strip() else []
-        # Failed and empty replies are not part of the conversation the model should continue.
-        messages += [
-            ChatMessage(record.role, record.content)
-            for record in self.model.records()
-            if record.role != "system"
-            and record.status in _HISTORY_STATUSES
-            and record.content.strip()
-        ]
-        return messages
-
-    def _name_chat(self, chat: ChatRecord, text: str) -> None:
-        if chat.title == DEFAULT_TITLE and not self.model.has_role("user"):
-            self._store.rename_chat(chat.id, title_from(text))
-
+    # -- starting a reply --------------------------------------------------------------------
     def _start_reply(self, chat_id: int, parent_id: int | None | _Unset = UNSET) -> None:
-        chat = self._store.get_chat(chat_id)
-        if chat is None:
+        started = self._session.start_reply(self.model.records(), parent_id,
+                                            model_path=self._bridge.loaded_path or None)
+        if started is None:
             return
-        history = self._history(chat)
-        if self._bridge.loaded_path and chat.model_path != self._bridge.loaded_path:
-            self._store.update_chat(chat_id, model_path=self._bridge.loaded_path)
-        placeholder = self._store.add_message(chat_id, "assistant", "", status="streaming",
-                                              parent_id=parent_id)
-        self.model.append_message(placeholder)
+        self.model.append_message(started.placeholder)
         self.model.set_versions(self._store.message_versions(chat_id))
-        job = self._bridge.chat(history, chat.sampling, chat.overflow_policy)
-        self._last_writer = ReplyWriter(self._store, placeholder.id)
-        self._reply = _Reply(job, chat_id, placeholder.id, self._last_writer)
+        job = self._bridge.chat(started.history, started.chat.sampling,
+                                started.chat.overflow_policy)
+        self._last_writer = started.writer
+        self._reply = _Reply(job, chat_id, started)
         self.busyChanged.emit(True)
         self.chatUpdated.emit(chat_id)
 
     # -- engine events -------------------------------------------------------------------------
     def _showing(self, reply: _Reply) -> bool:
         last: MessageRecord | None = self.model.last_record()
-        return reply.chat_id == self._chat_id and last is not None and last.id == reply.message_id
+        return reply.chat_id == self.chat_id and last is not None and last.id == reply.message_id
 
     def _on_prompt_info(self, job: int, prompt_tokens: int, n_ctx: int, dropped: int) -> None:
         if self._reply is None or job != self._reply.job_id:
@@ -253,12 +218,9 @@ class ChatController(QObject):
         if reply is None or job != reply.job_id:
             return
         cancelled = stats.stop_reason == "cancelled"
-        if cancelled:
-            reply.writer.stop(stats)
-        else:
-            reply.writer.finish(stats)
+        ended = ChatSession.end_reply(reply.started, stats)
         if self._showing(reply):
-            self.model.set_last_state("partial" if cancelled else "complete", stats=stats)
+            self.model.set_last_state(ended.status, stats=stats)
         self._end_reply()
         self.statsChanged.emit(stats)
         if cancelled:
@@ -268,7 +230,7 @@ class ChatController(QObject):
         reply = self._reply
         if reply is None or job != reply.job_id:
             return
-        reply.writer.fail(message)
+        ChatSession.fail_reply(reply.started, message)
         if self._showing(reply):
             self.model.set_last_state("failed", error=message)
         self._end_reply()

@@ -14,8 +14,8 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from app.engine.hub.api import FileTarget
 from app.engine.hub.download_lock import remove_part
 from app.engine.hub.downloads import DownloadEvent, DownloadManager, DownloadRecord, part_path
-from app.models.downloaded import library_callback
 from app.models.store import Store
+from app.services.downloaded import library_callback
 
 
 class DownloadBridge(QObject):

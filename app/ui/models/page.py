@@ -32,7 +32,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.models.library import (
+from app.models.records import LineageRecord, ModelFileRecord, ModelSource
+from app.models.store import Store
+from app.services.library import (
     ImportProgress,
     ImportReport,
     find_unindexed,
@@ -41,8 +43,6 @@ from app.models.library import (
     known_model_folders,
     remove_model,
 )
-from app.models.records import LineageRecord, ModelFileRecord, ModelSource
-from app.models.store import Store
 from app.ui.column_table import SORT_ROLE, ColumnTableModel
 from app.ui.load_settings_dialog import LoadSettingsDialog, open_load_settings
 from app.ui.models.columns import COLUMNS

@@ -44,9 +44,9 @@ from app.engine.quantize.quantize import (
 )
 from app.engine.sizing.hardware import GpuInfo
 from app.engine.types import ModelInfo
-from app.models.quantized import QuantizeOutcome, evaluate_and_save, quantize_and_register
 from app.models.records import QualityReportRecord
 from app.models.store import Store
+from app.services.quantized import QuantizeOutcome, evaluate_and_save, quantize_and_register
 from app.ui.load_settings_dialog import known_gpus
 from app.ui.plain_text import escaped_rich
 from app.ui.quantize.footer import STEPS, Footer

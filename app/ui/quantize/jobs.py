@@ -1,6 +1,6 @@
 """The background halves of the quantize dialog that only the dialog needs (size and fit
 predictions, plan-or-ask); run through `TaskRunner`, so the GUI thread never waits on them. The
-jobs it shares with `hearth quantize` are in `app.models.quantized`."""
+jobs it shares with `hearth quantize` are in `app.services.quantized`."""
 
 from __future__ import annotations
 

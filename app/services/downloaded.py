@@ -9,8 +9,8 @@ from pathlib import Path
 from app.engine.gguf.info import GGUFError, read_model_info
 from app.engine.gguf.names import split_siblings
 from app.engine.hub.downloads import part_path
-from app.models.library import skip_reason
 from app.models.store import Store
+from app.services.library import skip_reason
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,126 @@
+"""One chat's rules, the same for the window and `hearth chat`: what history the model is sent,
+the title, the streaming reply's placeholder row and its saving, and versions (regenerate and
+edit-and-resend add a sibling; nothing is deleted).
+
+The session prepares and records; it never talks to the engine. The window sends the history
+through its bridge, the CLI through its EngineHost, and both hand the reply's ending back here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from app.engine.types import ChatMessage, GenerationStats, Sampling
+from app.models.records import ChatRecord, MessageRecord
+from app.models.reply_writer import ReplyWriter
+from app.models.store import Store
+from app.models.store_values import UNSET, _Unset
+
+DEFAULT_TITLE = "New chat"
+TITLE_LENGTH = 40
+# Failed, empty and still-streaming replies are not part of the conversation the model continues.
+HISTORY_STATUSES = ("complete", "partial")
+
+
+def title_from(text: str) -> str:
+    """A chat title from its first message: the first line, cut at a word near 40 characters."""
+    line = " ".join(text.split())
+    if len(line) <= TITLE_LENGTH:
+        return line
+    cut = line[:TITLE_LENGTH].rsplit(" ", 1)[0]
+    return (cut if len(cut) >= TITLE_LENGTH // 2 else line[:TITLE_LENGTH]).rstrip() + "…"
+
+
+def dropped_notice(dropped: int) -> str:
+    """What the overflow policy did, in words, when it dropped old messages to fit."""
+    if dropped == 1:
+        return "Dropped the oldest message to fit the context"
+    return f"Dropped the {dropped} oldest messages to fit the context"
+
+
+def history_for_model(system_prompt: str, branch: Iterable[MessageRecord]) -> list[ChatMessage]:
+    """The messages the model is sent for a branch: the system prompt, then every finished
+    (complete or stopped) non-empty message of the branch, oldest first."""
+    messages = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
+    messages += [
+        ChatMessage(record.role, record.content)
+        for record in branch
+        if record.role != "system"
+        and record.status in HISTORY_STATUSES
+        and record.content.strip()
+    ]
+    return messages
+
+
+@dataclass
+class StartedReply:
+    """A reply about to stream: its placeholder row, what to send, and the writer saving it."""
+
+    chat: ChatRecord
+    placeholder: MessageRecord
+    history: list[ChatMessage]
+    writer: ReplyWriter
+
+
+class ChatSession:
+    """One stored chat (created on the first message) and its rules, over the Store."""
+
+    def __init__(self, store: Store, chat_id: int | None = None) -> None:
+        self.store = store
+        self.chat_id = chat_id
+
+    def chat(self) -> ChatRecord | None:
+        return self.store.get_chat(self.chat_id) if self.chat_id is not None else None
+
+    def ensure_chat(self, system_prompt: str = "", sampling: Sampling | None = None,
+                    model_path: str = "") -> tuple[ChatRecord, bool]:
+        """The session's chat, created (titled "New chat") if it has none; True if created."""
+        chat = self.chat()
+        if chat is not None:
+            return chat, False
+        chat = self.store.create_chat(DEFAULT_TITLE, system_prompt, sampling or Sampling(),
+                                      model_path)
+        self.chat_id = chat.id
+        return chat, True
+
+    def add_user_message(self, chat: ChatRecord, text: str, branch: Iterable[MessageRecord],
+                         parent_id: int | None | _Unset = UNSET) -> MessageRecord:
+        """Store a user message (after `parent_id`, default the end of the branch); the first
+        one names a chat that still has the default title."""
+        if chat.title == DEFAULT_TITLE and not any(r.role == "user" for r in branch):
+            self.store.rename_chat(chat.id, title_from(text))
+        return self.store.add_message(chat.id, "user", text, parent_id=parent_id)
+
+    def start_reply(self, branch: Iterable[MessageRecord], parent_id: int | None | _Unset = UNSET,
+                    model_path: str | None = None) -> StartedReply | None:
+        """Add the streaming placeholder (after `parent_id`: a regenerate makes it a sibling of
+        the old reply) and return the history for `branch`, the messages before it."""
+        chat = self.chat()
+        if chat is None:
+            return None
+        history = history_for_model(chat.system_prompt, branch)
+        if model_path and chat.model_path != model_path:
+            self.store.update_chat(chat.id, model_path=model_path)
+        placeholder = self.store.add_message(chat.id, "assistant", "", status="streaming",
+                                             parent_id=parent_id)
+        return StartedReply(chat, placeholder, history, ReplyWriter(self.store, placeholder.id))
+
+    @staticmethod
+    def end_reply(reply: StartedReply, stats: GenerationStats) -> MessageRecord:
+        """The reply ended: kept as complete, or as partial when it was stopped."""
+        stopped = stats.stop_reason == "cancelled"
+        if stopped:
+            reply.writer.stop(stats)
+        else:
+            reply.writer.finish(stats)
+        return dataclasses.replace(reply.placeholder, content=reply.writer.text,
+                                   status="partial" if stopped else "complete")
+
+    @staticmethod
+    def fail_reply(reply: StartedReply, message: str) -> MessageRecord:
+        """The engine failed: the text so far is kept, marked failed with the reason."""
+        reply.writer.fail(message)
+        return dataclasses.replace(reply.placeholder, content=reply.writer.text,
+                                   status="failed", error=message)
