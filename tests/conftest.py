@@ -63,6 +63,7 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, hearth_home: Path,
 
 @pytest.fixture
 def bridge(qapp):
+    """The real engine bridge (its own engine host thread), shut down after the test."""
     bridge = EngineBridge()
     yield bridge
     bridge.shutdown()

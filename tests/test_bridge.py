@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from app.engine.types import ChatMessage, LoadSettings, Sampling
-from app.ui.bridge import EngineBridge
-
-
-@pytest.fixture
-def bridge(qapp):
-    b = EngineBridge()
-    yield b
-    b.shutdown()
 
 
 def test_tokens_arrive_coalesced_on_the_gui_thread_and_before_done(qtbot, bridge, tiny_model):

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import QApplication, QLabel, QListWidget, QListWidgetItem
 from app.engine.gguf.info import read_model_info
 from app.engine.hub.api import HubModel
 from app.testing.tiny_gguf import build_tiny_model
-from app.ui.bridge import EngineBridge
 from app.ui.chat.page import ChatPage
 from app.ui.chat.status_line import StatusLine
 from app.ui.discover.details import ModelDetails, RepoDetails
@@ -31,13 +30,6 @@ MARK = "<img src="  # in each hostile name below: a label guessing HTML would re
 @pytest.fixture
 def canary(tmp_path: Path) -> Path:
     return make_canary(tmp_path / "watched")
-
-
-@pytest.fixture
-def bridge(qapp):
-    bridge = EngineBridge()
-    yield bridge
-    bridge.shutdown()
 
 
 def test_the_watch_sees_what_a_plain_qt_document_would_read(qapp, canary):

@@ -10,18 +10,10 @@ from app.engine.gguf.info import read_model_info
 from app.engine.sizing.hardware import probe_hardware
 from app.engine.types import LoadSettings
 from app.ui import load_settings_dialog as lsd
-from app.ui.bridge import EngineBridge
 from app.ui.chat.model_picker import ModelPicker
 from app.ui.load_settings_dialog import LoadSettingsDialog, saved_load_settings, settings_key
 
 GIB = 1 << 30
-
-
-@pytest.fixture
-def bridge(qapp):
-    bridge = EngineBridge()
-    yield bridge
-    bridge.shutdown()
 
 
 @pytest.fixture

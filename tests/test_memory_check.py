@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from alembic import command
 from sqlalchemy import create_engine
 
@@ -15,15 +14,7 @@ from app.engine.types import ChatMessage, LoadSettings, Sampling
 from app.engine.units import human_bytes
 from app.models.migrations import make_config
 from app.models.store import Store
-from app.ui.bridge import EngineBridge
 from app.ui.chat.model_picker import ModelPicker
-
-
-@pytest.fixture
-def bridge(qapp):
-    b = EngineBridge()
-    yield b
-    b.shutdown()
 
 
 def _wait_for(events: list, kind: type, timeout: float = 60.0) -> object:
