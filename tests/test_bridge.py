@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
+
+from PySide6.QtCore import QTimer
 
 from app.engine.types import ChatMessage, LoadSettings, Sampling
+from app.ui.bridge import TICK_MS
 
 
 def test_tokens_arrive_coalesced_on_the_gui_thread_and_before_done(qtbot, bridge, tiny_model):
@@ -39,3 +43,23 @@ def test_a_failed_load_is_reported_and_keeps_the_loaded_model(qtbot, bridge, tin
         bridge.load(junk)
     assert failed.args[2] == "load" and "junk.gguf" in failed.args[1]
     assert bridge.loaded_path == str(tiny_model)
+
+
+def test_an_idle_bridge_never_wakes_the_gui_and_a_stream_wakes_it_once_per_tick(
+        qtbot, bridge, tiny_model):
+    # Each GUI wake-up during a reply takes a core from the decode threads on a small machine.
+    with qtbot.waitSignal(bridge.loaded, timeout=30_000):
+        bridge.load(tiny_model, LoadSettings(n_ctx=512))
+    fired = []
+    for timer in bridge.findChildren(QTimer):
+        timer.timeout.connect(lambda: fired.append(1))
+    qtbot.wait(600)
+    assert fired == []
+
+    batches: list[float] = []
+    bridge.tokens.connect(lambda *_: batches.append(time.monotonic()))
+    started = time.monotonic()
+    with qtbot.waitSignal(bridge.done, timeout=30_000) as done:
+        bridge.chat([ChatMessage("user", "hello")], Sampling(temperature=0, max_tokens=300))
+    elapsed = time.monotonic() - started
+    assert done.args[1] and len(batches) <= elapsed * 1000 / TICK_MS + 2

@@ -1,10 +1,12 @@
 """The one place where engine events cross into the GUI thread.
 
-The engine host calls `_on_event` on its inference thread. Events are queued in a deque; a GUI
-timer drains it every `TICK_MS`, merging consecutive tokens of a reply into one `tokens` signal, so
-the chat view appends text once per tick rather than once per token. Any other event wakes the
-drain at once through a queued signal. Order is preserved because everything goes through the
-same deque.
+The engine host calls `_on_event` on its inference thread. Events are queued in a deque. The
+first token after a drain arms a one-shot GUI timer; when it fires, `TICK_MS` later, the deque is
+drained and consecutive tokens of a reply are merged into one `tokens` signal, so the chat view
+appends text ten times a second rather than once per token, and nothing wakes the GUI while no
+reply streams. On a two-core machine each GUI wake-up takes a core from the decode threads, which
+wait for each other. Any other event wakes the drain at once through a queued signal. Order is
+preserved because everything goes through the same deque.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from app.engine.inference.events import (
 from app.engine.inference.host import EngineHost
 from app.engine.types import ChatMessage, LoadSettings, Sampling
 
-TICK_MS = 40
+TICK_MS = 100
 
 
 class EngineBridge(QObject):
@@ -45,15 +47,18 @@ class EngineBridge(QObject):
     # `loaded` so the many slots connected to it keep their signature.
     memoryChecked = Signal(object)
     _wake = Signal()
+    _arm = Signal()
 
     def __init__(self, parent: QObject | None = None, host: EngineHost | None = None) -> None:
         super().__init__(parent)
         self._pending: collections.deque[EngineEvent] = collections.deque()
         self._wake.connect(self._drain, Qt.ConnectionType.QueuedConnection)
         self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
         self._timer.setInterval(TICK_MS)
-        self._timer.timeout.connect(self._drain)
-        self._timer.start()
+        self._timer.timeout.connect(self._on_tick)
+        self._arm.connect(self._timer.start, Qt.ConnectionType.QueuedConnection)
+        self._armed = False  # a tick is due; set on the engine thread, cleared on the GUI's
         self.host = host or EngineHost(self._on_event)
         self.loaded_path: str | None = None
         self.loaded_info = None
@@ -84,8 +89,16 @@ class EngineBridge(QObject):
         self._pending.append(event)
         if not isinstance(event, Token):
             self._wake.emit()
+        elif not self._armed:
+            self._armed = True
+            self._arm.emit()
 
     # -- GUI thread ----------------------------------------------------------------------------
+    def _on_tick(self) -> None:
+        # Cleared before draining: a token queued meanwhile arms the next tick, so none is left.
+        self._armed = False
+        self._drain()
+
     def _drain(self) -> None:
         job, parts = 0, []
         while self._pending:

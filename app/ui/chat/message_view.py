@@ -7,6 +7,8 @@ and pages older messages in when the user scrolls to the top.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QAction, QContextMenuEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QWidget
@@ -71,7 +73,6 @@ class MessageView(QListView):
         bar.rangeChanged.connect(self._on_range_changed)
         model.modelAboutToBeReset.connect(self._on_about_to_reset)
         model.modelReset.connect(self._on_reset)
-        model.dataChanged.connect(self._on_data_changed)
         model.rowsInserted.connect(self._update_actions)
         model.rowsRemoved.connect(self._update_actions)
         self.selectionModel().selectionChanged.connect(self._update_actions)
@@ -177,8 +178,13 @@ class MessageView(QListView):
         self._resetting = False
         self._update_actions()
 
-    def _on_data_changed(self, top_left: QModelIndex, _bottom_right: QModelIndex) -> None:
-        # QListView does not re-measure a row whose data changed; a streaming reply grows.
+    def dataChanged(self, top_left: QModelIndex, bottom_right: QModelIndex,
+                    roles: Sequence[int] = ()) -> None:
+        if top_left == bottom_right and self.delegate.shows_stale(top_left):
+            return  # a streaming reply between renderings: the screen would not change
+        # QListView does not re-measure a row whose data changed (a streaming reply grows). The
+        # relayout this asks for repaints the viewport, so the base class's repaint of the row
+        # would paint it twice.
         self.delegate.sizeHintChanged.emit(top_left)
         self._update_actions()
 
