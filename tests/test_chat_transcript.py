@@ -56,16 +56,23 @@ def test_ten_thousand_messages_open_fast_with_a_window_of_rows(qtbot, make_page,
 
 
 def test_markdown_code_and_raw_html(qtbot, make_page, hearth_store):
+    code = "\n".join(f"print('hi {i}')" for i in range(30))
     seed_chat(hearth_store, "Code", ("user", "Show <b>code</b>"),
-              ("assistant", "Here is **bold** text:\n\n```python\nprint('hi')\n```"))
+              ("assistant", f"Here is **bold** text:\n\n```python\n{code}\n```"))
     page = make_page()
-    user, reply = page.view.delegate.document_for(page.messages.index(0, 0)), \
-        page.view.delegate.document_for(page.messages.index(1, 0))
+    delegate = page.view.delegate
+    user, reply = delegate.document_for(page.messages.index(0, 0)), \
+        delegate.document_for(page.messages.index(1, 0))
     assert user.toPlainText() == "Show <b>code</b>"  # raw HTML shown as text
-    assert "print('hi')" in reply.toPlainText() and "**" not in reply.toPlainText()
-    html = reply.toHtml()
-    assert "font-weight:700" in html  # **bold**
-    assert "color:#008000" in html  # Pygments colours the `print` builtin
+    assert "print('hi 29')" in reply.toPlainText() and "**" not in reply.toPlainText()
+    assert "font-weight:700" in reply.toHtml()  # **bold**
+    # The chat opens with its code uncoloured, and Pygments colours it (the `print` builtin)
+    # moments later without moving anything.
+    assert "color:#008000" not in reply.toHtml()
+    height = page.view.visualRect(page.messages.index(1, 0)).height()
+    qtbot.waitUntil(lambda: "color:#008000" in delegate.document_for(
+        page.messages.index(1, 0)).toHtml(), timeout=2_000)
+    assert page.view.visualRect(page.messages.index(1, 0)).height() == height
 
 
 def test_thinking_block_is_collapsed_and_toggles_on_click(qtbot, make_page, hearth_store):
@@ -132,15 +139,15 @@ def test_follows_the_reply_only_when_already_at_the_bottom(qtbot, bridge, make_p
 
 def _count_renders(monkeypatch, page: ChatPage) -> list[int]:
     """Message ids the delegate converts from Markdown, in order."""
-    delegate = page.view.delegate
+    renderer = page.view.delegate.renderer
     rendered: list[int] = []
-    real = delegate._render
+    real = renderer.render
 
     def counting(record, *args):
         rendered.append(record.id)
         return real(record, *args)
 
-    monkeypatch.setattr(delegate, "_render", counting)
+    monkeypatch.setattr(renderer, "render", counting)
     return rendered
 
 

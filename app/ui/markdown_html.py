@@ -94,13 +94,22 @@ def plain_html(text: str) -> str:
     return f'<p style="{PLAIN_STYLE}">{escape(breakable, quote=False)}</p>'
 
 
+_CODE_BLOCK_OPEN = re.compile(r'<pre><code(?: class="[^"<>]*")?>')
+_MARKER = "hearthcodemarker"
+
+
 class MarkdownRenderer:
-    """Markdown → HTML with inline styles (QTextDocument understands no external CSS)."""
+    """Markdown → HTML with inline styles (QTextDocument understands no external CSS).
+
+    With ``highlight=False`` code blocks come out in the very frame the highlighter gives them
+    (so the laid-out height is the same) but uncoloured: lexing is most of the cost of a reply
+    with code, and a view can colour its rows once they are on screen.
+    """
 
     def __init__(self, dark: bool) -> None:
+        extensions = ["fenced_code", "tables", "sane_lists", "nl2br", _InertExtension()]
         self._md = markdown.Markdown(
-            extensions=["fenced_code", "codehilite", "tables", "sane_lists", "nl2br",
-                        _InertExtension()],
+            extensions=[*extensions, "codehilite"],
             extension_configs={
                 "codehilite": {
                     "noclasses": True,
@@ -109,27 +118,37 @@ class MarkdownRenderer:
                 }
             },
         )
+        self._md_plain = markdown.Markdown(extensions=extensions)
+        self._code_open, _, self._code_close = self._markdown(
+            f"```\n{_MARKER}\n```", highlight=True).partition(_MARKER)
 
-    def __call__(self, text: str) -> str:
+    def has_code(self, html: str) -> bool:
+        return self._code_open in html
+
+    def __call__(self, text: str, *, highlight: bool = True) -> str:
         shown = _BIDI_CONTROLS.sub("\ufffd", text[:SHOWN_LIMIT])
         cut = min(MARKDOWN_LIMIT, _unsafe_from(shown[:MARKDOWN_LIMIT]))
         if cut < len(shown):  # end Markdown on a line boundary, so no construct is cut in two
             newline = shown.rfind("\n", 0, cut)
             cut = newline + 1 if newline >= 0 else 0
-        html = self._markdown(shown[:cut]) + plain_html(shown[cut:])
+        html = self._markdown(shown[:cut], highlight) + plain_html(shown[cut:])
         if len(text) > len(shown):
             html += (f'<p style="color: #777777"><i>{len(text) - len(shown):,} more characters '
                      "not shown here; copy the message to get all of it.</i></p>")
         return html
 
-    def _markdown(self, text: str) -> str:
+    def _markdown(self, text: str, highlight: bool) -> str:
         if not text.strip():
             return ""
         try:
-            html = self._md.reset().convert(text)
+            html = (self._md if highlight else self._md_plain).reset().convert(text)
         except RecursionError:  # a structure the limits above did not foresee: show it as text
             return plain_html(text)
         # QTextDocument draws tables without borders unless told, and shows the newline
         # that closes every code block as an empty last line.
         html = html.replace("<table>", '<table border="1" cellspacing="0" cellpadding="4">')
-        return html.replace("\n</code></pre>", "</code></pre>")
+        html = html.replace("\n</code></pre>", "</code></pre>")
+        if not highlight:
+            html = _CODE_BLOCK_OPEN.sub(self._code_open, html)
+            html = html.replace("</code></pre>", self._code_close)
+        return html

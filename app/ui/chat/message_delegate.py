@@ -5,7 +5,8 @@ signature (content length, status, …), together with the row's height: while a
 only the last row's signature changes, so only that row is converted and laid out again, and the
 relayout of every other row that Qt does on each tick costs a dictionary lookup. The cache always
 holds every exposed row (it grows with the model's window), so paging far back never makes a
-tick re-render rows that were evicted.
+tick re-render rows that were evicted. A row rendered for the first time (opening a chat, paging)
+shows its code uncoloured, at the same height, and LateHighlighter colours it moments later.
 
 A streaming reply that is costly to convert (a long answer with highlighted code) is rendered
 again at most every STREAM_RENDER_INTERVAL_S. In between, the previous rendering stays on screen
@@ -19,7 +20,6 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from html import escape
 
 from PySide6.QtCore import (
     QAbstractItemModel,
@@ -47,18 +47,14 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
-from app.engine.inference.reasoning import split_thinking
 from app.engine.types import GenerationStats
 from app.models.records import MessageRecord
+from app.ui.chat.late_highlight import LateHighlighter
 from app.ui.chat.message_model import RecordRole, StatsRole, VersionRole
+from app.ui.chat.message_render import MessageRenderer, Rendered
 from app.ui.chat.version_switch import VersionSwitch, paint_version_switch, version_switch
-from app.ui.inert_document import InertDocument
 from app.ui.link_policy import open_link
-from app.ui.markdown_html import MarkdownRenderer
 
-ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
-BADGES = {"partial": "partial", "failed": "failed", "streaming": "generating…"}
-STOP_REASONS = {"length": "hit the token limit", "cancelled": "stopped", "context": "context full"}
 MARGIN = 6  # between bubbles
 PADDING = 10  # inside a bubble
 SPACING = 4  # between the parts of a bubble
@@ -68,31 +64,6 @@ STREAM_RENDER_INTERVAL_S = 0.25  # a costly streaming reply is converted at most
 CHEAP_RENDER_S = 0.004  # a streaming reply that renders faster than this renders every tick
 
 _Index = QModelIndex | QPersistentModelIndex
-
-
-def stats_text(stats: GenerationStats) -> str:
-    parts = [
-        f"{stats.tokens_per_second:.1f} tok/s",
-        f"TTFT {stats.time_to_first_token:.2f} s",
-        f"{stats.generated_tokens} tokens",
-    ]
-    if stats.stop_reason in STOP_REASONS:
-        parts.append(STOP_REASONS[stats.stop_reason])
-    return " · ".join(parts)
-
-
-@dataclass
-class _Rendered:
-    signature: tuple[object, ...]
-    title: str
-    badge: str | None
-    thinking_label: str | None
-    thinking: QTextDocument | None
-    body: QTextDocument
-    rendered_at: float = 0.0  # time.monotonic() when converted
-    cost: float = 0.0  # seconds the conversion took
-    has_text: bool = False  # the body shows some of the message (not only a placeholder)
-    height: tuple[int, int] | None = None  # (width, row height) last laid out
 
 
 @dataclass(frozen=True)
@@ -111,14 +82,15 @@ class MessageDelegate(QStyledItemDelegate):
     def __init__(self, view: QWidget, parent: QObject | None = None) -> None:
         super().__init__(parent or view)
         self._view = view
-        dark = view.palette().color(QPalette.ColorRole.Base).lightness() < 128
-        self._render_markdown = MarkdownRenderer(dark)
-        self._cache: OrderedDict[int, _Rendered] = OrderedDict()
+        self.renderer = MessageRenderer(view)
+        self._cache: OrderedDict[int, Rendered] = OrderedDict()
         self._expanded: set[int] = set()  # message ids whose thinking block is open
         self._deferred: QPersistentModelIndex | None = None  # a streaming row shown stale
         self._catch_up = QTimer(self)
         self._catch_up.setSingleShot(True)
         self._catch_up.timeout.connect(self._on_catch_up)
+        self._late = LateHighlighter(
+            self._colour, lambda index: self.sizeHintChanged.emit(QModelIndex(index)), self)
 
     # -- public --------------------------------------------------------------------------------
     def document_for(self, index: _Index) -> QTextDocument:
@@ -151,6 +123,7 @@ class MessageDelegate(QStyledItemDelegate):
 
     def clear(self) -> None:
         self._cache.clear()
+        self._late.clear()
         self._catch_up.stop()
         self._deferred = None
 
@@ -248,7 +221,7 @@ class MessageDelegate(QStyledItemDelegate):
     def _content_width(self) -> int:
         return max(80, self._view.viewport().width() - 2 * (MARGIN + PADDING))
 
-    def _layout(self, rect: QRect, index: _Index) -> tuple[_Rendered, _Geometry]:
+    def _layout(self, rect: QRect, index: _Index) -> tuple[Rendered, _Geometry]:
         width = max(80, rect.width() - 2 * (MARGIN + PADDING))
         rendered = self._rendered(index, width)
         line = QFontMetrics(self._view.font()).height()
@@ -287,7 +260,7 @@ class MessageDelegate(QStyledItemDelegate):
         return (len(record.content), record.status, record.error, stats is not None,
                 record.id in self._expanded)
 
-    def _rendered(self, index: _Index, width: int) -> _Rendered:
+    def _rendered(self, index: _Index, width: int) -> Rendered:
         record: MessageRecord = index.data(RecordRole)
         stats: GenerationStats | None = index.data(StatsRole)
         expanded = record.id in self._expanded
@@ -296,15 +269,13 @@ class MessageDelegate(QStyledItemDelegate):
         if rendered is None or (
             rendered.signature != signature and not self._defer(rendered, record, index)
         ):
-            started = time.monotonic()
-            rendered = self._render(record, stats, expanded, signature)
-            rendered.rendered_at = time.monotonic()
-            rendered.cost = rendered.rendered_at - started
-            self._cache[record.id] = rendered
-            model = self._view.model() if hasattr(self._view, "model") else None
-            limit = max(CACHE_SIZE, (model.rowCount() if model else 0) + CACHE_MARGIN)
-            while len(self._cache) > limit:
-                self._cache.popitem(last=False)
+            # A row seen for the first time (opening a chat, paging) shows its code uncoloured
+            # at once; a streaming reply is coloured as it grows, so it never flickers.
+            highlight = rendered is not None or record.status == "streaming"
+            rendered = self._store(
+                record, self.renderer.render(record, stats, expanded, signature, highlight))
+            if rendered.uncoloured:
+                self._late.add(record.id, QPersistentModelIndex(index))
         else:
             self._cache.move_to_end(record.id)
         for document in (rendered.thinking, rendered.body):
@@ -312,7 +283,26 @@ class MessageDelegate(QStyledItemDelegate):
                 document.setTextWidth(width)
         return rendered
 
-    def _defer(self, rendered: _Rendered, record: MessageRecord, index: _Index) -> bool:
+    def _store(self, record: MessageRecord, rendered: Rendered) -> Rendered:
+        self._cache[record.id] = rendered
+        model = self._view.model() if hasattr(self._view, "model") else None
+        limit = max(CACHE_SIZE, (model.rowCount() if model else 0) + CACHE_MARGIN)
+        while len(self._cache) > limit:
+            self._cache.popitem(last=False)
+        return rendered
+
+    def _colour(self, index: QPersistentModelIndex) -> bool:
+        """Render a row shown with uncoloured code again, coloured (LateHighlighter's work)."""
+        record: MessageRecord = index.data(RecordRole)
+        rendered = self._cache.get(record.id)
+        if rendered is None or not rendered.uncoloured:
+            return False
+        self._store(record, self.renderer.render(
+            record, index.data(StatsRole), record.id in self._expanded, rendered.signature,
+            highlight=True))
+        return True
+
+    def _defer(self, rendered: Rendered, record: MessageRecord, index: _Index) -> bool:
         """Whether to keep showing a streaming row's previous rendering for now."""
         if record.status != "streaming" or rendered.signature[1] != "streaming":
             return False  # the final state (and anything but streaming) renders at once
@@ -330,43 +320,6 @@ class MessageDelegate(QStyledItemDelegate):
         index, self._deferred = self._deferred, None
         if index is not None and index.isValid():
             self.sizeHintChanged.emit(QModelIndex(index))  # relays out and repaints that row
-
-    def _render(
-        self,
-        record: MessageRecord,
-        stats: GenerationStats | None,
-        expanded: bool,
-        signature: tuple[object, ...],
-    ) -> _Rendered:
-        split = split_thinking(record.content) if record.role == "assistant" else None
-        answer = split.answer if split else record.content
-        html = self._render_markdown(answer) if answer.strip() else ""
-        if not html and record.status == "streaming":
-            html = "<p><i>…</i></p>"
-        if record.status == "failed" and record.error:
-            html += f'<p style="color:#b00020">Failed: {escape(record.error)}</p>'
-        if stats is not None and record.role == "assistant":
-            html += f'<p style="color:#777777"><small>{escape(stats_text(stats))}</small></p>'
-        body = self._document(html)
-        thinking_label = thinking = None
-        if split is not None and (split.thinking or split.thinking_open):
-            arrow = "▾" if expanded else "▸"
-            if split.thinking_open:
-                thinking_label = f"{arrow} Thinking…"
-            else:
-                thinking_label = f"{arrow} Thought · {len(split.thinking.split())} words"
-            if expanded:
-                thinking = self._document(self._render_markdown(split.thinking))
-        return _Rendered(signature, ROLE_TITLES[record.role], BADGES.get(record.status),
-                         thinking_label, thinking, body, has_text=bool(answer.strip()))
-
-    def _document(self, html: str) -> QTextDocument:
-        # No Qt parent: a replaced or evicted document must be freed with its last reference.
-        document = InertDocument()  # loads no image or style sheet the HTML might name
-        document.setDefaultFont(self._view.font())
-        document.setDocumentMargin(0)
-        document.setHtml(html)
-        return document
 
     @staticmethod
     def _draw_document(

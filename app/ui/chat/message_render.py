@@ -1,0 +1,103 @@
+"""One chat message → the laid-out pieces its bubble shows: title, badge, thinking, body, stats.
+
+Everything the message holds came from outside (the model, an imported chat), so its Markdown
+goes through `MarkdownRenderer` into `InertDocument`s, which load nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from html import escape
+
+from PySide6.QtGui import QPalette, QTextDocument
+from PySide6.QtWidgets import QWidget
+
+from app.engine.inference.reasoning import split_thinking
+from app.engine.types import GenerationStats
+from app.models.records import MessageRecord
+from app.ui.inert_document import InertDocument
+from app.ui.markdown_html import MarkdownRenderer
+
+ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
+BADGES = {"partial": "partial", "failed": "failed", "streaming": "generating…"}
+STOP_REASONS = {"length": "hit the token limit", "cancelled": "stopped", "context": "context full"}
+
+
+def stats_text(stats: GenerationStats) -> str:
+    parts = [
+        f"{stats.tokens_per_second:.1f} tok/s",
+        f"TTFT {stats.time_to_first_token:.2f} s",
+        f"{stats.generated_tokens} tokens",
+    ]
+    if stats.stop_reason in STOP_REASONS:
+        parts.append(STOP_REASONS[stats.stop_reason])
+    return " · ".join(parts)
+
+
+@dataclass
+class Rendered:
+    signature: tuple[object, ...]
+    title: str
+    badge: str | None
+    thinking_label: str | None
+    thinking: QTextDocument | None
+    body: QTextDocument
+    rendered_at: float = 0.0  # time.monotonic() when converted
+    cost: float = 0.0  # seconds the conversion took
+    has_text: bool = False  # the body shows some of the message (not only a placeholder)
+    uncoloured: bool = False  # its code blocks are shown without colours for now
+    height: tuple[int, int] | None = None  # (width, row height) last laid out
+
+
+class MessageRenderer:
+    def __init__(self, view: QWidget) -> None:
+        self._view = view  # its font is the documents' font
+        dark = view.palette().color(QPalette.ColorRole.Base).lightness() < 128
+        self._markdown = MarkdownRenderer(dark)
+
+    def render(
+        self,
+        record: MessageRecord,
+        stats: GenerationStats | None,
+        expanded: bool,
+        signature: tuple[object, ...],
+        highlight: bool,
+    ) -> Rendered:
+        """``expanded``: the thinking block is open; ``highlight``: colour code blocks now."""
+        started = time.monotonic()
+        split = split_thinking(record.content) if record.role == "assistant" else None
+        answer = split.answer if split else record.content
+        html = self._markdown(answer, highlight=highlight) if answer.strip() else ""
+        uncoloured = not highlight and self._markdown.has_code(html)
+        if not html and record.status == "streaming":
+            html = "<p><i>…</i></p>"
+        if record.status == "failed" and record.error:
+            html += f'<p style="color:#b00020">Failed: {escape(record.error)}</p>'
+        if stats is not None and record.role == "assistant":
+            html += f'<p style="color:#777777"><small>{escape(stats_text(stats))}</small></p>'
+        body = self._document(html)
+        thinking_label = thinking = None
+        if split is not None and (split.thinking or split.thinking_open):
+            arrow = "▾" if expanded else "▸"
+            if split.thinking_open:
+                thinking_label = f"{arrow} Thinking…"
+            else:
+                thinking_label = f"{arrow} Thought · {len(split.thinking.split())} words"
+            if expanded:
+                thinking_html = self._markdown(split.thinking, highlight=highlight)
+                uncoloured |= not highlight and self._markdown.has_code(thinking_html)
+                thinking = self._document(thinking_html)
+        finished = time.monotonic()
+        return Rendered(signature, ROLE_TITLES[record.role], BADGES.get(record.status),
+                        thinking_label, thinking, body, rendered_at=finished,
+                        cost=finished - started, has_text=bool(answer.strip()),
+                        uncoloured=uncoloured)
+
+    def _document(self, html: str) -> QTextDocument:
+        # No Qt parent: a replaced or evicted document must be freed with its last reference.
+        document = InertDocument()  # loads no image or style sheet the HTML might name
+        document.setDefaultFont(self._view.font())
+        document.setDocumentMargin(0)
+        document.setHtml(html)
+        return document
