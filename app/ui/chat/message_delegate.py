@@ -243,6 +243,14 @@ class MessageDelegate(QStyledItemDelegate):
         height = y - rect.top() + MARGIN
         return rendered, _Geometry(bubble, header, thinking_header, thinking_at, body_at, height)
 
+    def laid_out_height(self, index: _Index) -> int | None:
+        """The row's height as last measured at the view's width (None: not measured)."""
+        rendered = self._cache.get(index.data(RecordRole).id)
+        width = self._view.viewport().width()
+        if rendered is None or rendered.height is None or rendered.height[0] != width:
+            return None
+        return rendered.height[1]
+
     def shows_stale(self, index: _Index) -> bool:
         """Whether that row's new data waits for its next due rendering (a streaming reply).
 

@@ -11,7 +11,13 @@ from collections.abc import Sequence
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
 from PySide6.QtGui import QAction, QContextMenuEvent, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QMenu,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
 from app.models.records import MessageRecord
 from app.ui.chat.message_delegate import MessageDelegate
@@ -180,8 +186,16 @@ class MessageView(QListView):
 
     def dataChanged(self, top_left: QModelIndex, bottom_right: QModelIndex,
                     roles: Sequence[int] = ()) -> None:
-        if top_left == bottom_right and self.delegate.shows_stale(top_left):
-            return  # a streaming reply between renderings: the screen would not change
+        if top_left == bottom_right:
+            if self.delegate.shows_stale(top_left):
+                return  # a streaming reply between renderings: the screen would not change
+            before = self.delegate.laid_out_height(top_left)
+            if before == self.delegate.sizeHint(QStyleOptionViewItem(), top_left).height():
+                # Same height (most ticks of a streaming reply): repaint that row only, without
+                # the relayout of every exposed row.
+                self.viewport().update(self.visualRect(top_left))
+                self._update_actions()
+                return
         # QListView does not re-measure a row whose data changed (a streaming reply grows). The
         # relayout this asks for repaints the viewport, so the base class's repaint of the row
         # would paint it twice.
