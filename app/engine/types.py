@@ -68,6 +68,7 @@ class LoadSettings:
     flash_attn: bool = False
     kv_cache_type: str = "f16"  # "f16" | "q8_0" | "q4_0"
     seed: int = -1  # the model's default sampling seed; a chat's own seed wins; -1: random
+    parallel: int = 4  # sequences decoded together when serving (the window keeps one more)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -51,12 +51,16 @@ class Runtime:
         settings: LoadSettings,
         progress: Callable[[float], bool] | None = None,
         cancelled: Callable[[], bool] | None = None,
+        sequences: int = 1,
     ) -> None:
         """``cancelled`` is polled while the chat template is checked (it runs in a child
-        process); ``progress`` returning False aborts loading the weights."""
+        process); ``progress`` returning False aborts loading the weights. ``sequences``: how
+        many sequences the context decodes together, each with ``settings.n_ctx`` tokens of its
+        own KV cache (the serving pool's decode loop drives those; `generate` uses sequence 0)."""
         llama_log.install()
         self.path = str(path)
         self.settings = settings
+        self.sequences = max(1, sequences)
         self.info: ModelInfo = read_model_info(self.path)  # GGUFError for bad files
         self._model = None
         self._ctx = None
@@ -80,7 +84,7 @@ class Runtime:
             raise
         try:
             self._vocab = llama_cpp.llama_model_get_vocab(self._model)
-            self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+            self.n_ctx = llama_cpp.llama_n_ctx(self._ctx) // self.sequences
             self._memory = llama_cpp.llama_get_memory(self._ctx)
             self._cached: list[int] = []  # tokens whose K/V are in the context, in order
             self._piece_buf = ctypes.create_string_buffer(256)
@@ -111,7 +115,11 @@ class Runtime:
         cparams = llama_cpp.llama_context_default_params()
         n_ctx, n_batch = effective_ctx(self.info, s)  # the sizes fit.py estimates memory for
         threads = s.n_threads or default_threads()
-        cparams.n_ctx = n_ctx
+        # One KV stream per sequence (not llama.cpp's unified cache): a sequence's attention
+        # then never sums over cells of another, so its text does not depend on its neighbours.
+        cparams.n_ctx = n_ctx * self.sequences
+        cparams.n_seq_max = self.sequences
+        cparams.kv_unified = False
         cparams.n_batch = n_batch
         cparams.n_ubatch = n_batch
         cparams.n_threads = threads
@@ -127,7 +135,7 @@ class Runtime:
         cparams.no_perf = True
         # Chat needs logits for one position per batch; without this cap llama.cpp reserves an
         # n_batch × vocabulary output buffer (512 MiB for a 262k vocabulary).
-        cparams.n_outputs_max = 1
+        cparams.n_outputs_max = self.sequences
         self._model, self._ctx = open_llama(self.path, mparams, cparams)
 
     def close(self) -> None:

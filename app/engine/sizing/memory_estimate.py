@@ -37,7 +37,7 @@ VOCAB_BYTES_PER_TOKEN = 176  # measured on Gemma 3's 262k vocabulary (~44 MiB)
 # CUDA context and cuBLAS workspace per GPU in use; a rule of thumb, not measured here (this
 # build of llama.cpp has no GPU backend).
 GPU_RUNTIME_OVERHEAD = 300 * MIB
-N_OUTPUTS = 1  # Runtime caps the output buffer at one row (cparams.n_outputs_max = 1)
+N_OUTPUTS = 1  # output rows per sequence (Runtime sets cparams.n_outputs_max = sequences)
 DEFAULT_HEADROOM = 512 * MIB
 
 Verdict = str  # "full offload" | "partial offload" | "CPU only" | "does not fit"
@@ -121,10 +121,13 @@ def estimate_memory(
     gpus: list[GpuInfo],
     ram_available: int | None = None,
     shape: ModelShape | None = None,
+    sequences: int = 1,
 ) -> FitEstimate:
     """RAM and per-GPU VRAM needed to load ``info`` with ``settings``; see the module doc.
 
     ``shape`` defaults to what ``info.path``'s header says; pass one for a file not on disk.
+    ``sequences``: sequences decoded together, each with a KV cache of ``settings.n_ctx``
+    tokens and an output row (the serving pool loads ``settings.parallel + 1``).
     """
     if ram_available is None:
         ram_available = psutil.virtual_memory().available
@@ -139,7 +142,7 @@ def estimate_memory(
     k_len = shape.key_length or info.embedding_length // n_head
     v_len = shape.value_length or k_len
     kv_per_layer = int(
-        n_ctx * info.head_count_kv * (k_len + v_len)
+        sequences * n_ctx * info.head_count_kv * (k_len + v_len)
         * KV_TYPE_BYTES.get(settings.kv_cache_type, 2.0)
     )
     flash = settings.flash_attn or settings.kv_cache_type != "f16"
@@ -149,7 +152,7 @@ def estimate_memory(
     # Without a feed-forward size in the header, assume the common 4 × n_embd.
     n_ff = shape.feed_forward_length or 4 * n_embd
     ffn = n_ubatch * 4 * (3 * n_ff + 4 * n_embd)
-    logits = N_OUTPUTS * shape.vocab_size * 4
+    logits = N_OUTPUTS * sequences * shape.vocab_size * 4
     graph = max(attn, ffn) + logits
     score_copy = 0 if flash else n_ctx * n_ubatch * n_head * 2
 

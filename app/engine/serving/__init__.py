@@ -1,0 +1,1 @@
+"""Serving many: several loaded models, each decoding several sequences in one batch."""

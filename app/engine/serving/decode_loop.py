@@ -1,0 +1,302 @@
+"""Continuous batching: one thread decodes every running sequence of a model in one llama.cpp batch.
+
+Each step puts the last sampled token of every generating sequence, then prompt chunks of newly
+admitted ones, into one batch, decodes it once and samples each sequence with its own chain at
+its own output row. A request joins at the next step and a cancelled one leaves at the next step,
+freeing its slot. Each slot keeps the tokens its KV range holds, so a request that starts with
+them (the next turn of a chat) decodes only the rest; a new request takes the free slot whose
+tokens share the longest prefix with its prompt.
+
+The last slot is kept for interactive work (the window's chat), so API traffic filling every
+other slot never makes a user wait; decoding one token per sequence per step shares the rest
+fairly.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import llama_cpp
+
+from app.engine.inference.stop_text import StopTextStream
+from app.engine.serving.jobs import (
+    Finished,
+    FinishReason,
+    Piece,
+    SequenceEvent,
+    SequenceFailed,
+    SequenceHandle,
+    SequenceJob,
+)
+from app.engine.serving.logprobs import token_logprobs
+from app.engine.serving.sampler_chain import make_chain
+from app.engine.types import GenerationStats
+
+OnEvent = Callable[[SequenceEvent], None]
+IDLE_WAIT_S = 0.5
+
+
+@dataclass
+class _Request:
+    job: SequenceJob
+    on_event: OnEvent
+    handle: SequenceHandle
+
+
+@dataclass
+class _Slot:
+    seq: int
+    interactive: bool
+    cached: list[int] = field(default_factory=list)  # tokens whose K/V this sequence holds
+    request: _Request | None = None
+    pending: list[int] = field(default_factory=list)  # prompt tokens not decoded yet
+    next_token: int | None = None  # sampled, decoded at the next step
+    chain: Any = None
+    stream: StopTextStream | None = None
+    generated: int = 0
+    logprobs: list = field(default_factory=list)  # TokenLogprobs not yet sent with a piece
+    stats: GenerationStats = field(default_factory=GenerationStats)
+    started: float = 0.0
+    first_token: float = 0.0
+
+
+class DecodeLoop:
+    def __init__(self, runtime: Any, parallel: int, n_ctx_seq: int, n_batch: int) -> None:
+        """``runtime``: a loaded `Runtime` with ``parallel + 1`` sequences; this loop's thread
+        owns it from now on."""
+        self._rt = runtime
+        self._ctx, self._vocab = runtime._ctx, runtime._vocab
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.n_ctx_seq = n_ctx_seq
+        self._n_batch = n_batch
+        self._slots = [_Slot(seq, interactive=seq == parallel) for seq in range(parallel + 1)]
+        self._queue: deque[_Request] = deque()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self._piece_buf = ctypes.create_string_buffer(256)
+        self._thread = threading.Thread(target=self._run, name="hearth-decode", daemon=True)
+        self._thread.start()
+
+    # -- any thread ----------------------------------------------------------------------------
+    def submit(self, job: SequenceJob, on_event: OnEvent) -> SequenceHandle:
+        handle = SequenceHandle()
+        with self._wake:
+            request = _Request(job, on_event, handle)
+            if job.interactive:
+                self._queue.appendleft(request)
+            else:
+                self._queue.append(request)
+            self._wake.notify()
+        return handle
+
+    def busy_slots(self) -> int:
+        return sum(1 for slot in self._slots if slot.request is not None) + len(self._queue)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout)
+
+    # -- the decode thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._wake:
+                    if self._stopping:
+                        break
+                    self._admit()
+                    if not any(slot.request for slot in self._slots):
+                        self._wake.wait(IDLE_WAIT_S)
+                        continue
+                self._drop_cancelled()
+                if any(slot.request for slot in self._slots):
+                    self._step()
+        finally:
+            for slot in self._slots:
+                if slot.request is not None:
+                    self._finish(slot, "cancelled")
+            while self._queue:
+                request = self._queue.popleft()
+                _send(request, Finished("cancelled", "", GenerationStats(stop_reason="cancelled")))
+                request.handle._end()
+            llama_cpp.llama_batch_free(self._batch)
+
+    def _admit(self) -> None:
+        """Give queued requests free slots (called with the lock held)."""
+        waiting: deque[_Request] = deque()
+        while self._queue:
+            request = self._queue.popleft()
+            if request.handle.cancelled:
+                _send(request, Finished("cancelled", "", GenerationStats(stop_reason="cancelled")))
+                request.handle._end()
+                continue
+            free = [s for s in self._slots if s.request is None
+                    and (request.job.interactive or not s.interactive)]
+            if not free:
+                waiting.append(request)
+                continue
+            tokens = request.job.tokens
+            slot = max(free, key=lambda s: (_common_prefix(s.cached, tokens), s.interactive))
+            self._start(slot, request)
+        self._queue = waiting
+
+    def _start(self, slot: _Slot, request: _Request) -> None:
+        tokens = request.job.tokens
+        # At least the last prompt token is decoded again: its logits give the first reply token.
+        keep = min(_common_prefix(slot.cached, tokens), len(tokens) - 1)
+        llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, keep, -1)
+        job = request.job
+        slot.request, slot.cached, slot.pending = request, tokens[:keep], tokens[keep:]
+        slot.next_token, slot.generated, slot.logprobs = None, 0, []
+        slot.chain = make_chain(job, self._n_vocab)
+        slot.stream = StopTextStream(list(job.stop) + list(job.sampling.stop))
+        slot.stats = GenerationStats(prompt_tokens=len(tokens), cached_tokens=keep,
+                                     n_ctx=self.n_ctx_seq)
+        slot.started = slot.first_token = time.perf_counter()
+
+    def _drop_cancelled(self) -> None:
+        for slot in self._slots:
+            if slot.request is not None and slot.request.handle.cancelled:
+                self._finish(slot, "cancelled")
+
+    def _step(self) -> None:
+        batch, n = self._batch, 0
+        sampled_at: list[tuple[_Slot, int]] = []
+        generating: list[_Slot] = []
+        prompts: list[tuple[_Slot, list[int]]] = []
+
+        def add(slot: _Slot, token: int, pos: int, logits: bool) -> None:
+            nonlocal n
+            batch.token[n] = token
+            batch.pos[n] = pos
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = slot.seq
+            batch.logits[n] = logits
+            if logits:
+                sampled_at.append((slot, n))
+            n += 1
+
+        for slot in self._slots:
+            if slot.request is not None and slot.next_token is not None:
+                add(slot, slot.next_token, len(slot.cached), True)
+                generating.append(slot)
+        # Prompts fill what is left of the batch, the window's first, a chunk at a time, so a long
+        # prompt never holds up the sequences already generating.
+        for slot in sorted(self._slots, key=lambda s: not s.interactive):
+            if slot.request is None or not slot.pending or n >= self._n_batch:
+                continue
+            chunk = slot.pending[: self._n_batch - n]
+            last = len(chunk) == len(slot.pending)
+            for i, token in enumerate(chunk):
+                add(slot, token, len(slot.cached) + i, last and i == len(chunk) - 1)
+            prompts.append((slot, chunk))
+        batch.n_tokens = n
+        rc = llama_cpp.llama_decode(self._ctx, batch)
+        if rc != 0:
+            self._fail_all([*generating, *(slot for slot, _ in prompts)],
+                           f"llama.cpp could not decode (code {rc}).")
+            return
+        for slot in generating:
+            slot.cached.append(slot.next_token)  # type: ignore[arg-type]
+            slot.next_token = None
+        for slot, chunk in prompts:
+            slot.cached.extend(chunk)
+            slot.pending = slot.pending[len(chunk):]
+        for slot, index in sampled_at:
+            self._sample(slot, index)
+
+    def _sample(self, slot: _Slot, index: int) -> None:
+        request = slot.request
+        assert request is not None and slot.stream is not None
+        token = llama_cpp.llama_sampler_sample(slot.chain, self._ctx, index)
+        slot.generated += 1
+        if slot.generated == 1:
+            slot.first_token = time.perf_counter()
+        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            self._finish(slot, "eos")
+            return
+        piece = self._piece(token)
+        if request.job.top_logprobs is not None:
+            slot.logprobs.append(token_logprobs(self._ctx, index, token, self._n_vocab,
+                                                request.job.top_logprobs, self._piece))
+        text = slot.stream.feed(piece)
+        if text:
+            _send(request, Piece(text, tuple(slot.logprobs)))
+            slot.logprobs = []
+        if slot.stream.stopped:
+            self._finish(slot, "stop")
+        elif slot.generated >= request.job.sampling.max_tokens:
+            self._finish(slot, "length")
+        elif len(slot.cached) >= self.n_ctx_seq:
+            self._finish(slot, "context")
+        else:
+            slot.next_token = token
+
+    def _piece(self, token: int) -> bytes:
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, False)
+        if n < 0:
+            big = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, big, -n, 0, False)
+            return big.raw[:n]
+        return self._piece_buf.raw[:n]
+
+    def _finish(self, slot: _Slot, reason: FinishReason) -> None:
+        request = slot.request
+        assert request is not None
+        stream = slot.stream
+        if stream is not None and reason not in ("stop", "cancelled"):
+            tail = stream.flush()
+            if tail or slot.logprobs:
+                _send(request, Piece(tail, tuple(slot.logprobs)))
+        ended = time.perf_counter()
+        stats = slot.stats
+        stats.generated_tokens = slot.generated
+        stats.time_to_first_token = slot.first_token - slot.started
+        stats.total_seconds = ended - slot.started
+        if slot.generated > 1 and ended > slot.first_token:
+            stats.tokens_per_second = (slot.generated - 1) / (ended - slot.first_token)
+        stats.stop_reason = reason
+        stats.context_used = len(slot.cached)
+        if slot.pending:  # cancelled before its prompt was decoded: keep only what is there
+            slot.pending = []
+        llama_cpp.llama_sampler_free(slot.chain)
+        slot.chain, slot.request, slot.next_token, slot.stream = None, None, None, None
+        _send(request, Finished(reason, stream.text if stream else "", stats))
+        request.handle._end()
+
+    def _fail_all(self, slots: list[_Slot], message: str) -> None:
+        for slot in slots:
+            request = slot.request
+            if request is None:
+                continue
+            # What this batch wrote to its KV range is unknown now: start that slot afresh.
+            llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, 0, -1)
+            slot.cached, slot.pending = [], []
+            llama_cpp.llama_sampler_free(slot.chain)
+            slot.chain, slot.request, slot.next_token, slot.stream = None, None, None, None
+            _send(request, SequenceFailed(message))
+            request.handle._end()
+
+
+def _send(request: _Request, event: SequenceEvent) -> None:
+    try:
+        request.on_event(event)
+    except Exception:  # noqa: BLE001 - a listener's bug must not stop every other sequence
+        pass
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
