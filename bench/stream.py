@@ -1,87 +1,47 @@
-"""Streaming speed through the whole app path vs a raw llama.cpp decode loop.
+"""Streaming speed through the whole app path vs llama.cpp's own llama-server, one stream.
 
 App path: engine host → bridge (queued, coalesced per tick) → chat controller → chat view, with
-the reply saved to SQLite as it streams — what a user watches. Baseline: a decode loop written
-directly on llama.cpp's C API (llama-cpp-python's low-level bindings) with the same model,
-threads, context settings, sampler and token count. Rounds alternate between the two, and the
-result is the median of each round's app/raw ratio: the two runs of a round are seconds apart,
-so a slow spell of this shared machine slows both. Floor: app ≥ 0.97 × raw.
+the reply saved to SQLite as it streams — what a user watches; its rate is the engine's count
+from first to last token. Baseline: llama-server (built from the llama.cpp that
+llama-cpp-python vendors, `bench/_llama_server.py`), --parallel 1, on the same cores: same
+model, threads, context size, flash-attention setting, prompt text (Hearth's plain format),
+sampler, seed and token count, streamed over `/v1/chat/completions`; its rate is tokens per
+second from the first content chunk the client receives to the last. Rounds alternate between
+the two, and the result is the median of each round's app/llama-server ratio: the two runs of
+a round are seconds apart, so a slow spell of this shared machine slows both.
+Floor: app ≥ 0.95 × llama-server.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import tempfile
-import time
 from pathlib import Path
 
-import llama_cpp
 from _common import median, starter_model, verdict
+from _llama_server import (
+    chat_body,
+    exit_on_sigterm,
+    machine_load,
+    running,
+    start_llama_server,
+    stream_concurrently,
+)
 
+from app.engine.inference.prompt_format import PLAIN_STOPS
 from app.engine.inference.runtime import default_threads
-from app.engine.types import ChatMessage, LoadSettings, Sampling
+from app.engine.types import LoadSettings, Sampling
 
 # A prompt and seed on which the starter (a base model) writes a long reply rather than stopping.
 PROMPT = "Write the Python source code of a long program with many functions."
 N_CTX = 2048
 SAMPLING = Sampling(temperature=0.9, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1,
                     seed=1, max_tokens=300)
+# The same sampler as fields of an OpenAI-style request (llama-server's names for the extras).
+SAMPLER = {"temperature": SAMPLING.temperature, "top_k": SAMPLING.top_k,
+           "top_p": SAMPLING.top_p, "min_p": SAMPLING.min_p,
+           "repeat_penalty": SAMPLING.repeat_penalty}
 ROUNDS = int(os.environ.get("HEARTH_BENCH_ROUNDS", "11"))
-
-
-class RawLoop:
-    """The baseline: llama.cpp's C API, the same context settings and sampler chain, nothing
-    else."""
-
-    def __init__(self, path: Path, threads: int) -> None:
-        llama_cpp.llama_backend_init()
-        mparams = llama_cpp.llama_model_default_params()
-        self.model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
-        cparams = llama_cpp.llama_context_default_params()
-        cparams.n_ctx, cparams.n_batch, cparams.n_ubatch = N_CTX, 512, 512
-        cparams.n_threads = cparams.n_threads_batch = threads
-        cparams.n_outputs_max = 1
-        cparams.no_perf = True
-        # Flash attention as the app loads models by default (llama.cpp's own default is
-        # "auto"): it changes both the speed and the numbers, hence the reply.
-        cparams.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
-                                   if LoadSettings().flash_attn
-                                   else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
-        self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
-        self.vocab = llama_cpp.llama_model_get_vocab(self.model)
-
-    def tokens_per_second(self, prompt_tokens: list[int], n: int) -> float:
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.ctx), True)
-        chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-        s = SAMPLING
-        n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
-        for sampler in (llama_cpp.llama_sampler_init_penalties(n_vocab, 64, s.repeat_penalty,
-                                                               0.0, 0.0),
-                        llama_cpp.llama_sampler_init_top_k(s.top_k),
-                        llama_cpp.llama_sampler_init_top_p(s.top_p, 1),
-                        llama_cpp.llama_sampler_init_min_p(s.min_p, 1),
-                        llama_cpp.llama_sampler_init_temp(s.temperature),
-                        llama_cpp.llama_sampler_init_dist(s.seed)):
-            llama_cpp.llama_sampler_chain_add(chain, sampler)
-        arr = (llama_cpp.llama_token * len(prompt_tokens))(*prompt_tokens)
-        llama_cpp.llama_decode(self.ctx, llama_cpp.llama_batch_get_one(arr, len(prompt_tokens)))
-        one = (llama_cpp.llama_token * 1)()
-        buf = ctypes.create_string_buffer(256)
-        token = llama_cpp.llama_sampler_sample(chain, self.ctx, -1)
-        t_first = time.perf_counter()
-        for _ in range(n - 1):
-            llama_cpp.llama_token_to_piece(self.vocab, token, buf, 256, 0, False)
-            one[0] = token
-            llama_cpp.llama_decode(self.ctx, llama_cpp.llama_batch_get_one(one, 1))
-            token = llama_cpp.llama_sampler_sample(chain, self.ctx, -1)
-        elapsed = time.perf_counter() - t_first
-        llama_cpp.llama_sampler_free(chain)
-        return (n - 1) / elapsed
-
-    def close(self) -> None:
-        llama_cpp.llama_free(self.ctx)
-        llama_cpp.llama_model_free(self.model)
 
 
 def main() -> int:
@@ -92,6 +52,8 @@ def main() -> int:
     from app.ui.bridge import EngineBridge
     from app.ui.chat.page import ChatPage
 
+    exit_on_sigterm()
+    print(machine_load(), flush=True)
     path = starter_model()
     threads = default_threads()
     qapp = QApplication.instance() or QApplication([])  # noqa: F841 (kept alive for the run)
@@ -131,29 +93,32 @@ def main() -> int:
         # the GUI, the bridge and the database writes all run on the same two cores meanwhile.
         return stats.tokens_per_second, stats.generated_tokens
 
-    from app.engine.inference.runtime import Runtime
-
-    tokenizer = Runtime(path, LoadSettings(n_ctx=256, n_threads=threads))
-    prompt = tokenizer.render([ChatMessage("user", PROMPT)])[1]
-    tokenizer.close()
-    raw = RawLoop(path, threads)
-    app_rates, raw_rates = [], []
+    app_rates, base_rates = [], []
     try:
-        for r in range(ROUNDS + 1):
-            rate, n = app_round()
-            raw_rate = raw.tokens_per_second(prompt, n)
-            if r == 0:
-                continue  # warm-up: page cache, allocators, CPU clocks
-            app_rates.append(rate)
-            raw_rates.append(raw_rate)
-            print(f"round {r}: app {rate:.1f} tok/s, raw {raw_rate:.1f} tok/s ({n} tokens)")
+        with running(start_llama_server(path, threads, N_CTX, 1,
+                                        LoadSettings().flash_attn)) as server:
+            model = server.model_id()
+            for r in range(ROUNDS + 1):
+                rate, n = app_round()
+                body = chat_body(model, PROMPT, SAMPLER, SAMPLING.seed, n, PLAIN_STOPS)
+                base = stream_concurrently(server.base_url, [body])[0]
+                if base.error:
+                    raise SystemExit(f"llama-server: {base.error}")
+                if r == 0:
+                    continue  # warm-up: page cache, allocators, CPU clocks
+                app_rates.append(rate)
+                base_rates.append(base.rate)
+                own = f", its own count {base.server_rate:.1f}" if base.server_rate else ""
+                print(f"round {r}: app {rate:.1f} tok/s ({n} tokens), llama-server "
+                      f"{base.rate:.1f} tok/s ({base.tokens} tokens{own})", flush=True)
     finally:
-        raw.close()
         bridge.shutdown()
         store.close()
-    ratio = median([app / raw for app, raw in zip(app_rates, raw_rates, strict=True)])
-    print(f"app median {median(app_rates):.1f} tok/s, raw median {median(raw_rates):.1f} tok/s")
-    return verdict("stream_ratio", ratio, 0.97, higher_is_better=True)
+    print(f"after the run: {machine_load()}")
+    ratio = median([app / base for app, base in zip(app_rates, base_rates, strict=True)])
+    print(f"app median {median(app_rates):.1f} tok/s, "
+          f"llama-server median {median(base_rates):.1f} tok/s")
+    return verdict("stream_ratio", ratio, 0.95, higher_is_better=True)
 
 
 if __name__ == "__main__":

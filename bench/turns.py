@@ -11,7 +11,7 @@ import queue
 from _common import starter_model, verdict
 
 from app.engine.inference.events import Done, Failed
-from app.engine.inference.host import EngineHost
+from app.engine.serving.host import EngineHost
 from app.engine.types import ChatMessage, LoadSettings, Sampling
 
 QUESTIONS = [

@@ -8,7 +8,7 @@ import queue
 import pytest
 
 from app.engine.inference.events import Done, Failed, Loaded, Token
-from app.engine.inference.host import EngineHost
+from app.engine.serving.host import EngineHost
 from app.engine.types import ChatMessage, GenerationStats, LoadSettings, Sampling
 from app.services.chat_session import DEFAULT_TITLE, ChatSession, history_for_model
 

@@ -163,7 +163,7 @@ def test_opening_and_leaving_a_chat_keeps_sampling_the_panel_cannot_show(qtbot, 
 
 def test_model_picker_recovers_from_an_unexpected_load_failure(qtbot, bridge, make_page,
                                                                tiny_model, monkeypatch):
-    from app.engine.inference import host as host_module
+    from app.engine.serving import loaded_model
 
     class Broken(RuntimeError):
         pass
@@ -171,7 +171,7 @@ def test_model_picker_recovers_from_an_unexpected_load_failure(qtbot, bridge, ma
     def broken(*_args, **_kwargs):
         raise Broken("the loader broke")
 
-    monkeypatch.setattr(host_module, "Runtime", broken)
+    monkeypatch.setattr(loaded_model, "Runtime", broken)
     page = make_page()
     picker = page.model_picker
     with qtbot.waitSignal(bridge.failed, timeout=60_000):

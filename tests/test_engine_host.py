@@ -17,7 +17,7 @@ from app.engine.inference.events import (
     Token,
     Unloaded,
 )
-from app.engine.inference.host import EngineHost
+from app.engine.serving.host import EngineHost
 from app.engine.types import ChatMessage, LoadSettings, Sampling
 from app.testing.tiny_gguf import truncate_copy
 
@@ -195,19 +195,19 @@ class _Broken(RuntimeError):
 
 def test_an_unexpected_load_error_fails_as_a_load_and_the_host_keeps_working(
         rec, tiny_model, monkeypatch):
-    from app.engine.inference import host as host_module
+    from app.engine.serving import loaded_model
 
-    real_runtime = host_module.Runtime
+    real_runtime = loaded_model.Runtime
 
     def broken(*_args, **_kwargs):
         raise _Broken("boom")
 
-    monkeypatch.setattr(host_module, "Runtime", broken)
+    monkeypatch.setattr(loaded_model, "Runtime", broken)
     job = rec.host.load(tiny_model, LoadSettings(n_ctx=256))
     failed, _ = rec.wait_for(job, (Loaded, Failed))
     assert isinstance(failed, Failed) and failed.kind == "load" and "boom" in failed.message
 
-    monkeypatch.setattr(host_module, "Runtime", real_runtime)
+    monkeypatch.setattr(loaded_model, "Runtime", real_runtime)
     load(rec, tiny_model, n_ctx=256)
     done, _ = ask(rec, "Hello")
     assert isinstance(done, Done)
@@ -218,7 +218,7 @@ def test_a_template_that_cannot_render_a_chat_fails_that_reply_clearly(
 ):
     import queue
 
-    from app.engine.inference import host as host_module
+    from app.engine.serving import host as host_module
     from app.engine.inference.events import Failed
     from app.engine.inference.prompt_format import PromptFormatError
     from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model

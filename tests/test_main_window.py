@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 from app.engine.starter import STARTER_RELATIVE_PATH
 from app.ui.main_window import (
     CHAT_PAGE,
+    DEVELOPER_PAGE,
     DISCOVER_PAGE,
     GEOMETRY_KEY,
     HARDWARE_PAGE,
@@ -56,12 +57,13 @@ def _import_through_dialog(qtbot, window, monkeypatch, *paths: Path) -> None:
 
 def test_navigation_switches_between_pages(qtbot, main_window):
     assert [main_window.nav.item(i).text() for i in range(main_window.nav.count())] == [
-        "Chat", "My Models", "Discover", "Hardware"
+        "Chat", "My Models", "Discover", "Hardware", "Developer"
     ]
     assert main_window.pages.currentWidget() is main_window.chat_page
     for row, page in ((MODELS_PAGE, main_window.models_page),
                       (DISCOVER_PAGE, main_window.discover_page),
                       (HARDWARE_PAGE, main_window.hardware_page),
+                      (DEVELOPER_PAGE, main_window.developer_page),
                       (CHAT_PAGE, main_window.chat_page)):
         _click_nav(qtbot, main_window, row)
         assert main_window.pages.currentWidget() is page

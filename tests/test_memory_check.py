@@ -9,7 +9,7 @@ from sqlalchemy import create_engine
 
 from app.engine.gguf.info import read_model_info
 from app.engine.inference.events import Loaded, MemoryCheck, MemoryMeasured
-from app.engine.inference.host import EngineHost
+from app.engine.serving.host import EngineHost
 from app.engine.types import ChatMessage, LoadSettings, Sampling
 from app.engine.units import human_bytes
 from app.models.migrations import make_config

@@ -11,7 +11,7 @@ import pytest
 
 from app.engine.gguf.info import read_model_info
 from app.engine.inference.events import Done, Failed, Loaded, PromptInfo
-from app.engine.inference.host import EngineHost
+from app.engine.serving.host import EngineHost
 from app.engine.inference.prompt_format import PromptFormatError, PromptFormatter
 from app.engine.inference.template_sandbox import TemplateFailure, TemplateSandbox
 from app.engine.types import ChatMessage, LoadSettings, Sampling

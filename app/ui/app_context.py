@@ -11,6 +11,7 @@ import threading
 
 from app.engine.logfile import LogFile
 from app.engine.paths import DataPaths, data_paths
+from app.engine.serving.pool import ModelPool
 from app.engine.sizing.hardware import offload_gpus
 from app.models.presets import seed_builtin_presets
 from app.models.store import Store
@@ -34,7 +35,9 @@ class AppContext:
             self.store.close()
             self.log_file.close()
             raise
-        self.bridge = EngineBridge()
+        # One pool of loaded models, shared by the window's chat and the API server.
+        self.pool = ModelPool()
+        self.bridge = EngineBridge(pool=self.pool)
         # Probe the GPUs now, off the GUI thread, so the first fit estimate finds them cached.
         threading.Thread(target=offload_gpus, name="gpu-probe", daemon=True).start()
         self._closed = False
@@ -50,6 +53,7 @@ class AppContext:
         self._closed = True
         self.bridge.shutdown()
         self.bridge.deleteLater()
+        self.pool.shutdown()
         self.store.close()
         log.info("Hearth closed")
         self.log_file.close()

@@ -29,7 +29,8 @@ from app.engine.inference.events import (
     Token,
     Unloaded,
 )
-from app.engine.inference.host import EngineHost
+from app.engine.serving.host import EngineHost
+from app.engine.serving.pool import ModelPool
 from app.engine.types import ChatMessage, LoadSettings, Sampling
 
 TICK_MS = 100
@@ -49,7 +50,10 @@ class EngineBridge(QObject):
     _wake = Signal()
     _arm = Signal()
 
-    def __init__(self, parent: QObject | None = None, host: EngineHost | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, host: EngineHost | None = None,
+                 pool: ModelPool | None = None) -> None:
+        """``pool``: the serving pool the window shares with the API server (the host makes
+        one of its own without it)."""
         super().__init__(parent)
         self._pending: collections.deque[EngineEvent] = collections.deque()
         self._wake.connect(self._drain, Qt.ConnectionType.QueuedConnection)
@@ -59,7 +63,8 @@ class EngineBridge(QObject):
         self._timer.timeout.connect(self._on_tick)
         self._arm.connect(self._timer.start, Qt.ConnectionType.QueuedConnection)
         self._armed = False  # a tick is due; set on the engine thread, cleared on the GUI's
-        self.host = host or EngineHost(self._on_event)
+        self.host = host or EngineHost(self._on_event, pool)
+        self.pool: ModelPool = self.host.pool
         self.loaded_path: str | None = None
         self.loaded_info = None
         self.n_ctx = 0

@@ -1,4 +1,5 @@
-"""The main window: a navigation rail (Chat, My Models, Discover, Hardware) beside its page.
+"""The main window: a navigation rail (Chat, My Models, Discover, Hardware, Developer) beside
+its page, under the strip of loaded models.
 
 It wires pages to each other and restores the last session; it owns no model, database session
 or download itself (those live in the engine host, the Store and background jobs).
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QStackedWidget,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -28,8 +30,10 @@ from app.models.records import ModelFileRecord
 from app.services.library import ensure_starter, starter_record
 from app.ui.app_context import AppContext
 from app.ui.chat.page import ChatPage
+from app.ui.developer.page import DeveloperPage
 from app.ui.discover.page import DiscoverPage
 from app.ui.hardware.page import HardwarePage
+from app.ui.loaded_models import LoadedModelsStrip
 from app.ui.models.page import ModelsPage
 from app.ui.plain_text import install_safe_tooltips
 from app.ui.workers import TaskRunner
@@ -38,7 +42,7 @@ log = logging.getLogger(__name__)
 
 GEOMETRY_KEY = "window.geometry"
 LAST_MODEL_KEY = "model.last_path"
-CHAT_PAGE, MODELS_PAGE, DISCOVER_PAGE, HARDWARE_PAGE = 0, 1, 2, 3
+CHAT_PAGE, MODELS_PAGE, DISCOVER_PAGE, HARDWARE_PAGE, DEVELOPER_PAGE = 0, 1, 2, 3, 4
 _NAV_WIDTH = 92
 
 
@@ -60,6 +64,10 @@ class MainWindow(QMainWindow):
         self.pages.addWidget(self.discover_page)
         self.hardware_page = HardwarePage()
         self.pages.addWidget(self.hardware_page)
+        self.developer_page = DeveloperPage(store, context.pool, context.paths.models,
+                                            context.paths.root)
+        self.pages.addWidget(self.developer_page)
+        self.loaded_models = LoadedModelsStrip(context.pool, context.bridge)
         self.nav = self._build_nav()
 
         central = QWidget()
@@ -67,7 +75,12 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.nav)
-        layout.addWidget(self.pages, 1)
+        right = QVBoxLayout()
+        right.setContentsMargins(0, 0, 0, 0)
+        right.setSpacing(0)
+        right.addWidget(self.loaded_models)
+        right.addWidget(self.pages, 1)
+        layout.addLayout(right, 1)
         self.setCentralWidget(central)
 
         self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
@@ -76,10 +89,14 @@ class MainWindow(QMainWindow):
         self.discover_page.libraryChanged.connect(self.models_page.refresh)
         self.discover_page.libraryChanged.connect(self.chat_page.model_picker.refresh)
         context.bridge.loaded.connect(self._remember_model)
+        # A server started with Hearth may fail while another page is shown: say so there too.
+        self.developer_page.control.failed.connect(
+            lambda message: self.statusBar().showMessage(f"Local server: {message}", 15000))
 
         self.nav.setCurrentRow(CHAT_PAGE)
         self._restore_geometry()
         self._start_model()
+        self.developer_page.start_with_app()  # "Start the server with Hearth"
 
     def _build_nav(self) -> QListWidget:
         # LM Studio's rail: icons over short labels, one column, nothing to drag.
@@ -94,7 +111,8 @@ class MainWindow(QMainWindow):
         nav.setFixedWidth(_NAV_WIDTH)
         nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         for label, icon in (("Chat", "chat.svg"), ("My Models", "models.svg"),
-                            ("Discover", "discover.svg"), ("Hardware", "hardware.svg")):
+                            ("Discover", "discover.svg"), ("Hardware", "hardware.svg"),
+                            ("Developer", "developer.svg")):
             item = QListWidgetItem(QIcon(str(files("app.resources") / "icons" / icon)), label, nav)
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
             item.setSizeHint(QSize(_NAV_WIDTH - 12, 64))
@@ -168,6 +186,8 @@ class MainWindow(QMainWindow):
             store.set_setting(GEOMETRY_KEY, self.saveGeometry().toBase64().data().decode("ascii"))
             self.discover_page.shutdown()  # pauses downloads while the Store is still open
             self.hardware_page.shutdown()
+            self.developer_page.shutdown()  # frees the port before the pool closes
+            self.loaded_models.shutdown()
             if not self.tasks.shutdown():
                 log.warning("background jobs still running at close")
             self.context.close()

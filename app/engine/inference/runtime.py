@@ -84,7 +84,7 @@ class Runtime:
             raise
         try:
             self._vocab = llama_cpp.llama_model_get_vocab(self._model)
-            self.n_ctx = llama_cpp.llama_n_ctx(self._ctx) // self.sequences
+            self.n_ctx = llama_cpp.llama_n_ctx_seq(self._ctx)  # each sequence's own
             self._memory = llama_cpp.llama_get_memory(self._ctx)
             self._cached: list[int] = []  # tokens whose K/V are in the context, in order
             self._piece_buf = ctypes.create_string_buffer(256)

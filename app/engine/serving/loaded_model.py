@@ -51,7 +51,7 @@ class LoadedModel:
         # The template runs in one child process per model: one render at a time.
         self._template_lock = threading.Lock()
         self._loop = DecodeLoop(runtime, self.parallel, runtime.n_ctx,
-                                min(runtime.settings.n_batch, runtime.n_ctx))
+                                llama_cpp.llama_n_batch(runtime._ctx))
 
     # -- prompts (any thread) ------------------------------------------------------------------
     def chat_prompt(self, messages: Sequence[ChatMessage],
@@ -92,8 +92,10 @@ class LoadedModel:
 
 
 def load_llm(key: str, path: str, settings: LoadSettings, *, jit: bool, ttl_s: float | None,
-             memory_bytes: int, progress: Callable[[float], bool] | None = None) -> LoadedModel:
-    runtime: Any = Runtime(path, settings, progress=progress, sequences=settings.parallel + 1)
+             memory_bytes: int, progress: Callable[[float], bool] | None = None,
+             cancelled: Callable[[], bool] | None = None) -> LoadedModel:
+    runtime: Any = Runtime(path, settings, progress=progress, cancelled=cancelled,
+                           sequences=settings.parallel + 1)
     try:
         return LoadedModel(key, runtime, jit=jit, ttl_s=ttl_s, memory_bytes=memory_bytes)
     except BaseException:

@@ -1,7 +1,9 @@
 """The models loaded for serving, by key: load once, unload on request or after an idle TTL.
 
 Loading is single-flight per key: callers asking for a model that is being loaded wait for that
-load rather than starting a second copy. A model that does not fit first makes room by
+load rather than starting a second copy. A key asking for a file already loaded with the same
+settings under another key (the window's chat and an API request for one model) becomes an alias
+of that model: one copy. A model that does not fit first makes room by
 unloading idle just-in-time models, least recently used first; if it still does not fit, the
 load is refused with the estimate. Just-in-time models unload after their idle TTL.
 """
@@ -58,6 +60,7 @@ class ModelPool:
         self._ram_available = ram_available or (lambda: psutil.virtual_memory().available)
         self._lock = threading.Lock()
         self._models: dict[str, LoadedModel] = {}
+        self._aliases: dict[str, str] = {}  # another key for a loaded model → its own key
         self._loading: dict[str, Future[LoadedModel]] = {}
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap, name="hearth-model-ttl", daemon=True)
@@ -66,10 +69,19 @@ class ModelPool:
     # -- any thread ----------------------------------------------------------------------------
     def load(self, key: str, path: str | Path, settings: LoadSettings, *, kind: Kind = "llm",
              jit: bool = False, ttl_s: float | None = None,
-             progress: Callable[[float], bool] | None = None) -> LoadedModel:
-        """The model under ``key``, loading it first if needed (see the module doc)."""
+             progress: Callable[[float], bool] | None = None,
+             cancelled: Callable[[], bool] | None = None) -> LoadedModel:
+        """The model under ``key``, loading it first if needed (see the module doc).
+
+        ``progress`` returning False aborts loading the weights; ``cancelled`` is polled while
+        the chat template is checked."""
         with self._lock:
-            model = self._models.get(key)
+            model = self._find(key)
+            if model is None:
+                model = next((m for m in self._models.values()
+                              if m.path == str(path) and m.settings == settings), None)
+                if model is not None:
+                    self._aliases[key] = model.key
             if model is not None:
                 model.last_used = time.monotonic()
                 return model
@@ -83,7 +95,7 @@ class ModelPool:
         try:
             model = self._load(key, str(path), settings, kind, jit,
                                (ttl_s if ttl_s is not None else DEFAULT_TTL_S) if jit else ttl_s,
-                               progress)
+                               progress, cancelled)
         except BaseException as exc:
             with self._lock:
                 del self._loading[key]
@@ -96,8 +108,12 @@ class ModelPool:
         return model
 
     def unload(self, key: str) -> bool:
+        """Unload the model under ``key``; an alias is only forgotten (its model stays)."""
         with self._lock:
+            if self._aliases.pop(key, None) is not None:
+                return True
             model = self._models.pop(key, None)
+            self._aliases = {a: k for a, k in self._aliases.items() if k != key}
         if model is None:
             return False
         model.close()
@@ -105,7 +121,7 @@ class ModelPool:
 
     def get(self, key: str) -> LoadedModel | None:
         with self._lock:
-            model = self._models.get(key)
+            model = self._find(key)
         if model is not None:
             model.last_used = time.monotonic()
         return model
@@ -119,13 +135,17 @@ class ModelPool:
     def shutdown(self) -> None:
         self._stop.set()
         with self._lock:
-            models, self._models = list(self._models.values()), {}
+            models, self._models, self._aliases = list(self._models.values()), {}, {}
         for model in models:
             model.close()
 
+    def _find(self, key: str) -> LoadedModel | None:
+        return self._models.get(self._aliases.get(key, key))
+
     # -- loading -------------------------------------------------------------------------------
     def _load(self, key: str, path: str, settings: LoadSettings, kind: Kind, jit: bool,
-              ttl_s: float | None, progress: Callable[[float], bool] | None) -> LoadedModel:
+              ttl_s: float | None, progress: Callable[[float], bool] | None,
+              cancelled: Callable[[], bool] | None) -> LoadedModel:
         try:
             info = read_model_info(path)
         except GGUFError as exc:
@@ -137,7 +157,7 @@ class ModelPool:
             return load_embeddings(key, path, settings, jit=jit, ttl_s=ttl_s,
                                    memory_bytes=needed)
         return load_llm(key, path, settings, jit=jit, ttl_s=ttl_s, memory_bytes=needed,
-                        progress=progress)
+                        progress=progress, cancelled=cancelled)
 
     def _make_room(self, info: ModelInfo, settings: LoadSettings, kind: Kind) -> int:
         """The estimated RAM the model needs, after unloading idle JIT models if it must."""

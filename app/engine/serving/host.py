@@ -1,7 +1,10 @@
-"""The engine host: one inference thread that owns the loaded model and runs jobs in order.
+"""The engine host: the window's (and `hearth chat`'s) model, on the shared serving pool.
 
-GUI, CLI and tests all submit jobs here and receive `app.engine.inference.events` through one
-callback, called on the inference thread. Cancelling a reply stops it within one token."""
+GUI, CLI and tests submit jobs here and receive `app.engine.inference.events` through one
+callback. Jobs run in order on the host's thread: a load goes through the `ModelPool` (so the
+API server finds the same model loaded, one copy), and a reply is a sequence in that model's
+decode loop, in the slot kept for interactive work, decoded beside any API requests. Cancelling
+a reply stops it within one decode step."""
 
 from __future__ import annotations
 
@@ -36,12 +39,16 @@ from app.engine.inference.events import (
     Unloaded,
 )
 from app.engine.inference.prompt_format import PromptCancelled, PromptFormatError
-from app.engine.inference.runtime import GenerationError, LoadError, Runtime
+from app.engine.inference.runtime import LoadError
+from app.engine.serving.jobs import Finished, Piece, SequenceEvent, SequenceFailed, SequenceJob
+from app.engine.serving.loaded_model import LoadedModel
+from app.engine.serving.pool import ModelPool
 from app.engine.sizing.hardware import offload_gpus, vram_used
 from app.engine.sizing.memory_estimate import estimate_memory
 from app.engine.types import ChatMessage, GenerationStats, LoadSettings, Sampling
 
 log = logging.getLogger("hearth.engine")
+CANCEL_POLL_S = 0.02  # how often a running reply checks for Stop
 
 
 @dataclass(frozen=True)
@@ -93,12 +100,16 @@ class _Baseline:
 
 
 class EngineHost:
-    def __init__(self, on_event: Callable[[EngineEvent], None]) -> None:
+    def __init__(self, on_event: Callable[[EngineEvent], None],
+                 pool: ModelPool | None = None) -> None:
+        """``pool``: shared with the API server; without one the host makes (and owns) one."""
         self._emit = on_event
+        self.pool = pool or ModelPool()
+        self._owns_pool = pool is None
         self._jobs: queue.Queue = queue.Queue()
         self._ids = itertools.count(1)
         self._cancelled: set[int] = set()
-        self._runtime: Runtime | None = None
+        self._runtime: LoadedModel | None = None  # the model the window chats with
         self._baseline: _Baseline | None = None  # set until the new model's first reply
         self._thread = threading.Thread(target=self._run, name="hearth-inference", daemon=True)
         self._thread.start()
@@ -157,9 +168,9 @@ class EngineHost:
                 self._emit(Failed(job.job_id, f"Unexpected engine error: {exc}", kind))
             finally:
                 self._cancelled.discard(job.job_id)
-        if self._runtime is not None:
-            self._runtime.close()
-            self._runtime = None
+        self._runtime = None
+        if self._owns_pool:
+            self.pool.shutdown()
 
     def _do_load(self, job: _Load) -> None:
         last = [-1.0]
@@ -175,8 +186,14 @@ class EngineHost:
         try:
             # The new model loads beside the old one, so a failed load leaves the old in place
             # (with mmap the old weights are page cache the OS can reclaim).
-            runtime = Runtime(job.path, job.settings, progress,
-                              cancelled=lambda: job.job_id in self._cancelled)
+            same = self.pool.get(job.path)
+            if same is not None and same.settings != job.settings:
+                # Loaded with other settings (a new context length, say): load it afresh.
+                if same is self._runtime:
+                    self._runtime = None
+                self.pool.unload(job.path)
+            runtime = self.pool.load(job.path, job.path, job.settings, progress=progress,
+                                     cancelled=lambda: job.job_id in self._cancelled)
         except (GGUFError, LoadError) as exc:
             reason = "Loading was cancelled." if job.job_id in self._cancelled else str(exc)
             self._emit(Failed(job.job_id, reason, "load"))
@@ -186,8 +203,8 @@ class EngineHost:
         rss_after, vram_after = _rss(), _vram_used()
         check = self._memory_check(runtime, job.settings, rss_after - rss_before,
                                    _growth(vram_before, vram_after))
-        if self._runtime is not None:
-            self._runtime.close()
+        if self._runtime is not None and self._runtime is not runtime:
+            self.pool.unload(self._runtime.key)
             # What closing the old model gave back leaves the baseline, so the after-reply
             # figure still counts only the new model.
             rss_before -= max(0, rss_after - _rss())
@@ -198,11 +215,12 @@ class EngineHost:
         self._baseline = _Baseline(check, rss_before, vram_before) if check else None
         self._emit(Loaded(job.job_id, runtime.path, runtime.info, runtime.n_ctx, seconds, check))
 
-    def _memory_check(self, runtime: Runtime, settings: LoadSettings, ram_growth: int,
+    def _memory_check(self, runtime: LoadedModel, settings: LoadSettings, ram_growth: int,
                       vram_growth: int | None) -> MemoryCheck | None:
         """The estimate for the settings the model was loaded with, beside measured growth."""
         try:
-            est = estimate_memory(runtime.info, settings, offload_gpus())
+            est = estimate_memory(runtime.info, settings, offload_gpus(),
+                                  sequences=runtime.parallel + 1)
         except Exception:  # the check is informative; it must never fail a load
             log.warning("memory estimate after load failed", exc_info=True)
             return None
@@ -232,28 +250,30 @@ class EngineHost:
         if self._runtime is None:
             return
         path = self._runtime.path
-        self._runtime.close()
+        self.pool.unload(self._runtime.key)
         self._runtime = None
         self._baseline = None
         self._emit(Unloaded(job.job_id, path))
 
     def _do_chat(self, job: _Chat) -> None:
-        rt = self._runtime
+        model = self._runtime
         if job.job_id in self._cancelled:
             self._emit(Done(job.job_id, "", GenerationStats(stop_reason="cancelled")))
             return
-        if rt is None:
+        if model is None:
             self._emit(Failed(job.job_id, "No model is loaded. Pick a model first.", "generate"))
             return
         job_cancelled = lambda: job.job_id in self._cancelled  # noqa: E731
+        prompts = {}
+
+        def tokens(messages: Sequence[ChatMessage]) -> list[int]:
+            prompt = prompts[len(messages)] = model.chat_prompt(messages, job_cancelled)
+            return prompt.tokens
+
         try:
-            fitted = fit_conversation(
-                job.messages,
-                lambda ms: rt.render(ms, job_cancelled)[1],
-                rt.n_ctx,
-                reply_reserve(rt.n_ctx, job.sampling.max_tokens),
-                job.policy,
-            )
+            fitted = fit_conversation(job.messages, tokens, model.n_ctx,
+                                      reply_reserve(model.n_ctx, job.sampling.max_tokens),
+                                      job.policy)
         except ContextOverflow as exc:
             self._emit(Failed(job.job_id, str(exc), "context"))
             return
@@ -263,25 +283,32 @@ class EngineHost:
         except PromptFormatError as exc:  # a template that cannot render this conversation
             self._emit(Failed(job.job_id, str(exc), "generate"))
             return
-        self._emit(PromptInfo(job.job_id, len(fitted.tokens), rt.n_ctx, fitted.dropped))
-        job_id, cancelled, emit = job.job_id, self._cancelled, self._emit
+        self._emit(PromptInfo(job.job_id, len(fitted.tokens), model.n_ctx, fitted.dropped))
         sampling = job.sampling
-        if sampling.seed < 0 <= rt.settings.seed:
-            sampling = replace(sampling, seed=rt.settings.seed)
-        try:
-            text, stats = rt.generate(
-                fitted.tokens,
-                sampling,
-                rt.formatter.stop,
-                lambda piece: emit(Token(job_id, piece)),
-                lambda: job_id in cancelled,
-            )
-        except GenerationError as exc:
-            self._emit(Failed(job.job_id, str(exc), "generate"))
-            return
-        self._emit(Done(job.job_id, text, stats))
-        if stats.generated_tokens > 0:
-            self._measure_after_reply(job.job_id)
+        if sampling.seed < 0 <= model.settings.seed:
+            sampling = replace(sampling, seed=model.settings.seed)
+        ended: list[EngineEvent] = []
+        handle = model.submit(
+            SequenceJob(fitted.tokens, sampling, stop=prompts[len(fitted.messages)].stop,
+                        interactive=True),
+            lambda event: self._relay(job.job_id, event, ended))
+        while not handle.wait(CANCEL_POLL_S):
+            if job.job_id in self._cancelled:
+                handle.cancel()
+        if ended:
+            self._emit(ended[0])
+            if isinstance(ended[0], Done) and ended[0].stats.generated_tokens > 0:
+                self._measure_after_reply(job.job_id)
+
+    def _relay(self, job_id: int, event: SequenceEvent, ended: list[EngineEvent]) -> None:
+        """On the decode thread: text goes out at once; the end waits for the host's thread."""
+        if isinstance(event, Piece):
+            if event.text:
+                self._emit(Token(job_id, event.text))
+        elif isinstance(event, Finished):
+            ended.append(Done(job_id, event.text, event.stats))
+        elif isinstance(event, SequenceFailed):
+            ended.append(Failed(job_id, event.message, "generate"))
 
 
 def _growth(before: int | None, after: int | None) -> int | None:

@@ -1,0 +1,132 @@
+"""POST /v1/completions: a raw text prompt (no chat template), streamed or not."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from app.engine.serving.jobs import Finished, Piece, TokenLogprob
+from app.engine.serving.loaded_model import LoadedModel
+from app.server.context import server_context
+from app.server.errors import error_body, invalid
+from app.server.generation import (
+    build_job,
+    finish_reason,
+    new_id,
+    now,
+    overflow_error,
+    reject_unsupported_completion,
+    usage,
+)
+from app.server.model_access import model_for
+from app.server.request_log import note, note_finished
+from app.server.schemas import CompletionRequest
+from app.server.streaming import DONE, ClientGone, Running, SequenceStream, collect, sse
+
+router = APIRouter()
+
+
+def _prompt_tokens(req: CompletionRequest, model: LoadedModel) -> list[int]:
+    prompt = req.prompt
+    if isinstance(prompt, list) and prompt and all(isinstance(p, int) for p in prompt):
+        vocab = model.vocab_size()
+        bad = next((t for t in prompt if not 0 <= int(t) < vocab), None)
+        if bad is not None:
+            raise invalid("prompt", f"Invalid 'prompt': token id {bad} is not in this "
+                                    f"model's vocabulary (0–{vocab - 1}).")
+        return [int(t) for t in prompt]
+    if isinstance(prompt, list):
+        if len(prompt) != 1:
+            raise invalid("prompt", "Send one prompt per request (a string, or a list of one "
+                                    "string); several prompts at once are not supported yet.")
+        prompt = prompt[0]
+    return model.text_tokens(str(prompt))
+
+
+def _fit(tokens: list[int], model: LoadedModel, rolling_window: bool) -> list[int]:
+    if len(tokens) + 1 <= model.n_ctx:
+        return tokens
+    if not rolling_window:
+        raise overflow_error(len(tokens), model.n_ctx, model.key, "prompt")
+    # Keep the first token (BOS) and the newest text that fits, leaving room for the reply.
+    keep = max(1, model.n_ctx // 2)
+    return tokens[:1] + tokens[-(keep - 1):] if keep > 1 else tokens[:1]
+
+
+def completion_logprobs(logprobs: list[TokenLogprob]) -> dict[str, Any]:
+    offsets, offset = [], 0
+    for lp in logprobs:
+        offsets.append(offset)
+        offset += len(lp.token)
+    return {"tokens": [lp.token for lp in logprobs],
+            "token_logprobs": [lp.logprob for lp in logprobs],
+            "top_logprobs": [{t.token: t.logprob for t in lp.top} for lp in logprobs],
+            "text_offset": offsets}
+
+
+@router.post("/v1/completions", response_model=None)
+async def completions(req: CompletionRequest, request: Request) -> Any:
+    ctx = server_context(request)
+    reject_unsupported_completion(req)
+    model = await model_for(ctx, req.model, "llm", req.ttl)
+    note(request.state, model=model.key)
+    tokens = await asyncio.to_thread(_prompt_tokens, req, model)
+    tokens = _fit(tokens, model, req.context_overflow_policy == "rollingWindow")
+    job = build_job(req, model, tokens, max_tokens=req.max_tokens, stop=[],
+                    top_logprobs=req.logprobs)
+    running = Running(model, job, "prompt")
+    note(request.state, prompt_tokens=len(tokens))
+    reply_id, created = new_id("cmpl"), now()
+    if req.stream:
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        chunks = _chunks(running, request, reply_id, created, model.key,
+                         req.logprobs is not None, include_usage)
+        return SequenceStream(chunks, running.handle)
+    try:
+        pieces, finished = await collect(running, request.receive)
+    except ClientGone:
+        return Response(status_code=499)
+    note_finished(request.state, finished)
+    logprobs = None
+    if req.logprobs is not None:
+        logprobs = completion_logprobs([lp for p in pieces for lp in p.logprobs])
+    return {
+        "id": reply_id, "object": "text_completion", "created": created, "model": model.key,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "text": finished.text, "logprobs": logprobs,
+                     "finish_reason": finish_reason(finished)}],
+        "usage": usage(finished),
+    }
+
+
+async def _chunks(running: Running, request: Request, reply_id: str, created: int, model: str,
+                  logprobs: bool, include_usage: bool) -> AsyncIterator[bytes]:
+    def chunk(text: str, finish: str | None = None,
+              lps: dict[str, Any] | None = None) -> bytes:
+        body: dict[str, Any] = {
+            "id": reply_id, "object": "text_completion", "created": created, "model": model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "text": text, "logprobs": lps, "finish_reason": finish}]}
+        if include_usage:
+            body["usage"] = None
+        return sse(body)
+
+    async for event in running.events():
+        if isinstance(event, Piece):
+            if event.text or event.logprobs:
+                yield chunk(event.text, lps=completion_logprobs(list(event.logprobs))
+                            if logprobs else None)
+        elif isinstance(event, Finished):
+            note_finished(request.state, event)
+            yield chunk("", finish_reason(event))
+            if include_usage:
+                yield sse({"id": reply_id, "object": "text_completion", "created": created,
+                           "model": model, "system_fingerprint": None, "choices": [],
+                           "usage": usage(event)})
+            yield DONE
+        else:
+            yield sse(error_body(f"Generation failed: {event.message}", type="server_error",
+                                 code="generation_failed"))

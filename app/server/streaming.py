@@ -1,0 +1,106 @@
+"""From the model's decode thread to the event loop, and out as Server-Sent Events.
+
+Events arrive on the decode thread; ``call_soon_threadsafe`` hands each to the event loop's
+asyncio.Queue (the decode thread never waits). When the client goes away, sending fails and
+the response cancels the sequence, so its slot frees at the next decode step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from app.engine.serving.jobs import (
+    Finished,
+    Piece,
+    SequenceEvent,
+    SequenceFailed,
+    SequenceHandle,
+    SequenceJob,
+)
+from app.engine.serving.loaded_model import LoadedModel
+from app.engine.serving.pool import ContextOverflow
+from app.server.generation import generation_failed, overflow_error
+from app.server.security import Receive, Scope, Send
+
+DONE = b"data: [DONE]\n\n"
+
+
+class Running:
+    """A submitted sequence and the queue its events arrive on."""
+
+    def __init__(self, model: LoadedModel, job: SequenceJob, param: str) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[SequenceEvent] = asyncio.Queue()
+        try:
+            self.handle: SequenceHandle = model.submit(job, self._push)
+        except ContextOverflow as exc:  # before any event: a plain 400
+            raise overflow_error(exc.prompt_tokens, exc.n_ctx, model.key, param) from exc
+
+    def _push(self, event: SequenceEvent) -> None:  # on the decode thread
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+        except RuntimeError:  # the loop has closed (server stopped): nobody is listening
+            self.handle.cancel()
+
+    async def next_event(self) -> SequenceEvent:
+        return await self._queue.get()
+
+    async def events(self) -> AsyncIterator[SequenceEvent]:
+        """Every event up to and including the last (Finished or SequenceFailed)."""
+        while True:
+            event = await self._queue.get()
+            yield event
+            if isinstance(event, Finished | SequenceFailed):
+                return
+
+
+def sse(data: dict[str, Any]) -> bytes:
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return b"data: " + text.encode("utf-8", "replace") + b"\n\n"  # "replace": lone surrogates
+
+
+class SequenceStream(StreamingResponse):
+    """An SSE response that cancels its sequence however it ends (done, error, disconnect)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], handle: SequenceHandle) -> None:
+        super().__init__(chunks, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._handle = handle
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._handle.cancel()
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its reply was ready."""
+
+
+async def collect(running: Running, receive: Receive) -> tuple[list[Piece], Finished]:
+    """A non-streamed reply: every piece and the end; a client that leaves cancels it."""
+    pieces: list[Piece] = []
+    gone = asyncio.ensure_future(receive())  # after the body, only the disconnect is left
+    try:
+        while True:
+            event_task = asyncio.ensure_future(running.next_event())
+            done, _ = await asyncio.wait({event_task, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if event_task not in done:
+                event_task.cancel()
+                raise ClientGone
+            event = event_task.result()
+            if isinstance(event, Piece):
+                pieces.append(event)
+            elif isinstance(event, Finished):
+                return pieces, event
+            else:
+                raise generation_failed(event.message)
+    finally:
+        gone.cancel()
+        running.handle.cancel()  # a no-op once finished

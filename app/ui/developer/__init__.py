@@ -1,0 +1,1 @@
+"""The Developer page: Hearth's local OpenAI-compatible server, run inside the window."""

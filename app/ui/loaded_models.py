@@ -1,0 +1,154 @@
+"""The "loaded models" strip: one chip per model in the serving pool, with its memory and Unload.
+
+The pool is shared by the window's chat and the local server, so models appear here however
+they were loaded (the chat's picker, an API request naming a model, `hearth serve --model`).
+A timer reads `pool.models()` (a lock and a list: cheap) about once a second while the strip is
+visible; unloading waits for the model's decode thread, so it runs on a worker. The chat's own
+model is unloaded through the bridge (as its Eject button does), so the chat page knows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+
+from app.engine.serving.pool import ModelPool, ServedModel
+from app.engine.units import human_bytes
+from app.ui.plain_text import plain_label
+from app.ui.workers import TaskRunner
+
+if TYPE_CHECKING:
+    from app.ui.bridge import EngineBridge
+
+REFRESH_MS = 1000
+_KINDS = {"llm": "LLM", "embeddings": "Embeddings"}
+
+
+def model_title(model: ServedModel) -> str:
+    """The name a person knows the model by: its GGUF name, else its file name."""
+    return (model.info.name or Path(model.path).name or model.key)[:80]
+
+
+def model_details(model: ServedModel, in_chat: bool = False) -> str:
+    parts = [_KINDS.get(model.kind, model.kind), human_bytes(model.memory_bytes)]
+    if in_chat:
+        parts.insert(0, "in Chat")
+    if model.kind == "llm":
+        parts.append(f"{model.busy_slots}/{model.parallel} busy")
+    if model.jit:
+        parts.append("loaded on request")
+    return " · ".join(parts)
+
+
+class ModelChip(QFrame):
+    unloadClicked = Signal(str)  # the model's key
+
+    def __init__(self, model: ServedModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.key = model.key
+        self.setObjectName("loadedModelChip")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet("#loadedModelChip { border: 1px solid palette(mid); border-radius: 6px;"
+                           " background: palette(base); }")
+        self.name_label = plain_label()
+        self.name_label.setStyleSheet("font-weight: 600;")
+        self.details_label = plain_label()
+        self.details_label.setStyleSheet("color: palette(placeholder-text);")
+        self.unload_button = QPushButton("Unload")
+        self.unload_button.clicked.connect(lambda: self.unloadClicked.emit(self.key))
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 2, 4, 2)
+        layout.setSpacing(8)
+        layout.addWidget(self.name_label)
+        layout.addWidget(self.details_label)
+        layout.addWidget(self.unload_button)
+        self.update_from(model)
+
+    def update_from(self, model: ServedModel, in_chat: bool = False) -> None:
+        self.name_label.setText(model_title(model))
+        self.details_label.setText(model_details(model, in_chat))
+        self.setToolTip(f"{model.key}\n{model.path}\ncontext {model.n_ctx} tokens")
+
+
+class LoadedModelsStrip(QWidget):
+    unloaded = Signal(str)  # a key, once its model is gone
+
+    def __init__(self, pool: ModelPool, bridge: EngineBridge | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("loadedModelsStrip")
+        # A rule under the strip separates it from the page below.
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setStyleSheet("#loadedModelsStrip { border-bottom: 1px solid palette(mid); }")
+        self._pool = pool
+        self._tasks = TaskRunner(self, max_threads=1)
+        self._bridge = bridge
+        self.chat_key: str | None = None  # the pool key of the chat's model (its path)
+        if bridge is not None:
+            bridge.loaded.connect(self._chat_loaded)
+            bridge.unloaded.connect(self._chat_unloaded)
+        self.chips: dict[str, ModelChip] = {}
+        self._title = QLabel("Loaded models")
+        self._title.setStyleSheet("font-weight: 600;")
+        self.empty_label = QLabel("None: load one from Chat or My Models, or through the server.")
+        self.empty_label.setStyleSheet("color: palette(placeholder-text);")
+        self._layout = QHBoxLayout(self)
+        self._layout.setContentsMargins(10, 4, 10, 4)
+        self._layout.setSpacing(8)
+        self._layout.addWidget(self._title)
+        self._layout.addWidget(self.empty_label)
+        self._layout.addStretch(1)
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self.refresh)
+        self._timer.start()
+        self.refresh()
+
+    def refresh(self) -> None:
+        if not self.isVisible() and self.chips:
+            return  # hidden: nothing to keep current (shown again, the next tick catches up)
+        models = {m.key: m for m in self._pool.models()}
+        for key in [k for k in self.chips if k not in models]:
+            self.chips.pop(key).deleteLater()
+        for key, model in models.items():
+            chip = self.chips.get(key)
+            if chip is None:
+                chip = self.chips[key] = ModelChip(model, parent=self)
+                chip.unloadClicked.connect(self.unload)
+                self._layout.insertWidget(self._layout.count() - 1, chip)
+            chip.update_from(model, in_chat=key == self.chat_key)
+        self.empty_label.setVisible(not models)
+
+    def unload(self, key: str) -> None:
+        chip = self.chips.get(key)
+        if chip is not None:
+            chip.unload_button.setEnabled(False)
+            chip.unload_button.setText("Unloading…")
+        if key == self.chat_key and self._bridge is not None:
+            self._bridge.unload()  # the chat page hears `unloaded` and shows no model
+            return
+        self._tasks.start(self._pool.unload, key, on_finished=lambda: self._unloaded(key))
+
+    def _chat_loaded(self, _job: int, path: str, _info: object, _n_ctx: int) -> None:
+        self.chat_key = path
+        self.refresh()
+
+    def _chat_unloaded(self, _job: int, path: str) -> None:
+        if path == self.chat_key:
+            self.chat_key = None
+        self._unloaded(path)
+
+    def _unloaded(self, key: str) -> None:
+        self.refresh()
+        chip = self.chips.get(key)
+        if chip is not None:  # only an alias went, or the unload failed: the model is still here
+            chip.unload_button.setEnabled(True)
+            chip.unload_button.setText("Unload")
+        self.unloaded.emit(key)
+
+    def shutdown(self) -> bool:
+        self._timer.stop()
+        return self._tasks.shutdown()
