@@ -36,7 +36,7 @@ SHAPE = ModelShape(feed_forward_length=4096, vocab_size=32000, output_tensor_byt
 
 
 def _est(settings: LoadSettings, gpus: list[GpuInfo], ram_available: int) -> FitEstimate:
-    return estimate_memory(_info(), settings, gpus, ram_available, shape=SHAPE)
+    return estimate_memory(_info(), settings, gpus, ram_available, shape=SHAPE, sequences=1)
 
 
 def _gpu(index: int, free: int) -> GpuInfo:
@@ -61,6 +61,14 @@ def test_kv_cache_and_no_gpu() -> None:
     overhead = 4 * MIB + 32000 * 176 + LOGITS
     assert est.ram_bytes == 460 * MIB + 16 * MIB + GRAPH + score_copy + overhead
     assert dict(est.breakdown())["RAM total"] == est.ram_bytes
+
+
+def test_a_chat_model_counts_a_kv_cache_per_parallel_slot_and_the_windows_own() -> None:
+    one = _est(SETTINGS, [], ram_available=64 * GIB)
+    served = estimate_memory(_info(), LoadSettings(n_ctx=1024, n_batch=512, parallel=3), [],
+                             64 * GIB, shape=SHAPE)
+    assert served.kv_bytes == 4 * one.kv_bytes
+    assert served.ram_bytes - one.ram_bytes == 3 * one.kv_bytes + 3 * LOGITS * 2
 
 
 def test_one_gpu_full_and_partial_offload() -> None:
@@ -188,7 +196,8 @@ def measured(tmp_path_factory: pytest.TempPathFactory, starter_model: Path) -> d
             [sys.executable, "-c", _MEASURE, str(paths[name]), json.dumps(settings.to_dict())],
             capture_output=True, text=True, timeout=120, check=True)
         growth = json.loads(out.stdout.strip().splitlines()[-1])["growth"]
-        estimate = estimate_memory(read_model_info(paths[name]), settings, [], 1 << 62)
+        estimate = estimate_memory(read_model_info(paths[name]), settings, [], 1 << 62,
+                                   sequences=1)  # as the measured Runtime loads it
         return estimate.ram_bytes, growth
 
     # Separate processes measure independently, so they may run side by side.

@@ -76,6 +76,14 @@ def test_context_is_capped_at_the_models_maximum(qtbot, hearth_store, info) -> N
     assert dialog.estimate.kv_bytes > small or info.context_length == dialog.estimate.n_ctx
 
 
+def test_fewer_parallel_requests_need_less_memory(qtbot, hearth_store, info) -> None:
+    dialog = make_dialog(qtbot, hearth_store, info, [])
+    four = dialog.estimate.kv_bytes
+    dialog.parallel.setValue(1)
+    assert dialog.estimate.kv_bytes * 5 == four * 2  # the window's slot plus one, not plus four
+    assert dialog.settings().parallel == 1
+
+
 def test_settings_persist_and_the_picker_loads_with_them(
         qtbot, hearth_store, info, bridge) -> None:
     dialog = make_dialog(qtbot, hearth_store, info, [])

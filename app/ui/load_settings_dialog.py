@@ -168,6 +168,12 @@ class LoadSettingsDialog(QDialog):
         self.seed.setSpecialValueText("random")
         self.seed.setValue(settings.seed)
         self.seed.setToolTip("Default sampling seed for this model; a chat's own seed wins")
+        self.parallel = QSpinBox()
+        self.parallel.setRange(1, 16)
+        self.parallel.setValue(settings.parallel)
+        self.parallel.setToolTip(
+            "Requests the local server decodes at once, beside the chat window's own. Each "
+            "has a KV cache of the full context length, so fewer use less memory.")
 
         header = QLabel(
             f"<b style='font-size:15px'>{html.escape(info.name or info.path)}</b><br>"
@@ -181,6 +187,7 @@ class LoadSettingsDialog(QDialog):
         form.addRow("Batch size", self.batch)
         form.addRow("KV-cache type", self.kv_type)
         form.addRow("Seed", self.seed)
+        form.addRow("Parallel requests", self.parallel)
         form.addRow("", self.flash)
         form.addRow("", self.mmap)
         form.addRow("", self.mlock)
@@ -207,7 +214,8 @@ class LoadSettingsDialog(QDialog):
         layout.addWidget(buttons)
 
         for signal in (self.ctx.valueChanged, self.layers.valueChanged, self.batch.valueChanged,
-                       self.kv_type.currentTextChanged, self.flash.toggled):
+                       self.kv_type.currentTextChanged, self.flash.toggled,
+                       self.parallel.valueChanged):
             signal.connect(self.update_estimate)
         self.estimate: FitEstimate | None = None
         self.update_estimate()
@@ -239,6 +247,7 @@ class LoadSettingsDialog(QDialog):
             flash_attn=self.flash.isChecked(),
             kv_cache_type=self.kv_type.currentText(),
             seed=self.seed.value(),
+            parallel=self.parallel.value(),
         )
 
     def pick_auto(self) -> None:

@@ -121,14 +121,17 @@ def estimate_memory(
     gpus: list[GpuInfo],
     ram_available: int | None = None,
     shape: ModelShape | None = None,
-    sequences: int = 1,
+    sequences: int | None = None,
 ) -> FitEstimate:
     """RAM and per-GPU VRAM needed to load ``info`` with ``settings``; see the module doc.
 
     ``shape`` defaults to what ``info.path``'s header says; pass one for a file not on disk.
     ``sequences``: sequences decoded together, each with a KV cache of ``settings.n_ctx``
-    tokens and an output row (the serving pool loads ``settings.parallel + 1``).
+    tokens and an output row; by default ``settings.parallel + 1``, as the serving pool loads a
+    chat model (its parallel API slots and the window's own).
     """
+    if sequences is None:
+        sequences = settings.parallel + 1
     if ram_available is None:
         ram_available = psutil.virtual_memory().available
     if shape is None:
