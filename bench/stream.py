@@ -36,7 +36,7 @@ from app.engine.types import LoadSettings, Sampling
 PROMPT = "Write the Python source code of a long program with many functions."
 N_CTX = 2048
 SAMPLING = Sampling(temperature=0.9, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.1,
-                    seed=1, max_tokens=300)
+                    seed=1, max_tokens=int(os.environ.get("HEARTH_BENCH_TOKENS", "300")))
 # The same sampler as fields of an OpenAI-style request (llama-server's names for the extras).
 SAMPLER = {"temperature": SAMPLING.temperature, "top_k": SAMPLING.top_k,
            "top_p": SAMPLING.top_p, "min_p": SAMPLING.min_p,

@@ -6,8 +6,23 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
+
+from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model
 
 NO_END = {"2": -100, "4": -100}  # the tiny models' </s> and <|im_end|>: replies run full length
+
+
+@pytest.fixture(scope="module")
+def long_server_model(tmp_path_factory):
+    """A tiny chat model with an 8192-token context: a reply of 8000 tokens takes seconds."""
+    return build_tiny_model(tmp_path_factory.mktemp("long") / "tiny-long.gguf", dtype="f16",
+                            n_ctx_train=8192, chat_template=CHATML_TEMPLATE, name="tiny-long")
+
+
+@pytest.fixture
+def long_server(make_hearth_server, long_server_model):
+    return make_hearth_server(models=[long_server_model])
 
 
 def _busy(server, key: str) -> int:
@@ -23,8 +38,9 @@ def _wait_until(condition, timeout: float = 10.0) -> bool:
     return condition()
 
 
-def test_a_client_leaving_mid_stream_frees_its_slot(hearth_server):
-    body = {"model": hearth_server.model, "max_tokens": 480, "stream": True,
+def test_a_client_leaving_mid_stream_frees_its_slot(long_server):
+    hearth_server = long_server
+    body = {"model": hearth_server.model, "max_tokens": 8000, "stream": True,
             "logit_bias": NO_END, "messages": [{"role": "user", "content": "hello"}]}
     with httpx.stream("POST", f"{hearth_server.base_url}/v1/chat/completions", json=body,
                       timeout=60) as response:
@@ -32,22 +48,24 @@ def test_a_client_leaving_mid_stream_frees_its_slot(hearth_server):
         received = [line for line, _ in zip(lines, range(6), strict=False) if line]
         assert len(received) >= 2
         assert _busy(hearth_server, hearth_server.model) == 1
-    # Freed at the next decode step, long before its 480 tokens could have been generated.
+    # Freed at the next decode step, long before its 8000 tokens could have been generated.
     assert _wait_until(lambda: _busy(hearth_server, hearth_server.model) == 0, timeout=2.0)
     assert _wait_until(lambda: bool(hearth_server.log.entries()))
     entry = hearth_server.log.entries()[-1]
     assert entry.path == "/v1/chat/completions" and entry.model == hearth_server.model
 
 
-def test_a_client_leaving_before_a_plain_reply_frees_its_slot(hearth_server):
-    body = {"model": hearth_server.model, "max_tokens": 480, "logit_bias": NO_END,
+def test_a_client_leaving_before_a_plain_reply_frees_its_slot(long_server):
+    hearth_server = long_server
+    body = {"model": hearth_server.model, "max_tokens": 8000, "logit_bias": NO_END,
             "messages": [{"role": "user", "content": "hello"}]}
     try:
-        httpx.post(f"{hearth_server.base_url}/v1/chat/completions", json=body, timeout=1.0)
+        response = httpx.post(f"{hearth_server.base_url}/v1/chat/completions", json=body,
+                              timeout=1.0)
     except httpx.ReadTimeout:
         pass
     else:
-        raise AssertionError("480 tokens came back within a second; raise max_tokens")
+        raise AssertionError(f"came back within a second: {response.text[:300]}")
     assert _wait_until(lambda: _busy(hearth_server, hearth_server.model) == 0, timeout=3.0)
 
 
