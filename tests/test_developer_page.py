@@ -16,7 +16,7 @@ from PySide6.QtGui import QGuiApplication
 from app.engine.gguf.info import read_model_info
 from app.engine.serving.pool import ModelPool
 from app.engine.units import human_bytes
-from app.ui.developer.key_store import load_keys
+from app.services.api_keys import load_keys
 from app.ui.developer.page import SETTING_AUTOSTART, SETTING_PORT, DeveloperPage
 from app.ui.developer.server_control import ServerState, network_urls
 from app.ui.developer.snippets import ENDPOINTS, curl_snippet, python_snippet

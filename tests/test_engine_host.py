@@ -218,9 +218,9 @@ def test_a_template_that_cannot_render_a_chat_fails_that_reply_clearly(
 ):
     import queue
 
-    from app.engine.serving import host as host_module
     from app.engine.inference.events import Failed
     from app.engine.inference.prompt_format import PromptFormatError
+    from app.engine.serving import host as host_module
     from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model
 
     model = build_tiny_model(tmp_path / "m.gguf", chat_template=CHATML_TEMPLATE)

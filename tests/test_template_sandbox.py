@@ -11,9 +11,9 @@ import pytest
 
 from app.engine.gguf.info import read_model_info
 from app.engine.inference.events import Done, Failed, Loaded, PromptInfo
-from app.engine.serving.host import EngineHost
 from app.engine.inference.prompt_format import PromptFormatError, PromptFormatter
 from app.engine.inference.template_sandbox import TemplateFailure, TemplateSandbox
+from app.engine.serving.host import EngineHost
 from app.engine.types import ChatMessage, LoadSettings, Sampling
 from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model
 from app.ui.bridge import EngineBridge

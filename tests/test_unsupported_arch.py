@@ -13,8 +13,8 @@ from app.cli import main
 from app.engine.gguf.info import read_model_info
 from app.engine.inference.arch_support import architecture_supported
 from app.engine.inference.events import Failed, Loaded
-from app.engine.serving.host import EngineHost
 from app.engine.inference.runtime import LoadError, Runtime
+from app.engine.serving.host import EngineHost
 from app.engine.types import LoadSettings
 from app.testing.tiny_gguf import build_tiny_model
 

@@ -19,10 +19,10 @@ from app.engine.starter import starter_available
 from app.engine.types import LoadSettings, ModelInfo
 from app.models.store import Store
 from app.services.library import ensure_starter, starter_record
+from app.services.load_settings import saved_load_settings
 
 ModelKind = Literal["llm", "embeddings"]
 STARTER_ID = "starter"
-MAX_DEFAULT_CTX = 8192  # as the window's load dialog: longer contexts cost RAM few requests use
 EMBEDDING_ARCHITECTURES = frozenset({
     "bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "modern-bert",
     "neo-bert", "t5encoder", "gte", "xlm-roberta",
@@ -120,16 +120,7 @@ class ModelCatalog:
 
     def load_settings(self, model: ServableModel) -> LoadSettings:
         """The settings saved for this file in the window's load dialog, else the defaults."""
-        n_ctx = min(MAX_DEFAULT_CTX, model.max_context) if model.max_context else MAX_DEFAULT_CTX
-        defaults = LoadSettings(n_ctx=n_ctx)
-        saved = self._store.get_setting(f"load_settings:{model.path}")
-        if not isinstance(saved, dict):
-            return defaults
-        known = {k: v for k, v in saved.items() if k in LoadSettings.__dataclass_fields__}
-        try:
-            return LoadSettings(**{**defaults.to_dict(), **known})
-        except TypeError:  # a stale or hand-edited entry never stops a model from loading
-            return defaults
+        return saved_load_settings(self._store, model.path, model.max_context)
 
     @staticmethod
     def _free_id(taken: dict[str, object], path: Path) -> str:

@@ -40,31 +40,16 @@ from app.engine.sizing.memory_estimate import (
 from app.engine.types import LoadSettings, ModelInfo
 from app.engine.units import human_bytes
 from app.models.store import Store
+from app.services.load_settings import (  # noqa: F401 - re-exported for the window
+    default_load_settings,
+    saved_load_settings,
+    settings_key,
+)
 from app.ui.plain_text import escaped_rich
 
-MAX_DEFAULT_CTX = 8192  # longer contexts cost RAM most chats never use
 KV_TYPES = ("f16", "q8_0", "q4_0")
 _VERDICT_COLORS = {"full offload": "#2e7d32", "partial offload": "#2e6fb6",
                    "CPU only": "#555555", "does not fit": "#b00020"}
-
-
-def default_load_settings(context_length: int | None) -> LoadSettings:
-    n_ctx = min(MAX_DEFAULT_CTX, context_length) if context_length else MAX_DEFAULT_CTX
-    return LoadSettings(n_ctx=n_ctx)
-
-
-def settings_key(path: str) -> str:
-    return f"load_settings:{path}"
-
-
-def saved_load_settings(store: Store, path: str, context_length: int | None) -> LoadSettings:
-    """The settings saved for ``path``, else the defaults; unknown keys from older versions are
-    dropped so a stale entry never stops a model from loading."""
-    saved = store.get_setting(settings_key(path))
-    if not isinstance(saved, dict):
-        return default_load_settings(context_length)
-    known = {k: v for k, v in saved.items() if k in LoadSettings.__dataclass_fields__}
-    return LoadSettings(**{**default_load_settings(context_length).to_dict(), **known})
 
 
 def known_gpus() -> list[GpuInfo]:

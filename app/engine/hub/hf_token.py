@@ -1,9 +1,7 @@
 """The optional Hugging Face token, for gated models.
 
-Kept in the OS keyring (``keyring``: Secret Service, macOS Keychain, Windows Credential
-Locker) when it has a working backend; otherwise (headless Linux has none: keyring's "fail"
-backend) in a file in the data folder that only the user can read (mode 0600). The token is
-never logged.
+Kept by `app.engine.secret_store`: the OS keyring, else a 0600 file in the data folder. The
+token is never logged.
 """
 
 from __future__ import annotations
@@ -12,29 +10,11 @@ import logging
 import os
 from pathlib import Path
 
-from app.engine.paths import data_paths
+from app.engine.secret_store import SecretStore, usable_keyring
 
 log = logging.getLogger(__name__)
 
-_SERVICE = "hearth"
-_USER = "huggingface-token"
-_FILE = "hf_token"
-
-
-def _keyring() -> object | None:
-    """The keyring module if it has a usable (not fail/null) backend, else None."""
-    try:
-        import keyring
-        from keyring.backends import fail
-    except ImportError:
-        return None
-    try:
-        backend = keyring.get_keyring()
-    except Exception:
-        return None
-    if isinstance(backend, fail.Keyring) or "null" in type(backend).__module__.lower():
-        return None
-    return keyring
+_TOKEN = SecretStore(user="huggingface-token", file_name="hf_token")
 
 
 def load_keyring() -> None:
@@ -44,30 +24,13 @@ def load_keyring() -> None:
     interpreter lock for about 0.1 s: done first on a worker thread after a click, it froze the
     window for that long.
     """
-    _keyring()
-
-
-def _token_file(root: Path | None) -> Path:
-    return (root or data_paths().root) / _FILE
+    usable_keyring()
 
 
 def get_token(root: Path | None = None) -> str | None:
     """Hearth's stored token; else the one ``huggingface_hub`` finds (``HF_TOKEN``, or the token
     saved by ``hf auth login`` / ``huggingface-cli login`` at ``HF_TOKEN_PATH``); else None."""
-    ring = _keyring()
-    if ring is not None:
-        try:
-            value = ring.get_password(_SERVICE, _USER)  # type: ignore[attr-defined]
-            if value:
-                return value
-        except Exception as exc:
-            log.warning("reading the keyring failed (%s)", type(exc).__name__)
-    path = _token_file(root)
-    if path.is_file():
-        value = path.read_text(encoding="utf-8").strip()
-        if value:
-            return value
-    return _hub_login_token()
+    return _TOKEN.get(root) or _hub_login_token()
 
 
 def _hub_login_token() -> str | None:
@@ -83,34 +46,11 @@ def _hub_login_token() -> str | None:
 
 def set_token(token: str, root: Path | None = None) -> str:
     """Store ``token``; returns where it went ("keyring" or "file")."""
-    token = token.strip()
-    ring = _keyring()
-    if ring is not None:
-        try:
-            ring.set_password(_SERVICE, _USER, token)  # type: ignore[attr-defined]
-            # A token saved before a keyring was available must not linger in plain text.
-            _token_file(root).unlink(missing_ok=True)
-            return "keyring"
-        except Exception as exc:
-            log.warning("writing the keyring failed (%s); using a file", type(exc).__name__)
-    path = _token_file(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Create with 0600 from the start so the token is never readable by others, even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(token)
-    os.chmod(path, 0o600)
-    return "file"
+    return _TOKEN.set(token.strip(), root)
 
 
 def clear_token(root: Path | None = None) -> None:
-    ring = _keyring()
-    if ring is not None:
-        try:
-            ring.delete_password(_SERVICE, _USER)  # type: ignore[attr-defined]
-        except Exception as exc:
-            log.debug("no keyring token to delete (%s)", type(exc).__name__)
-    _token_file(root).unlink(missing_ok=True)
+    _TOKEN.clear(root)
 
 
 def login_still_applies() -> str | None:

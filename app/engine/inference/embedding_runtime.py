@@ -26,9 +26,9 @@ from app.engine.inference.llama_errors import explain_failure
 from app.engine.inference.runtime import (
     GenerationError,
     LoadError,
-    _load_mode,
     close_llama,
     default_threads,
+    model_params,
     open_llama,
     tokenize,
 )
@@ -83,14 +83,7 @@ class EmbeddingRuntime:
 
     def _load(self, progress: Callable[[float], bool] | None) -> None:
         s = self.settings
-        mparams = llama_cpp.llama_model_default_params()
-        mparams.n_gpu_layers = s.n_gpu_layers
-        mparams.load_mode = _load_mode(s.use_mmap, s.use_mlock)
-        if progress is not None:
-            self._progress_cb = llama_cpp.llama_progress_callback(
-                lambda fraction, _user: bool(progress(float(fraction)))
-            )
-            mparams.progress_callback = self._progress_cb
+        mparams, self._progress_cb = model_params(s, progress)
         cparams = llama_cpp.llama_context_default_params()
         n_ctx, _ = effective_ctx(self.info, s)
         threads = s.n_threads or default_threads()

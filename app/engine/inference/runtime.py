@@ -25,6 +25,7 @@ from app.engine.inference.arch_support import architecture_supported, unsupporte
 from app.engine.inference.llama_errors import explain_failure
 from app.engine.inference.prompt_format import PromptFormatError, PromptFormatter, RenderedPrompt
 from app.engine.inference.prompt_tokens import PromptTokenizer
+from app.engine.inference.sampler_chain import make_chain
 from app.engine.inference.stop_text import StopTextStream
 from app.engine.sizing.memory_estimate import effective_ctx
 from app.engine.types import ChatMessage, GenerationStats, LoadSettings, ModelInfo, Sampling
@@ -102,16 +103,7 @@ class Runtime:
     # -- loading -------------------------------------------------------------------------------
     def _load(self, progress: Callable[[float], bool] | None, kv_type: int) -> None:
         s = self.settings
-        mparams = llama_cpp.llama_model_default_params()
-        mparams.n_gpu_layers = s.n_gpu_layers
-        mparams.load_mode = _load_mode(s.use_mmap, s.use_mlock)
-        if progress is not None:
-            # Keep the ctypes callback alive for the whole load; returning False aborts it.
-            self._progress_cb = llama_cpp.llama_progress_callback(
-                lambda fraction, _user: bool(progress(float(fraction)))
-            )
-            mparams.progress_callback = self._progress_cb
-
+        mparams, self._progress_cb = model_params(s, progress)
         cparams = llama_cpp.llama_context_default_params()
         n_ctx, n_batch = effective_ctx(self.info, s)  # the sizes fit.py estimates memory for
         threads = s.n_threads or default_threads()
@@ -149,12 +141,7 @@ class Runtime:
         return tokenize(self._vocab, text, add_special=add_special, parse_special=parse_special)
 
     def _piece(self, token: int) -> bytes:
-        n = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, False)
-        if n < 0:
-            big = ctypes.create_string_buffer(-n)
-            n = llama_cpp.llama_token_to_piece(self._vocab, token, big, -n, 0, False)
-            return big.raw[:n]
-        return self._piece_buf.raw[:n]
+        return token_piece(self._vocab, token, self._piece_buf)
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -240,7 +227,7 @@ class Runtime:
             stats.context_used = len(self._cached)
             return "", stats
         text_stream = StopTextStream(list(stop) + list(sampling.stop))
-        sampler = _make_sampler(sampling, self._vocab)
+        sampler = make_chain(sampling, llama_cpp.llama_vocab_n_tokens(self._vocab))
         vocab, ctx = self._vocab, self._ctx
         t_first = t0
         generated = 0
@@ -296,25 +283,28 @@ _KV_TYPES = {
 }
 
 
-def _make_sampler(s: Sampling, vocab):
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    add = llama_cpp.llama_sampler_chain_add
-    if s.repeat_penalty and s.repeat_penalty != 1.0:
-        add(chain, llama_cpp.llama_sampler_init_penalties(
-            llama_cpp.llama_vocab_n_tokens(vocab), 64, s.repeat_penalty, 0.0, 0.0))
-    if s.temperature <= 0:
-        add(chain, llama_cpp.llama_sampler_init_greedy())
-        return chain
-    if s.top_k > 0:
-        add(chain, llama_cpp.llama_sampler_init_top_k(s.top_k))
-    if 0 < s.top_p < 1:
-        add(chain, llama_cpp.llama_sampler_init_top_p(s.top_p, 1))
-    if s.min_p > 0:
-        add(chain, llama_cpp.llama_sampler_init_min_p(s.min_p, 1))
-    add(chain, llama_cpp.llama_sampler_init_temp(s.temperature))
-    seed = s.seed if s.seed >= 0 else llama_cpp.LLAMA_DEFAULT_SEED
-    add(chain, llama_cpp.llama_sampler_init_dist(seed))
-    return chain
+def token_piece(vocab: Any, token: int, buf: Any) -> bytes:
+    """A token's bytes as the model writes it (``buf``: a reused 256-byte buffer)."""
+    n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, False)
+    if n < 0:
+        big = ctypes.create_string_buffer(-n)
+        n = llama_cpp.llama_token_to_piece(vocab, token, big, -n, 0, False)
+        return big.raw[:n]
+    return buf.raw[:n]
+
+
+def model_params(s: LoadSettings, progress: Callable[[float], bool] | None) -> tuple[Any, Any]:
+    """llama.cpp model parameters for ``s``, and the progress callback object, which the caller
+    keeps alive for the whole load (``progress`` returning False aborts it)."""
+    mparams = llama_cpp.llama_model_default_params()
+    mparams.n_gpu_layers = s.n_gpu_layers
+    mparams.load_mode = _load_mode(s.use_mmap, s.use_mlock)
+    callback = None
+    if progress is not None:
+        callback = llama_cpp.llama_progress_callback(
+            lambda fraction, _user: bool(progress(float(fraction))))
+        mparams.progress_callback = callback
+    return mparams, callback
 
 
 def _load_mode(mmap: bool, mlock: bool) -> int:

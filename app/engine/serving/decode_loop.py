@@ -24,6 +24,8 @@ from typing import Any
 
 import llama_cpp
 
+from app.engine.inference.runtime import token_piece
+from app.engine.inference.sampler_chain import make_chain
 from app.engine.inference.stop_text import StopTextStream
 from app.engine.serving.jobs import (
     Finished,
@@ -35,7 +37,6 @@ from app.engine.serving.jobs import (
     SequenceJob,
 )
 from app.engine.serving.logprobs import token_logprobs
-from app.engine.serving.sampler_chain import make_chain
 from app.engine.types import GenerationStats
 
 OnEvent = Callable[[SequenceEvent], None]
@@ -157,7 +158,10 @@ class DecodeLoop:
         job = request.job
         slot.request, slot.cached, slot.pending = request, tokens[:keep], tokens[keep:]
         slot.next_token, slot.generated, slot.logprobs = None, 0, []
-        slot.chain = make_chain(job, self._n_vocab)
+        slot.chain = make_chain(job.sampling, self._n_vocab,
+                                presence_penalty=job.presence_penalty,
+                                frequency_penalty=job.frequency_penalty,
+                                logit_bias=job.logit_bias)
         slot.stream = StopTextStream(list(job.stop) + list(job.sampling.stop))
         slot.stats = GenerationStats(prompt_tokens=len(tokens), cached_tokens=keep,
                                      n_ctx=self.n_ctx_seq)
@@ -242,12 +246,7 @@ class DecodeLoop:
             slot.next_token = token
 
     def _piece(self, token: int) -> bytes:
-        n = llama_cpp.llama_token_to_piece(self._vocab, token, self._piece_buf, 256, 0, False)
-        if n < 0:
-            big = ctypes.create_string_buffer(-n)
-            n = llama_cpp.llama_token_to_piece(self._vocab, token, big, -n, 0, False)
-            return big.raw[:n]
-        return self._piece_buf.raw[:n]
+        return token_piece(self._vocab, token, self._piece_buf)
 
     def _finish(self, slot: _Slot, reason: FinishReason) -> None:
         request = slot.request

@@ -1,8 +1,8 @@
 """API keys for the local server: generate, copy, remove, and "require a key here too".
 
 Keys are secrets: the list shows each one shortened, the clipboard gets it whole, and they are
-stored in the OS keyring (or a 0600 file) by `key_store` on the page's worker, never in the
-settings table.
+stored in the OS keyring (or a 0600 file) by `app.services.api_keys` on the page's worker,
+never in the settings table.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.developer.key_store import generate_key, load_keys, save_keys
+from app.services.api_keys import generate_key, load_keys, save_keys
 from app.ui.workers import TaskRunner
 
 _WHERE = {"keyring": "Stored in the system keyring.", "file": "Stored in a file only you can read."}
