@@ -9,7 +9,8 @@ sampler, seed and token count, streamed over `/v1/chat/completions`; its rate is
 second from the first content chunk the client receives to the last. Rounds alternate between
 the two, and the result is the median of each round's app/llama-server ratio: the two runs of
 a round are seconds apart, so a slow spell of this shared machine slows both.
-Floor: app ≥ 0.95 × llama-server.
+Floor: app ≥ 0.95 × llama-server. HEARTH_BENCH_ROUNDS (11) and HEARTH_BENCH_TOKENS (300)
+shorten a trial run.
 """
 
 from __future__ import annotations
