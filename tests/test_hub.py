@@ -84,7 +84,9 @@ def test_token_file_is_private_and_not_in_errors(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
 
-    monkeypatch.setattr(hub_token, "_keyring", lambda: None)
+    from app.engine import secret_store
+
+    monkeypatch.setattr(secret_store, "usable_keyring", lambda: None)
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):  # no Hugging Face login either
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-hf-login"))
