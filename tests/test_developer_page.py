@@ -221,6 +221,11 @@ def test_window_starts_the_server_with_hearth_and_frees_the_port_on_close(
     port = page.control.port
     models = httpx.get(f"{page.control.url}/v1/models").json()["data"]
     assert "starter" in [m["id"] for m in models]
+    qtbot.waitUntil(lambda: window.context.pool.models() != [], timeout=30_000)
+    reply = httpx.post(f"{page.control.url}/v1/chat/completions", timeout=60, json={
+        "model": "starter", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]})
+    assert reply.json()["model"] == "starter"  # the chat's copy answers under its API id
+    assert len(window.context.pool.models()) == 1
     # The chat's model is in the shared pool, so the strip above the pages shows it.
     qtbot.waitUntil(lambda: len(window.loaded_models.chips) == 1, timeout=15_000)
     chip = next(iter(window.loaded_models.chips.values()))

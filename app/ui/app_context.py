@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from app.engine.logfile import LogFile
 from app.engine.paths import DataPaths, data_paths
@@ -15,6 +16,7 @@ from app.engine.serving.pool import ModelPool
 from app.engine.sizing.hardware import offload_gpus
 from app.models.presets import seed_builtin_presets
 from app.models.store import Store
+from app.services.serving import ModelCatalog
 from app.ui.bridge import EngineBridge
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class AppContext:
         # One pool of loaded models, shared by the window's chat and the API server.
         self.pool = ModelPool()
         self.bridge = EngineBridge(pool=self.pool)
+        self.bridge.model_key = _api_ids(ModelCatalog(self.store, self.paths.models))
         # Probe the GPUs now, off the GUI thread, so the first fit estimate finds them cached.
         threading.Thread(target=offload_gpus, name="gpu-probe", daemon=True).start()
         self._closed = False
@@ -57,3 +60,16 @@ class AppContext:
         self.store.close()
         log.info("Hearth closed")
         self.log_file.close()
+
+
+def _api_ids(catalog: ModelCatalog) -> Callable[[str], str]:
+    """A loaded file's name in the pool: its API model id; its path if it has none (a file the
+    load will refuse, say: the engine reports that, not this lookup)."""
+
+    def key(path: str) -> str:
+        try:
+            return catalog.add_path(path).id
+        except Exception:
+            return path
+
+    return key

@@ -12,7 +12,7 @@ preserved because everything goes through the same deque.
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
@@ -65,6 +65,9 @@ class EngineBridge(QObject):
         self._armed = False  # a tick is due; set on the engine thread, cleared on the GUI's
         self.host = host or EngineHost(self._on_event, pool)
         self.pool: ModelPool = self.host.pool
+        # The name a loaded file gets in the pool: the API's model id, so that the server and
+        # the Developer page call the chat's model what clients call it (set by AppContext).
+        self.model_key: Callable[[str], str] | None = None
         self.loaded_path: str | None = None
         self.loaded_info = None
         self.n_ctx = 0
@@ -72,7 +75,8 @@ class EngineBridge(QObject):
 
     # -- requests (GUI thread) -----------------------------------------------------------------
     def load(self, path: str | Path, settings: LoadSettings | None = None) -> int:
-        return self.host.load(path, settings)
+        key = self.model_key(str(path)) if self.model_key else None
+        return self.host.load(path, settings, key)
 
     def unload(self) -> int:
         return self.host.unload()

@@ -49,6 +49,7 @@ class ModelChip(QFrame):
     def __init__(self, model: ServedModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.key = model.key
+        self.path = model.path
         self.setObjectName("loadedModelChip")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setStyleSheet("#loadedModelChip { border: 1px solid palette(mid); border-radius: 6px;"
@@ -86,7 +87,7 @@ class LoadedModelsStrip(QWidget):
         self._pool = pool
         self._tasks = TaskRunner(self, max_threads=1)
         self._bridge = bridge
-        self.chat_key: str | None = None  # the pool key of the chat's model (its path)
+        self.chat_path: str | None = None  # the file the chat's model was loaded from
         if bridge is not None:
             bridge.loaded.connect(self._chat_loaded)
             bridge.unloaded.connect(self._chat_unloaded)
@@ -119,7 +120,7 @@ class LoadedModelsStrip(QWidget):
                 chip = self.chips[key] = ModelChip(model, parent=self)
                 chip.unloadClicked.connect(self.unload)
                 self._layout.insertWidget(self._layout.count() - 1, chip)
-            chip.update_from(model, in_chat=key == self.chat_key)
+            chip.update_from(model, in_chat=model.path == self.chat_path)
         self.empty_label.setVisible(not models)
 
     def unload(self, key: str) -> None:
@@ -127,18 +128,18 @@ class LoadedModelsStrip(QWidget):
         if chip is not None:
             chip.unload_button.setEnabled(False)
             chip.unload_button.setText("Unloading…")
-        if key == self.chat_key and self._bridge is not None:
+        if chip is not None and chip.path == self.chat_path and self._bridge is not None:
             self._bridge.unload()  # the chat page hears `unloaded` and shows no model
             return
         self._tasks.start(self._pool.unload, key, on_finished=lambda: self._unloaded(key))
 
     def _chat_loaded(self, _job: int, path: str, _info: object, _n_ctx: int) -> None:
-        self.chat_key = path
+        self.chat_path = path
         self.refresh()
 
     def _chat_unloaded(self, _job: int, path: str) -> None:
-        if path == self.chat_key:
-            self.chat_key = None
+        if path == self.chat_path:
+            self.chat_path = None
         self._unloaded(path)
 
     def _unloaded(self, key: str) -> None:

@@ -56,6 +56,7 @@ class _Load:
     job_id: int
     path: str
     settings: LoadSettings
+    key: str  # the model's name in the pool (the API's model id when the window has one)
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,12 @@ class EngineHost:
         self._thread.start()
 
     # -- API for any thread --------------------------------------------------------------------
-    def load(self, path: str | Path, settings: LoadSettings | None = None) -> int:
-        return self._submit(lambda i: _Load(i, str(path), settings or LoadSettings()))
+    def load(self, path: str | Path, settings: LoadSettings | None = None,
+             key: str | None = None) -> int:
+        """Load ``path`` for the window; ``key``: its name in the shared pool (default: the
+        path), so the API server, asked for that model, finds this copy."""
+        return self._submit(lambda i: _Load(i, str(path), settings or LoadSettings(),
+                                            key or str(path)))
 
     def unload(self) -> int:
         return self._submit(_Unload)
@@ -186,13 +191,13 @@ class EngineHost:
         try:
             # The new model loads beside the old one, so a failed load leaves the old in place
             # (with mmap the old weights are page cache the OS can reclaim).
-            same = self.pool.get(job.path)
+            same = self.pool.get(job.key)
             if same is not None and same.settings != job.settings:
                 # Loaded with other settings (a new context length, say): load it afresh.
                 if same is self._runtime:
                     self._runtime = None
-                self.pool.unload(job.path)
-            runtime = self.pool.load(job.path, job.path, job.settings, progress=progress,
+                self.pool.unload(job.key)
+            runtime = self.pool.load(job.key, job.path, job.settings, progress=progress,
                                      cancelled=lambda: job.job_id in self._cancelled)
         except (GGUFError, LoadError) as exc:
             reason = "Loading was cancelled." if job.job_id in self._cancelled else str(exc)
