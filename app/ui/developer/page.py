@@ -145,6 +145,7 @@ class DeveloperPage(QWidget):
         self.port_spin.setSpecialValueText("Any free port")
         self.port_spin.setValue(DEFAULT_PORT)
         self.port_spin.setMinimumWidth(140)
+        self.port_spin.setKeyboardTracking(False)  # saved once typed, not at every keystroke
         self.port_spin.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.network_box = QCheckBox("Serve on the local network")
         self.network_warning = plain_label(NETWORK_WARNING)
