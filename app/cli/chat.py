@@ -75,7 +75,9 @@ class _TerminalChat:
         from app.engine.inference.events import Failed
         from app.engine.types import LoadSettings
 
-        settings = LoadSettings(n_ctx=self.args.ctx) if self.args.ctx else LoadSettings()
+        # A terminal chat serves no API: its own slot only, so no KV cache for parallel requests.
+        settings = LoadSettings(n_ctx=self.args.ctx, parallel=0) if self.args.ctx \
+            else LoadSettings(parallel=0)
         event = self._wait(self.host.load(model_path, settings))
         if isinstance(event, Failed):
             raise CliError(f"Could not load {model_path}: {event.message}")
