@@ -8,10 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from app.engine.serving.jobs import Finished, Piece, TokenLogprob
+from app.engine.serving.jobs import Piece, TokenLogprob
 from app.server.chat_prompt import chat_messages, fit_chat
 from app.server.context import server_context
-from app.server.errors import error_body
 from app.server.generation import (
     build_job,
     finish_reason,
@@ -23,7 +22,7 @@ from app.server.generation import (
 from app.server.model_access import model_for
 from app.server.request_log import note, note_finished
 from app.server.schemas import ChatCompletionRequest
-from app.server.streaming import DONE, ClientGone, Running, SequenceStream, collect, sse
+from app.server.streaming import ClientGone, Running, SequenceStream, collect, sse_reply
 
 router = APIRouter()
 
@@ -75,35 +74,22 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
     }
 
 
-async def _chunks(running: Running, request: Request, reply_id: str, created: int, model: str,
-                  logprobs: bool, include_usage: bool) -> AsyncIterator[bytes]:
-    def chunk(delta: dict[str, Any], finish: str | None = None,
-              content_logprobs: list[dict[str, Any]] | None = None) -> bytes:
-        body: dict[str, Any] = {
-            "id": reply_id, "object": "chat.completion.chunk", "created": created,
-            "model": model, "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
-                         "logprobs": None if content_logprobs is None
-                         else {"content": content_logprobs, "refusal": None}}]}
-        if include_usage:
-            body["usage"] = None
-        return sse(body)
+def _chunks(running: Running, request: Request, reply_id: str, created: int, model: str,
+            logprobs: bool, include_usage: bool) -> AsyncIterator[bytes]:
+    def choice(delta: dict[str, Any], finish: str | None = None,
+               content_logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return {"index": 0, "delta": delta, "finish_reason": finish,
+                "logprobs": None if content_logprobs is None
+                else {"content": content_logprobs, "refusal": None}}
 
-    yield chunk({"role": "assistant", "content": ""})
-    async for event in running.events():
-        if isinstance(event, Piece):
-            if event.text or event.logprobs:
-                yield chunk({"content": event.text},
-                            content_logprobs=logprob_content(event.logprobs) if logprobs
-                            else None)
-        elif isinstance(event, Finished):
-            note_finished(request.state, event)
-            yield chunk({}, finish_reason(event))
-            if include_usage:
-                yield sse({"id": reply_id, "object": "chat.completion.chunk", "created": created,
-                           "model": model, "system_fingerprint": None, "choices": [],
-                           "usage": usage(event)})
-            yield DONE
-        else:
-            yield sse(error_body(f"Generation failed: {event.message}", type="server_error",
-                                 code="generation_failed"))
+    def piece(event: Piece) -> dict[str, Any] | None:
+        if not (event.text or event.logprobs):
+            return None
+        return choice({"content": event.text},
+                      content_logprobs=logprob_content(event.logprobs) if logprobs else None)
+
+    envelope = {"id": reply_id, "object": "chat.completion.chunk", "created": created,
+                "model": model}
+    return sse_reply(running, request.state, envelope, include_usage, piece,
+                     lambda finish: choice({}, finish),
+                     first_choice=choice({"role": "assistant", "content": ""}))

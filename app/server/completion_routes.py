@@ -8,10 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from app.engine.serving.jobs import Finished, Piece, TokenLogprob
+from app.engine.serving.jobs import Piece, TokenLogprob
 from app.engine.serving.loaded_model import LoadedModel
 from app.server.context import server_context
-from app.server.errors import error_body, invalid
+from app.server.errors import invalid
 from app.server.generation import (
     build_job,
     finish_reason,
@@ -24,7 +24,7 @@ from app.server.generation import (
 from app.server.model_access import model_for
 from app.server.request_log import note, note_finished
 from app.server.schemas import CompletionRequest
-from app.server.streaming import DONE, ClientGone, Running, SequenceStream, collect, sse
+from app.server.streaming import ClientGone, Running, SequenceStream, collect, sse_reply
 
 router = APIRouter()
 
@@ -102,31 +102,18 @@ async def completions(req: CompletionRequest, request: Request) -> Any:
     }
 
 
-async def _chunks(running: Running, request: Request, reply_id: str, created: int, model: str,
-                  logprobs: bool, include_usage: bool) -> AsyncIterator[bytes]:
-    def chunk(text: str, finish: str | None = None,
-              lps: dict[str, Any] | None = None) -> bytes:
-        body: dict[str, Any] = {
-            "id": reply_id, "object": "text_completion", "created": created, "model": model,
-            "system_fingerprint": None,
-            "choices": [{"index": 0, "text": text, "logprobs": lps, "finish_reason": finish}]}
-        if include_usage:
-            body["usage"] = None
-        return sse(body)
+def _chunks(running: Running, request: Request, reply_id: str, created: int, model: str,
+            logprobs: bool, include_usage: bool) -> AsyncIterator[bytes]:
+    def choice(text: str, finish: str | None = None,
+               lps: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"index": 0, "text": text, "logprobs": lps, "finish_reason": finish}
 
-    async for event in running.events():
-        if isinstance(event, Piece):
-            if event.text or event.logprobs:
-                yield chunk(event.text, lps=completion_logprobs(list(event.logprobs))
-                            if logprobs else None)
-        elif isinstance(event, Finished):
-            note_finished(request.state, event)
-            yield chunk("", finish_reason(event))
-            if include_usage:
-                yield sse({"id": reply_id, "object": "text_completion", "created": created,
-                           "model": model, "system_fingerprint": None, "choices": [],
-                           "usage": usage(event)})
-            yield DONE
-        else:
-            yield sse(error_body(f"Generation failed: {event.message}", type="server_error",
-                                 code="generation_failed"))
+    def piece(event: Piece) -> dict[str, Any] | None:
+        if not (event.text or event.logprobs):
+            return None
+        return choice(event.text,
+                      lps=completion_logprobs(list(event.logprobs)) if logprobs else None)
+
+    envelope = {"id": reply_id, "object": "text_completion", "created": created, "model": model}
+    return sse_reply(running, request.state, envelope, include_usage, piece,
+                     lambda finish: choice("", finish))

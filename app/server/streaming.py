@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -24,7 +24,9 @@ from app.engine.serving.jobs import (
 )
 from app.engine.serving.loaded_model import LoadedModel
 from app.engine.serving.pool import ContextOverflow
-from app.server.generation import generation_failed, overflow_error
+from app.server.errors import error_body
+from app.server.generation import finish_reason, generation_failed, overflow_error, usage
+from app.server.request_log import note_finished
 from app.server.security import Receive, Scope, Send
 
 DONE = b"data: [DONE]\n\n"
@@ -62,6 +64,39 @@ class Running:
 def sse(data: dict[str, Any]) -> bytes:
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return b"data: " + text.encode("utf-8", "replace") + b"\n\n"  # "replace": lone surrogates
+
+
+async def sse_reply(running: Running, state: Any, envelope: dict[str, Any],
+                    include_usage: bool, piece_choice: Callable[[Piece], dict[str, Any] | None],
+                    end_choice: Callable[[str], dict[str, Any]],
+                    first_choice: dict[str, Any] | None = None) -> AsyncIterator[bytes]:
+    """A streamed reply as OpenAI sends one, for chat and completions alike: ``envelope`` (id,
+    object, created, model) on every chunk; a choice per piece; the finish reason on a last
+    choice; then the usage chunk when asked for, and ``[DONE]``."""
+
+    def chunk(choice: dict[str, Any]) -> bytes:
+        body = {**envelope, "system_fingerprint": None, "choices": [choice]}
+        if include_usage:
+            body["usage"] = None
+        return sse(body)
+
+    if first_choice is not None:
+        yield chunk(first_choice)
+    async for event in running.events():
+        if isinstance(event, Piece):
+            choice = piece_choice(event)
+            if choice is not None:
+                yield chunk(choice)
+        elif isinstance(event, Finished):
+            note_finished(state, event)
+            yield chunk(end_choice(finish_reason(event)))
+            if include_usage:
+                yield sse({**envelope, "system_fingerprint": None, "choices": [],
+                           "usage": usage(event)})
+            yield DONE
+        else:
+            yield sse(error_body(f"Generation failed: {event.message}", type="server_error",
+                                 code="generation_failed"))
 
 
 class SequenceStream(StreamingResponse):

@@ -127,8 +127,7 @@ class DecodeLoop:
                     self._finish(slot, "cancelled")
             while self._queue:
                 request = self._queue.popleft()
-                _send(request, Finished("cancelled", "", GenerationStats(stop_reason="cancelled")))
-                request.handle._end()
+                _never_started(request)
             llama_cpp.llama_batch_free(self._batch)
 
     def _admit(self) -> None:
@@ -137,8 +136,7 @@ class DecodeLoop:
         while self._queue:
             request = self._queue.popleft()
             if request.handle.cancelled:
-                _send(request, Finished("cancelled", "", GenerationStats(stop_reason="cancelled")))
-                request.handle._end()
+                _never_started(request)
                 continue
             free = [s for s in self._slots if s.request is None
                     and (request.job.interactive or not s.interactive)]
@@ -265,12 +263,15 @@ class DecodeLoop:
             stats.tokens_per_second = (slot.generated - 1) / (ended - slot.first_token)
         stats.stop_reason = reason
         stats.context_used = len(slot.cached)
-        if slot.pending:  # cancelled before its prompt was decoded: keep only what is there
-            slot.pending = []
-        llama_cpp.llama_sampler_free(slot.chain)
-        slot.chain, slot.request, slot.next_token, slot.stream = None, None, None, None
+        self._release(slot)
         _send(request, Finished(reason, stream.text if stream else "", stats))
         request.handle._end()
+
+    def _release(self, slot: _Slot) -> None:
+        """Free the slot for the next request; its cached tokens stay for prefix reuse."""
+        llama_cpp.llama_sampler_free(slot.chain)
+        slot.chain, slot.request, slot.next_token, slot.stream = None, None, None, None
+        slot.pending = []  # a prompt cut short: only what was decoded stays cached
 
     def _fail_all(self, slots: list[_Slot], message: str) -> None:
         for slot in slots:
@@ -279,11 +280,15 @@ class DecodeLoop:
                 continue
             # What this batch wrote to its KV range is unknown now: start that slot afresh.
             llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, 0, -1)
-            slot.cached, slot.pending = [], []
-            llama_cpp.llama_sampler_free(slot.chain)
-            slot.chain, slot.request, slot.next_token, slot.stream = None, None, None, None
+            slot.cached = []
+            self._release(slot)
             _send(request, SequenceFailed(message))
             request.handle._end()
+
+
+def _never_started(request: _Request) -> None:
+    _send(request, Finished("cancelled", "", GenerationStats(stop_reason="cancelled")))
+    request.handle._end()
 
 
 def _send(request: _Request, event: SequenceEvent) -> None:
