@@ -54,7 +54,8 @@ def make_page(qtbot, hearth_store, hearth_home: Path, pool: ModelPool):
         qtbot.addWidget(page)
         page.resize(1200, 900)
         page.show()
-        qtbot.waitUntil(lambda: page.keys_panel.is_loaded)
+        qtbot.waitUntil(lambda: page.keys_panel.is_loaded
+                        or "Could not read" in page.keys_panel.where_label.text())
         pages.append(page)
         return page
 
@@ -156,6 +157,37 @@ def test_a_required_key_is_enforced_and_removing_it_revokes_it(qtbot, make_page,
     url = page.control.url
     assert httpx.get(f"{url}/v1/models", headers=auth).status_code == 401
     assert httpx.get(f"{url}/v1/models", headers={"x-api-key": second}).status_code == 200
+
+
+def test_damaged_stored_keys_are_reported_and_never_saved_over(qtbot, make_page, hearth_home):
+    stored = hearth_home / "server_api_keys.json"
+    stored.write_text('["hearth-kept", <b>broken</b>', encoding="utf-8")
+    stored.chmod(0o644)
+    page = make_page()
+    panel = page.keys_panel
+    qtbot.waitUntil(lambda: "Could not read" in panel.where_label.text(), timeout=5_000)
+    assert panel.where_label.textFormat() == Qt.TextFormat.PlainText
+    assert not panel.generate_button.isEnabled()  # a new key would replace the unread ones
+    assert stored.read_text(encoding="utf-8") == '["hearth-kept", <b>broken</b>'
+
+
+def test_a_secret_file_is_narrowed_to_the_user_before_the_secret_is_written(hearth_home):
+    from app.services.api_keys import save_keys
+
+    stored = hearth_home / "server_api_keys.json"
+    stored.write_text("[]", encoding="utf-8")
+    stored.chmod(0o644)  # left readable by an older version or by hand
+    modes = []
+    real_fdopen = __import__("os").fdopen
+
+    def watching(fd, *args, **kwargs):
+        modes.append(stat.S_IMODE(__import__("os").fstat(fd).st_mode))
+        return real_fdopen(fd, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("os.fdopen", watching)
+        save_keys(["hearth-new"], hearth_home)
+    assert modes == [0o600] and load_keys(hearth_home) == ["hearth-new"]
 
 
 def test_snippets_carry_url_model_and_key(qtbot, make_page, model_id):

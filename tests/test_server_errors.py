@@ -37,11 +37,17 @@ CHAT_FIELD_ERRORS = [
     ({"logit_bias": {"abc": 1}}, "logit_bias"),
     ({"logit_bias": {"5": 500}}, "logit_bias"),
     ({"logit_bias": {"999999": 1}}, "logit_bias"),  # beyond the vocabulary
+    ({"logit_bias": {"²": 1}}, "logit_bias"),  # a digit to str.isdigit, not to int()
+    ({"logit_bias": {"9" * 5000: 1}}, "logit_bias"),
+    ({"logit_bias": {str(i): 1 for i in range(2000)}}, "logit_bias"),  # too many entries
+    ({"stop": ["x" * 10_000]}, "stop"),
+    ({"top_k": 2**31 + 5}, "top_k"),  # would wrap negative in llama.cpp's int
     ({"n": 2}, "n"),
     ({"top_logprobs": 3}, "top_logprobs"),  # without logprobs: true
     ({"seed": "abc"}, "seed"),
     ({"context_overflow_policy": "bogus"}, "context_overflow_policy"),
     ({"messages": []}, "messages"),
+    ({"messages": [{"role": "user", "content": "hi"}] * 5000}, "messages"),
     ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role"),
     ({"messages": [{"content": "hi"}]}, "messages[0].role"),
     ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),

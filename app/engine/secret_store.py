@@ -72,9 +72,10 @@ class SecretStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Created 0600 from the start, so the secret is never readable by others, even briefly.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o600)  # an older file keeps its mode through O_CREAT: narrow it first
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(value)
-        os.chmod(path, 0o600)
         return "file"
 
     def clear(self, root: Path | None = None) -> None:

@@ -12,6 +12,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_STOPS = 16
+MAX_STOP_CHARS = 256  # a stop string is matched against the reply's tail at every token
+MAX_MESSAGES = 4096  # parsing and rendering a conversation run before any limit of the model
+MAX_LOGIT_BIAS = 1024  # entries; each is copied into the sampler chain on the decode thread
+MAX_TOKEN_ID_DIGITS = 10
 OverflowPolicy = Literal["stopAtLimit", "rollingWindow"]
 
 
@@ -35,13 +39,13 @@ class _Generation(_Request):
     stop: str | list[str] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    top_k: int | None = Field(default=None, ge=0)
+    top_k: int | None = Field(default=None, ge=0, le=2**31 - 1)
     min_p: float | None = Field(default=None, ge=0, le=1)
     repeat_penalty: float | None = Field(default=None, gt=0, le=10)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     seed: int | None = None
-    logit_bias: dict[str, float] | None = None
+    logit_bias: dict[str, float] | None = Field(default=None, max_length=MAX_LOGIT_BIAS)
     n: int = 1  # several choices per request: not yet
     user: str | None = None
     # What to do when the prompt does not fit the context (LM Studio's "Context Overflow
@@ -56,13 +60,18 @@ class _Generation(_Request):
             raise ValueError(f"at most {MAX_STOPS} stop sequences")
         if any(not s for s in stops):
             raise ValueError("a stop sequence cannot be empty")
+        if any(len(s) > MAX_STOP_CHARS for s in stops):
+            raise ValueError(f"a stop sequence has at most {MAX_STOP_CHARS} characters")
         return value
 
     @field_validator("logit_bias")
     @classmethod
     def _bias(cls, value: dict[str, float] | None) -> dict[str, float] | None:
         for key, bias in (value or {}).items():
-            if not key.strip().isdigit():
+            token = key.strip()
+            # isdigit() alone takes "²" and 5,000-digit keys, which int() then refuses.
+            if not (token.isascii() and token.isdecimal()
+                    and len(token) <= MAX_TOKEN_ID_DIGITS):
                 raise ValueError(f"keys are token ids, not {key[:40]!r}")
             if not -100 <= bias <= 100:
                 raise ValueError("biases lie between -100 and 100")
@@ -97,7 +106,7 @@ class ChatMessageIn(BaseModel):
 
 
 class ChatCompletionRequest(_Generation):
-    messages: list[ChatMessageIn] = Field(min_length=1)
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)

@@ -21,13 +21,18 @@ def generate_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+class KeysUnreadable(ValueError):
+    """The stored keys are not a list of keys: shown, never silently replaced."""
+
+
 def load_keys(root: Path | None = None) -> list[str]:
     try:
         value = json.loads(_KEYS.get(root) or "[]")
-    except json.JSONDecodeError:
-        return []
+    except json.JSONDecodeError as exc:
+        raise KeysUnreadable("the stored API keys are damaged; remove them by hand to start "
+                             "afresh") from exc
     if not isinstance(value, list):
-        return []
+        raise KeysUnreadable("the stored API keys are not a list")
     return [k for k in value if isinstance(k, str) and k.strip()]
 
 

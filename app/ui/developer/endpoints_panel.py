@@ -51,7 +51,7 @@ class EndpointsPanel(QGroupBox):
         self.preview.setFont(mono)
         self.preview.setPlaceholderText("Copy a snippet to see it here.")
         self.preview.setFixedHeight(96)
-        self.copied_label = QLabel()
+        self.copied_label = plain_label()
         self.copied_label.setStyleSheet("color: palette(placeholder-text);")
 
         top = QHBoxLayout()

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QListWidget,
     QListWidgetItem,
     QPushButton,
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.services.api_keys import generate_key, load_keys, save_keys
+from app.ui.plain_text import plain_label
 from app.ui.workers import TaskRunner
 
 _WHERE = {"keyring": "Stored in the system keyring.", "file": "Stored in a file only you can read."}
@@ -56,7 +56,7 @@ class KeysPanel(QGroupBox):
         self.require_box = QCheckBox("Require a key on this computer too")
         self.require_box.setToolTip("Without it, programs on this computer need no key; on the "
                                     "local network a key is always required.")
-        self.where_label = QLabel("Reading keys…")
+        self.where_label = plain_label("Reading keys…")  # may show an OS error's text
         self.where_label.setStyleSheet("color: palette(placeholder-text);")
         self.where_label.setWordWrap(True)
 
@@ -137,8 +137,11 @@ class KeysPanel(QGroupBox):
         self.loaded.emit()
 
     def _on_load_failed(self, exc: BaseException) -> None:
+        # Keys stay unloaded: generating one now would save over the keys that could not be read.
+        self.keys, self.is_loaded = [], False
+        self._show_keys(select=-1)
         self.where_label.setText(f"Could not read the stored keys: {exc}")
-        self._on_loaded([])
+        self.loaded.emit()
 
     def _on_saved(self, where: str) -> None:
         self.where_label.setText(_WHERE.get(where, ""))
