@@ -123,6 +123,12 @@ def test_completions_non_stream_and_stream(hearth_server):
     assert chunks[-1].usage.completion_tokens == 3
     assert chunks[-2].choices[0].finish_reason == "length"
     assert "".join(c.choices[0].text for c in chunks[:-1]) == reply.choices[0].text
+    # Streamed logprobs count text offsets across the whole completion, as the non-streamed do.
+    streamed_scores = [c.choices[0].logprobs for c in hearth_server.client.completions.create(
+        model=hearth_server.model, prompt="the model", max_tokens=3, seed=5, logprobs=2,
+        stream=True, logit_bias=NO_END) if c.choices and c.choices[0].logprobs]
+    offsets = [o for lp in streamed_scores for o in lp.text_offset]
+    assert offsets == scored.choices[0].logprobs.text_offset and len(offsets) == 3
 
 
 def test_hostile_prompts_are_plain_text(hearth_server):

@@ -51,3 +51,12 @@ def test_embedding_errors_name_the_input(embedding_server):
     assert chat.status_code == 400 and "/v1/embeddings" in chat.json()["error"]["message"]
     entry = httpx.get(f"{server.base_url}/api/v0/models/{server.model}").json()
     assert entry["type"] == "embeddings" and entry["arch"] == "bert"
+
+
+def test_a_wrong_kind_request_is_refused_without_loading_the_model(embedding_server):
+    server = embedding_server
+    assert server.pool.unload(server.model) and server.pool.models() == []
+    chat = httpx.post(f"{server.base_url}/v1/chat/completions", timeout=60, json={
+        "model": server.model, "messages": [{"role": "user", "content": "hi"}]})
+    assert chat.status_code == 400 and chat.json()["error"]["code"] == "model_wrong_type"
+    assert server.pool.models() == []  # nothing was loaded just to be refused

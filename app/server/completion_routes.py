@@ -56,8 +56,10 @@ def _fit(tokens: list[int], model: LoadedModel, rolling_window: bool) -> list[in
     return tokens[:1] + tokens[-(keep - 1):] if keep > 1 else tokens[:1]
 
 
-def completion_logprobs(logprobs: list[TokenLogprob]) -> dict[str, Any]:
-    offsets, offset = [], 0
+def completion_logprobs(logprobs: list[TokenLogprob], offset: int = 0) -> dict[str, Any]:
+    """OpenAI's completion logprobs; ``offset``: where the first token's text starts in the
+    whole completion (streamed chunks continue the count)."""
+    offsets = []
     for lp in logprobs:
         offsets.append(offset)
         offset += len(lp.token)
@@ -108,11 +110,15 @@ def _chunks(running: Running, request: Request, reply_id: str, created: int, mod
                lps: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"index": 0, "text": text, "logprobs": lps, "finish_reason": finish}
 
+    sent = [0]  # characters of the completion streamed so far: text_offset runs across chunks
+
     def piece(event: Piece) -> dict[str, Any] | None:
         if not (event.text or event.logprobs):
             return None
-        return choice(event.text,
-                      lps=completion_logprobs(list(event.logprobs)) if logprobs else None)
+        lps = completion_logprobs(list(event.logprobs), sent[0]) if logprobs else None
+        if lps is not None and event.logprobs:
+            sent[0] = lps["text_offset"][-1] + len(event.logprobs[-1].token)
+        return choice(event.text, lps=lps)
 
     envelope = {"id": reply_id, "object": "text_completion", "created": created, "model": model}
     return sse_reply(running, request.state, envelope, include_usage, piece,

@@ -50,12 +50,17 @@ async def model_for(ctx: ServerContext, model_id: str, kind: Literal["llm", "emb
     loaded = ctx.pool.get(model_id)
     if loaded is None:
         servable = await find_servable(ctx, model_id)
+        # Refused before loading: a wrong-kind request must not load gigabytes for nothing.
+        _check_kind(servable.id, servable.kind, kind)
         loaded = ctx.pool.get(servable.id) or await load_servable(
             ctx, servable, jit=True, ttl_s=ttl_s or ctx.config.default_ttl_s)
-    if loaded.kind != kind:
-        embedding = loaded.kind == "embeddings"
-        what, route = (("an embedding", "/v1/embeddings") if embedding
-                       else ("a language", "/v1/chat/completions or /v1/completions"))
-        raise ApiError(400, f"'{loaded.key}' is {what} model; use {route}.",
-                       param="model", code="model_wrong_type")
+    _check_kind(loaded.key, loaded.kind, kind)
     return loaded
+
+
+def _check_kind(model_id: str, actual: str, wanted: str) -> None:
+    if actual != wanted:
+        what, route = (("an embedding", "/v1/embeddings") if actual == "embeddings"
+                       else ("a language", "/v1/chat/completions or /v1/completions"))
+        raise ApiError(400, f"'{model_id}' is {what} model; use {route}.",
+                       param="model", code="model_wrong_type")
