@@ -39,8 +39,9 @@ class AppContext:
             raise
         # One pool of loaded models, shared by the window's chat and the API server.
         self.pool = ModelPool()
-        self.bridge = EngineBridge(pool=self.pool)
-        self.bridge.model_key = _api_ids(ModelCatalog(self.store, self.paths.models))
+        # One catalog of API model ids, for the server and for naming the chat's model.
+        self.catalog = ModelCatalog(self.store, self.paths.models)
+        self.bridge = EngineBridge(pool=self.pool, model_key=_api_ids(self.catalog))
         # Probe the GPUs now, off the GUI thread, so the first fit estimate finds them cached.
         threading.Thread(target=offload_gpus, name="gpu-probe", daemon=True).start()
         self._closed = False
@@ -64,7 +65,8 @@ class AppContext:
 
 def _api_ids(catalog: ModelCatalog) -> Callable[[str], str]:
     """A loaded file's name in the pool: its API model id; its path if it has none (a file the
-    load will refuse, say: the engine reports that, not this lookup)."""
+    load will refuse, say: the engine reports that, not this lookup). Called on the engine
+    host's thread: it reads the Store and maybe a GGUF header."""
 
     def key(path: str) -> str:
         try:

@@ -51,9 +51,12 @@ class EngineBridge(QObject):
     _arm = Signal()
 
     def __init__(self, parent: QObject | None = None, host: EngineHost | None = None,
-                 pool: ModelPool | None = None) -> None:
+                 pool: ModelPool | None = None,
+                 model_key: Callable[[str], str] | None = None) -> None:
         """``pool``: the serving pool the window shares with the API server (the host makes
-        one of its own without it)."""
+        one of its own without it); ``model_key``: a loaded file's name in it (the API's
+        model id), so the server and the Developer page call the chat's model what clients
+        call it."""
         super().__init__(parent)
         self._pending: collections.deque[EngineEvent] = collections.deque()
         self._wake.connect(self._drain, Qt.ConnectionType.QueuedConnection)
@@ -63,11 +66,8 @@ class EngineBridge(QObject):
         self._timer.timeout.connect(self._on_tick)
         self._arm.connect(self._timer.start, Qt.ConnectionType.QueuedConnection)
         self._armed = False  # a tick is due; set on the engine thread, cleared on the GUI's
-        self.host = host or EngineHost(self._on_event, pool)
+        self.host = host or EngineHost(self._on_event, pool, model_key)
         self.pool: ModelPool = self.host.pool
-        # The name a loaded file gets in the pool: the API's model id, so that the server and
-        # the Developer page call the chat's model what clients call it (set by AppContext).
-        self.model_key: Callable[[str], str] | None = None
         self.loaded_path: str | None = None
         self.loaded_info = None
         self.n_ctx = 0
@@ -75,8 +75,7 @@ class EngineBridge(QObject):
 
     # -- requests (GUI thread) -----------------------------------------------------------------
     def load(self, path: str | Path, settings: LoadSettings | None = None) -> int:
-        key = self.model_key(str(path)) if self.model_key else None
-        return self.host.load(path, settings, key)
+        return self.host.load(path, settings)
 
     def unload(self) -> int:
         return self.host.unload()

@@ -65,7 +65,7 @@ class MainWindow(QMainWindow):
         self.hardware_page = HardwarePage()
         self.pages.addWidget(self.hardware_page)
         self.developer_page = DeveloperPage(store, context.pool, context.paths.models,
-                                            context.paths.root)
+                                            context.paths.root, catalog=context.catalog)
         self.pages.addWidget(self.developer_page)
         self.loaded_models = LoadedModelsStrip(context.pool, context.bridge)
         self.nav = self._build_nav()

@@ -56,7 +56,6 @@ class _Load:
     job_id: int
     path: str
     settings: LoadSettings
-    key: str  # the model's name in the pool (the API's model id when the window has one)
 
 
 @dataclass(frozen=True)
@@ -102,11 +101,15 @@ class _Baseline:
 
 class EngineHost:
     def __init__(self, on_event: Callable[[EngineEvent], None],
-                 pool: ModelPool | None = None) -> None:
-        """``pool``: shared with the API server; without one the host makes (and owns) one."""
+                 pool: ModelPool | None = None,
+                 model_key: Callable[[str], str] | None = None) -> None:
+        """``pool``: shared with the API server; without one the host makes (and owns) one.
+        ``model_key``: a file's name in the pool (the API's model id), looked up on the host's
+        thread; without it the path is the name."""
         self._emit = on_event
         self.pool = pool or ModelPool()
         self._owns_pool = pool is None
+        self._model_key = model_key or str
         self._jobs: queue.Queue = queue.Queue()
         self._ids = itertools.count(1)
         self._cancelled: set[int] = set()
@@ -116,12 +119,8 @@ class EngineHost:
         self._thread.start()
 
     # -- API for any thread --------------------------------------------------------------------
-    def load(self, path: str | Path, settings: LoadSettings | None = None,
-             key: str | None = None) -> int:
-        """Load ``path`` for the window; ``key``: its name in the shared pool (default: the
-        path), so the API server, asked for that model, finds this copy."""
-        return self._submit(lambda i: _Load(i, str(path), settings or LoadSettings(),
-                                            key or str(path)))
+    def load(self, path: str | Path, settings: LoadSettings | None = None) -> int:
+        return self._submit(lambda i: _Load(i, str(path), settings or LoadSettings()))
 
     def unload(self) -> int:
         return self._submit(_Unload)
@@ -191,13 +190,14 @@ class EngineHost:
         try:
             # The new model loads beside the old one, so a failed load leaves the old in place
             # (with mmap the old weights are page cache the OS can reclaim).
-            same = self.pool.get(job.key)
+            key = self._model_key(job.path)
+            same = self.pool.get(key)
             if same is not None and same.settings != job.settings:
                 # Loaded with other settings (a new context length, say): load it afresh.
                 if same is self._runtime:
                     self._runtime = None
-                self.pool.unload(job.key)
-            runtime = self.pool.load(job.key, job.path, job.settings, progress=progress,
+                self.pool.unload(key)
+            runtime = self.pool.load(key, job.path, job.settings, progress=progress,
                                      cancelled=lambda: job.job_id in self._cancelled)
         except (GGUFError, LoadError) as exc:
             reason = "Loading was cancelled." if job.job_id in self._cancelled else str(exc)

@@ -57,13 +57,15 @@ _WARNING_STYLE = ("background: #fff4e5; color: #7a4100; border: 1px solid #f0c36
 
 class DeveloperPage(QWidget):
     def __init__(self, store: Store, pool: ModelPool, models_dir: Path | None = None,
-                 data_root: Path | None = None, parent: QWidget | None = None) -> None:
+                 data_root: Path | None = None, parent: QWidget | None = None,
+                 catalog: ModelCatalog | None = None) -> None:
+        """``catalog``: the window's own, so the chat's model has one API id everywhere."""
         super().__init__(parent)
         self._store = store
         self._pool = pool
         self._autostart_pending = False
         self._security_dirty = False  # keys changed while starting: restart once it runs
-        self.catalog = ModelCatalog(store, models_dir)
+        self.catalog = catalog or ModelCatalog(store, models_dir)
         self.request_log = RequestLog()
         self.control = ServerControl(pool, self.catalog, self.request_log, self)
         self._tasks = TaskRunner(self, max_threads=1)
