@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QSignalBlocker, QTimer
 from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QTableView,
@@ -39,6 +38,7 @@ from app.ui.developer.keys_panel import KeysPanel
 from app.ui.developer.request_log_model import RequestLogModel
 from app.ui.developer.server_control import ServerControl, ServerState, network_urls
 from app.ui.loaded_models import model_title
+from app.ui.page_chrome import page_title, scroll_page
 from app.ui.plain_text import plain_label
 from app.ui.workers import TaskRunner
 
@@ -72,7 +72,9 @@ class DeveloperPage(QWidget):
         self._library: list[ServableModel] = []
 
         server = self._build_server_group()
-        self.keys_panel = KeysPanel(self._tasks, data_root)
+        # Its own worker: a keyring waiting on a password prompt never holds up the library.
+        self._key_tasks = TaskRunner(self, max_threads=1)
+        self.keys_panel = KeysPanel(self._key_tasks, data_root)
         self.endpoints = EndpointsPanel(self.base_url, self.snippet_key)
         self.log_model = RequestLogModel(self.request_log, parent=self)
         self.log_view = QTableView()
@@ -99,8 +101,7 @@ class DeveloperPage(QWidget):
         slots_layout.addWidget(self.slots_label)
         slots_layout.addStretch(1)
 
-        title = QLabel("Developer")
-        title.setStyleSheet("font-size: 18px; font-weight: 600;")
+        title = page_title("Developer")
         intro = QLabel("An OpenAI-compatible server on this computer: point editors, scripts, "
                        "agents and notebooks at it. It shares the models loaded in the window.")
         intro.setWordWrap(True)
@@ -117,12 +118,7 @@ class DeveloperPage(QWidget):
         bottom.addWidget(log_group, 3)
         bottom.addWidget(slots_group, 1)
         layout.addLayout(bottom, 1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        scroll_page(self, content)
 
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
@@ -184,6 +180,9 @@ class DeveloperPage(QWidget):
 
     # -- settings ------------------------------------------------------------------------------
     def _restore_settings(self) -> None:
+        # Signals blocked: restoring a value must not write it back or restart anything.
+        blockers = [QSignalBlocker(w) for w in (self.port_spin, self.network_box,
+                                                self.keys_panel.require_box, self.autostart_box)]
         port = self._store.get_setting(SETTING_PORT)
         if isinstance(port, int) and 0 <= port <= 65535:
             self.port_spin.setValue(port)
@@ -192,6 +191,7 @@ class DeveloperPage(QWidget):
             self._store.get_setting(SETTING_REQUIRE_KEY) is True)
         self.autostart_box.setChecked(self._store.get_setting(SETTING_AUTOSTART) is True)
         self.network_warning.setVisible(self.network_box.isChecked())
+        del blockers
 
     def start_with_app(self) -> None:
         """Honour "Start the server with Hearth" (once the stored keys have been read)."""
@@ -340,3 +340,4 @@ class DeveloperPage(QWidget):
         self._timer.stop()
         self.control.shutdown()
         self._tasks.shutdown()
+        self._key_tasks.shutdown()

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QLabel,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 from app.engine.sizing.hardware import HardwareSnapshot, UsageSample, probe_hardware, usage_samples
 from app.engine.units import human_bytes
 from app.ui.hardware.sparkline import Sparkline
+from app.ui.page_chrome import page_title, scroll_page
 from app.ui.workers import TaskRunner
 
 HISTORY_SECONDS = 120
@@ -96,20 +96,14 @@ class HardwarePage(QWidget):
 
         content = QWidget()
         layout = QVBoxLayout(content)
-        title = QLabel("Hardware")
-        title.setStyleSheet("font-size: 18px; font-weight: 600;")
+        title = page_title("Hardware")
         layout.addWidget(title)
         layout.addWidget(charts)
         layout.addWidget(system)
         layout.addWidget(gpus)
         layout.addWidget(llama)
         layout.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        scroll_page(self, content)
 
         self._tasks.start(_feed, interval, nvml, on_yielded=self._on_yielded)
 

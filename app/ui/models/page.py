@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -48,6 +47,7 @@ from app.ui.load_settings_dialog import LoadSettingsDialog, open_load_settings
 from app.ui.models.columns import COLUMNS
 from app.ui.models.details import details_text
 from app.ui.models.dialogs import ask_delete, choose_models_to_index
+from app.ui.page_chrome import page_title
 from app.ui.plain_text import escaped_rich, plain_label
 from app.ui.quantize.dialog import QuantizeDialog
 from app.ui.quantize.report_view import QualityReportDialog
@@ -134,8 +134,7 @@ class ModelsPage(QWidget):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
-        title = QLabel("My Models")
-        title.setStyleSheet("font-size: 18px; font-weight: 600;")
+        title = page_title("My Models")
         layout.addWidget(title)
         layout.addLayout(buttons)
         layout.addWidget(splitter, 1)
