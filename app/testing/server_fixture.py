@@ -53,16 +53,16 @@ def make_hearth_server(hearth_store: Any, tiny_chat_model: Path
         catalog = ModelCatalog(hearth_store)
         pool = ModelPool()
         ids = []
-        for path in (tiny_chat_model,) if models is None else models:
-            if hearth_store.get_model_file_by_path(Path(path)) is None:
-                hearth_store.add_model_file(read_model_info(path))
-            servable = catalog.add_path(path)
-            pool.load(servable.id, servable.path, catalog.load_settings(servable),
-                      kind=servable.kind)
-            ids.append(servable.id)
         log = RequestLog()
-        runner = ServerRunner(create_app(pool, catalog, config, log), config)
-        try:
+        try:  # a model that fails to load, or a server that fails to start, leaks no pool
+            for path in (tiny_chat_model,) if models is None else models:
+                if hearth_store.get_model_file_by_path(Path(path)) is None:
+                    hearth_store.add_model_file(read_model_info(path))
+                servable = catalog.add_path(path)
+                pool.load(servable.id, servable.path, catalog.load_settings(servable),
+                          kind=servable.kind)
+                ids.append(servable.id)
+            runner = ServerRunner(create_app(pool, catalog, config, log), config)
             runner.start()
         except BaseException:
             pool.shutdown()
