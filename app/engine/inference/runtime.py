@@ -104,6 +104,10 @@ class Runtime:
     def _load(self, progress: Callable[[float], bool] | None, kv_type: int) -> None:
         s = self.settings
         mparams, self._progress_cb = model_params(s, progress)
+        if self.sequences > 1:
+            # llama.cpp's repacked CPU weights multiply rows in groups of four and the rest one
+            # by one, so a token's logits would depend on how many others share its batch.
+            mparams.use_extra_bufts = False
         cparams = llama_cpp.llama_context_default_params()
         n_ctx, n_batch = effective_ctx(self.info, s)  # the sizes fit.py estimates memory for
         threads = s.n_threads or default_threads()

@@ -1,8 +1,8 @@
-"""Continuous batching: one thread decodes every running sequence of a model in one llama.cpp batch.
+"""Continuous batching: one thread decodes every running sequence of a model together.
 
-Each step puts the last sampled token of every generating sequence, then prompt chunks of newly
-admitted ones, into one batch, decodes it once and samples each sequence with its own chain at
-its own output row. A request joins at the next step and a cancelled one leaves at the next step,
+Each step decodes the last sampled token of every generating sequence in one llama.cpp batch and
+samples each with its own chain at its own output row, then decodes the next chunk of each newly
+admitted prompt. A request joins at the next step and a cancelled one leaves at the next step,
 freeing its slot. Each slot keeps the tokens its KV range holds, so a request that starts with
 them (the next turn of a chat) decodes only the rest; a new request takes the free slot whose
 tokens share the longest prefix with its prompt.
@@ -171,50 +171,56 @@ class DecodeLoop:
                 self._finish(slot, "cancelled")
 
     def _step(self) -> None:
-        batch, n = self._batch, 0
-        sampled_at: list[tuple[_Slot, int]] = []
-        generating: list[_Slot] = []
-        prompts: list[tuple[_Slot, list[int]]] = []
+        """Decode every generating sequence's next token together, then each new prompt's next
+        chunk in a call of its own.
 
-        def add(slot: _Slot, token: int, pos: int, logits: bool) -> None:
-            nonlocal n
+        A prompt never shares a call: llama.cpp would split it into pieces as long as its
+        neighbours' (one token each, for generating ones), and attention computed over other
+        pieces rounds differently, so the reply would depend on who else is being served. Alone,
+        a prompt's chunks always start at the same tokens, whoever else is running.
+        """
+        generating = [s for s in self._slots if s.request is not None and s.next_token is not None]
+        if generating:
+            rows = [(slot, slot.next_token, len(slot.cached), True) for slot in generating]
+            if not self._decode(rows, generating):
+                return
+            for slot in generating:
+                slot.cached.append(slot.next_token)  # type: ignore[arg-type]
+                slot.next_token = None
+            for index, slot in enumerate(generating):
+                self._sample(slot, index)
+        # The window's prompt first; a chunk at a time, so a long prompt never holds up the
+        # sequences already generating for more than one chunk.
+        for slot in sorted(self._slots, key=lambda s: not s.interactive):
+            if slot.request is None or not slot.pending:
+                continue
+            chunk = slot.pending[: self._n_batch]
+            last = len(chunk) == len(slot.pending)
+            start = len(slot.cached)
+            rows = [(slot, token, start + i, last and i == len(chunk) - 1)
+                    for i, token in enumerate(chunk)]
+            if not self._decode(rows, [slot]):
+                continue
+            slot.cached.extend(chunk)
+            slot.pending = slot.pending[len(chunk):]
+            if last:
+                self._sample(slot, len(chunk) - 1)
+
+    def _decode(self, rows: list[tuple[_Slot, int, int, bool]], slots: list[_Slot]) -> bool:
+        """Decode ``rows`` (slot, token, position, wants logits) in one call; on failure the
+        ``slots`` fail and False is returned."""
+        batch = self._batch
+        for n, (slot, token, pos, logits) in enumerate(rows):
             batch.token[n] = token
             batch.pos[n] = pos
             batch.n_seq_id[n] = 1
             batch.seq_id[n][0] = slot.seq
             batch.logits[n] = logits
-            if logits:
-                sampled_at.append((slot, n))
-            n += 1
-
-        for slot in self._slots:
-            if slot.request is not None and slot.next_token is not None:
-                add(slot, slot.next_token, len(slot.cached), True)
-                generating.append(slot)
-        # Prompts fill what is left of the batch, the window's first, a chunk at a time, so a long
-        # prompt never holds up the sequences already generating.
-        for slot in sorted(self._slots, key=lambda s: not s.interactive):
-            if slot.request is None or not slot.pending or n >= self._n_batch:
-                continue
-            chunk = slot.pending[: self._n_batch - n]
-            last = len(chunk) == len(slot.pending)
-            for i, token in enumerate(chunk):
-                add(slot, token, len(slot.cached) + i, last and i == len(chunk) - 1)
-            prompts.append((slot, chunk))
-        batch.n_tokens = n
+        batch.n_tokens = len(rows)
         rc = llama_cpp.llama_decode(self._ctx, batch)
         if rc != 0:
-            self._fail_all([*generating, *(slot for slot, _ in prompts)],
-                           f"llama.cpp could not decode (code {rc}).")
-            return
-        for slot in generating:
-            slot.cached.append(slot.next_token)  # type: ignore[arg-type]
-            slot.next_token = None
-        for slot, chunk in prompts:
-            slot.cached.extend(chunk)
-            slot.pending = slot.pending[len(chunk):]
-        for slot, index in sampled_at:
-            self._sample(slot, index)
+            self._fail_all(slots, f"llama.cpp could not decode (code {rc}).")
+        return rc == 0
 
     def _sample(self, slot: _Slot, index: int) -> None:
         request = slot.request
