@@ -21,6 +21,7 @@ from app.ui.developer.page import SETTING_AUTOSTART, SETTING_PORT, DeveloperPage
 from app.ui.developer.server_control import ServerState, network_urls
 from app.ui.developer.snippets import ENDPOINTS, curl_snippet, python_snippet
 from app.ui.loaded_models import LoadedModelsStrip
+from app.ui.pool_watcher import PoolWatcher
 
 CHAT = next(e for e in ENDPOINTS if e.path == "/v1/chat/completions")
 
@@ -223,7 +224,7 @@ def test_start_with_hearth_setting_starts_the_server(qtbot, make_page, hearth_st
 
 
 def test_strip_lists_a_loaded_model_and_unload_removes_it(qtbot, pool, model_id):
-    strip = LoadedModelsStrip(pool)
+    strip = LoadedModelsStrip(PoolWatcher(pool))
     qtbot.addWidget(strip)
     strip.show()
     qtbot.waitUntil(lambda: model_id in strip.chips)
@@ -237,6 +238,19 @@ def test_strip_lists_a_loaded_model_and_unload_removes_it(qtbot, pool, model_id)
     qtbot.waitUntil(lambda: not strip.chips, timeout=10_000)
     assert pool.models() == [] and strip.empty_label.isVisible()
     strip.shutdown()
+
+
+def test_the_pool_watcher_signals_only_what_a_person_would_see_change(qtbot, pool, model_id):
+    watcher = PoolWatcher(pool)
+    seen: list[list] = []
+    watcher.changed.connect(seen.append)
+    watcher.poll()
+    watcher.poll()
+    assert seen == []  # idle time moved on, nothing shown did: no signal, no label re-set
+    pool.unload(model_id)
+    watcher.poll()
+    assert seen == [[]]
+    watcher.stop()
 
 
 @pytest.mark.starter

@@ -2,8 +2,8 @@
 
 The pool is shared by the window's chat and the local server, so models appear here however
 they were loaded (the chat's picker, an API request naming a model, `hearth serve --model`).
-A timer reads `pool.models()` (a lock and a list: cheap) about once a second while the strip is
-visible; unloading waits for the model's decode thread, so it runs on a worker. The chat's own
+The window's `PoolWatcher` says when they change; unloading waits for the model's decode thread,
+so it runs on a worker. The chat's own
 model is unloaded through the bridge (as its Eject button does), so the chat page knows.
 """
 
@@ -12,18 +12,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from app.engine.serving.pool import ModelPool, ServedModel
+from app.engine.serving.pool import ServedModel
 from app.engine.units import human_bytes
 from app.ui.plain_text import plain_label
+from app.ui.pool_watcher import PoolWatcher
 from app.ui.workers import TaskRunner
 
 if TYPE_CHECKING:
     from app.ui.bridge import EngineBridge
 
-REFRESH_MS = 1000
 _KINDS = {"llm": "LLM", "embeddings": "Embeddings"}
 
 
@@ -77,14 +77,14 @@ class ModelChip(QFrame):
 class LoadedModelsStrip(QWidget):
     unloaded = Signal(str)  # a key, once its model is gone
 
-    def __init__(self, pool: ModelPool, bridge: EngineBridge | None = None,
+    def __init__(self, watcher: PoolWatcher, bridge: EngineBridge | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("loadedModelsStrip")
         # A rule under the strip separates it from the page below.
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self.setStyleSheet("#loadedModelsStrip { border-bottom: 1px solid palette(mid); }")
-        self._pool = pool
+        self._watcher = watcher
         self._tasks = TaskRunner(self, max_threads=1)
         self._bridge = bridge
         self.chat_path: str | None = None  # the file the chat's model was loaded from
@@ -102,16 +102,15 @@ class LoadedModelsStrip(QWidget):
         self._layout.addWidget(self._title)
         self._layout.addWidget(self.empty_label)
         self._layout.addStretch(1)
-        self._timer = QTimer(self)
-        self._timer.setInterval(REFRESH_MS)
-        self._timer.timeout.connect(self.refresh)
-        self._timer.start()
-        self.refresh()
+        watcher.changed.connect(self._show)
+        self._show(watcher.models)
 
     def refresh(self) -> None:
-        if not self.isVisible() and self.chips:
-            return  # hidden: nothing to keep current (shown again, the next tick catches up)
-        models = {m.key: m for m in self._pool.models()}
+        self._watcher.poll()
+        self._show(self._watcher.models)
+
+    def _show(self, served: list[ServedModel]) -> None:
+        models = {m.key: m for m in served}
         for key in [k for k in self.chips if k not in models]:
             self.chips.pop(key).deleteLater()
         for key, model in models.items():
@@ -131,7 +130,8 @@ class LoadedModelsStrip(QWidget):
         if chip is not None and chip.path == self.chat_path and self._bridge is not None:
             self._bridge.unload()  # the chat page hears `unloaded` and shows no model
             return
-        self._tasks.start(self._pool.unload, key, on_finished=lambda: self._unloaded(key))
+        self._tasks.start(self._watcher.pool.unload, key,
+                          on_finished=lambda: self._unloaded(key))
 
     def _chat_loaded(self, _job: int, path: str, _info: object, _n_ctx: int) -> None:
         self.chat_path = path
@@ -151,5 +151,4 @@ class LoadedModelsStrip(QWidget):
         self.unloaded.emit(key)
 
     def shutdown(self) -> bool:
-        self._timer.stop()
         return self._tasks.shutdown()

@@ -36,6 +36,7 @@ from app.ui.hardware.page import HardwarePage
 from app.ui.loaded_models import LoadedModelsStrip
 from app.ui.models.page import ModelsPage
 from app.ui.plain_text import install_safe_tooltips
+from app.ui.pool_watcher import PoolWatcher
 from app.ui.workers import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,12 @@ class MainWindow(QMainWindow):
         self.pages.addWidget(self.discover_page)
         self.hardware_page = HardwarePage()
         self.pages.addWidget(self.hardware_page)
+        self.pool_watcher = PoolWatcher(context.pool, self)
         self.developer_page = DeveloperPage(store, context.pool, context.paths.models,
-                                            context.paths.root, catalog=context.catalog)
+                                            context.paths.root, catalog=context.catalog,
+                                            watcher=self.pool_watcher)
         self.pages.addWidget(self.developer_page)
-        self.loaded_models = LoadedModelsStrip(context.pool, context.bridge)
+        self.loaded_models = LoadedModelsStrip(self.pool_watcher, context.bridge)
         self.nav = self._build_nav()
 
         central = QWidget()
@@ -187,6 +190,7 @@ class MainWindow(QMainWindow):
             self.discover_page.shutdown()  # pauses downloads while the Store is still open
             self.hardware_page.shutdown()
             self.developer_page.shutdown()  # frees the port before the pool closes
+            self.pool_watcher.stop()
             self.loaded_models.shutdown()
             if not self.tasks.shutdown():
                 log.warning("background jobs still running at close")

@@ -1,8 +1,12 @@
-"""What every page shares: its title, and a scroll area for pages taller than small windows."""
+"""What every page shares: its title, a scroll area for pages taller than small windows, and the
+colour of an error."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+
+ERROR_COLOR = "#b3261e"
+ERROR_STYLE = f"color: {ERROR_COLOR};"
 
 
 def page_title(text: str) -> QLabel:

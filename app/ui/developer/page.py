@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.engine.serving.pool import ModelPool
+from app.engine.serving.pool import ModelPool, ServedModel
 from app.models.store import Store
 from app.server.config import DEFAULT_PORT, ConfigError, ServerConfig
 from app.server.request_log import RequestLog
@@ -38,8 +38,9 @@ from app.ui.developer.keys_panel import KeysPanel
 from app.ui.developer.request_log_model import RequestLogModel
 from app.ui.developer.server_control import ServerControl, ServerState, network_urls
 from app.ui.loaded_models import model_title
-from app.ui.page_chrome import page_title, scroll_page
+from app.ui.page_chrome import ERROR_STYLE, page_title, scroll_page
 from app.ui.plain_text import plain_label
+from app.ui.pool_watcher import PoolWatcher
 from app.ui.workers import TaskRunner
 
 SETTING_PORT = "server.port"
@@ -47,10 +48,9 @@ SETTING_NETWORK = "server.network"
 SETTING_REQUIRE_KEY = "server.require_key"
 SETTING_AUTOSTART = "server.autostart"
 LOG_COLUMN_WIDTHS = (72, 0, 200, 90, 64, 56)  # 0: the request path takes what is left
-REFRESH_MS = 500  # the log and the slots, while the page is shown
+REFRESH_MS = 500  # the request log, while the page is shown
 NETWORK_WARNING = ("Other computers on your network will be able to reach this server (it "
                    "listens on 0.0.0.0). Every request must then carry one of your API keys.")
-_ERROR_STYLE = "color: #b3261e;"
 _WARNING_STYLE = ("background: #fff4e5; color: #7a4100; border: 1px solid #f0c36d; "
                   "border-radius: 4px; padding: 6px;")
 
@@ -58,11 +58,14 @@ _WARNING_STYLE = ("background: #fff4e5; color: #7a4100; border: 1px solid #f0c36
 class DeveloperPage(QWidget):
     def __init__(self, store: Store, pool: ModelPool, models_dir: Path | None = None,
                  data_root: Path | None = None, parent: QWidget | None = None,
-                 catalog: ModelCatalog | None = None) -> None:
-        """``catalog``: the window's own, so the chat's model has one API id everywhere."""
+                 catalog: ModelCatalog | None = None, watcher: PoolWatcher | None = None) -> None:
+        """``catalog``: the window's own, so the chat's model has one API id everywhere;
+        ``watcher``: the window's one watcher of the pool."""
         super().__init__(parent)
         self._store = store
         self._pool = pool
+        self._watcher = watcher or PoolWatcher(pool, self)
+        self._watcher.changed.connect(self._show_models)
         self._autostart_pending = False
         self._security_dirty = False  # keys changed while starting: restart once it runs
         self.catalog = catalog or ModelCatalog(store, models_dir)
@@ -153,7 +156,7 @@ class DeveloperPage(QWidget):
         self.message_label = plain_label()
         self.message_label.setObjectName("serverMessage")
         self.message_label.setWordWrap(True)
-        self.message_label.setStyleSheet(_ERROR_STYLE)
+        self.message_label.setStyleSheet(ERROR_STYLE)
 
         row = QHBoxLayout()
         row.addWidget(self.start_button)
@@ -306,7 +309,10 @@ class DeveloperPage(QWidget):
     # -- live view -----------------------------------------------------------------------------
     def refresh(self) -> None:
         self.log_model.refresh()
-        loaded = self._pool.models()
+
+    def _show_models(self, loaded: list[ServedModel]) -> None:
+        if not self.isVisible():
+            return  # shown again, it reads the watcher's latest
         by_path = {m.path: m.id for m in self._library if m.path}
         # The chat loads a model under its path; clients name it by its API id.
         ids = [by_path.get(m.path, m.key) for m in loaded]
@@ -324,7 +330,7 @@ class DeveloperPage(QWidget):
 
     def _library_read(self, models: list[ServableModel]) -> None:
         self._library = models
-        self.refresh()
+        self._show_models(self._watcher.models)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)

@@ -12,10 +12,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.page_chrome import ERROR_STYLE
 from app.ui.plain_text import make_plain
 
 STEPS = 1000  # progress bar resolution
-_ERROR_STYLE = "color: #b42318; font-weight: 600;"
+_ERROR_STYLE = f"{ERROR_STYLE} font-weight: 600;"
 
 
 class Footer(QWidget):
