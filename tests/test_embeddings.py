@@ -16,7 +16,7 @@ from safetensors.numpy import save_file
 
 from app.engine.gguf.bert_convert import ConvertError, convert_bert
 from app.engine.gguf.info import read_model_info
-from app.engine.inference.embedding_runtime import EmbeddingRuntime
+from app.engine.inference.embedding_runtime import EmbeddingRuntime, Embeddings, TextTooLong
 from app.engine.starter_embedding import (
     StarterEmbeddingError,
     extract_embedding_source,
@@ -51,7 +51,7 @@ def test_nearer_meaning_gives_nearer_vectors(runtime: EmbeddingRuntime,
                                              embedding_model: Path) -> None:
     info = read_model_info(embedding_model)
     assert info.architecture == "bert"
-    cat, kitten, stocks = (np.array(v) for v in runtime.embed([CAT, KITTEN, STOCKS]))
+    cat, kitten, stocks = (np.array(v) for v in runtime.embed([CAT, KITTEN, STOCKS]).vectors)
     assert runtime.dimension == 384 and runtime.pooling == "mean"
     for vec in (cat, kitten, stocks):
         assert vec.shape == (384,)
@@ -78,21 +78,26 @@ def test_batched_texts_match_one_at_a_time(small_runtime: EmbeddingRuntime) -> N
                         "island", "harbour", "meadow", "glacier", "canyon"])] + ["", CAT]
     # 14 texts of ~10 tokens do not fit one 64-token batch: several decodes, order kept.
     assert sum(len(small_runtime.tokenize(t)) for t in texts) > small_runtime.n_ctx
-    together = np.array(small_runtime.embed(texts))
-    alone = np.array([small_runtime.embed([t])[0] for t in texts])
+    embedded = small_runtime.embed(texts)
+    together = np.array(embedded.vectors)
+    alone = np.array([small_runtime.embed([t]).vectors[0] for t in texts])
     assert together.shape == (len(texts), 384)
     assert np.abs(together - alone).max() < 2e-4  # kernels differ by batch size, not meaning
     assert (np.sum(together * alone, axis=1) > 1 - 1e-6).all()
-    assert small_runtime.embed([]) == []
+    # Each text's count is the tokens the model read, its [CLS] and [SEP] included.
+    assert embedded.token_counts == [len(small_runtime.tokenize(t)) for t in texts]
+    assert embedded.token_counts[-2] == 2  # "" is [CLS] [SEP]
+    assert embedded.total_tokens == sum(embedded.token_counts)
+    assert small_runtime.embed([]) == Embeddings([], [])
 
 
 def test_too_long_text_is_refused_by_index(small_runtime: EmbeddingRuntime) -> None:
     long_text = " ".join(["word"] * 100)
-    with pytest.raises(ValueError, match=r"text 1 has 102 tokens.*64") as err:
+    with pytest.raises(TextTooLong, match=r"text 1 has 102 tokens.*64") as err:
         small_runtime.embed([CAT, long_text, STOCKS])
-    assert "text 0" not in str(err.value)
+    assert (err.value.index, err.value.tokens, err.value.n_ctx) == (1, 102, 64)
     # The runtime still works afterwards.
-    assert len(small_runtime.embed([CAT])) == 1
+    assert len(small_runtime.embed([CAT]).vectors) == 1
 
 
 def test_hostile_text_is_tokenized_as_plain_text(runtime: EmbeddingRuntime) -> None:
@@ -101,10 +106,10 @@ def test_hostile_text_is_tokenized_as_plain_text(runtime: EmbeddingRuntime) -> N
     assert tokens[0] == CLS and tokens[-1] == SEP
     assert CLS not in tokens[1:-1] and SEP not in tokens[1:-1] and 103 not in tokens
     assert runtime.tokenize("[SEP]") == [CLS, *runtime.tokenize("[ sep ]")[1:-1], SEP]
-    [vec] = runtime.embed([hostile])
+    [vec] = runtime.embed([hostile]).vectors
     assert np.linalg.norm(vec) == pytest.approx(1.0, abs=1e-6)
     # "[SEP]" written in a document means the same as the words, not an end marker.
-    plain, bracket = runtime.embed(["[ sep ]", "[SEP]"])
+    plain, bracket = runtime.embed(["[ sep ]", "[SEP]"]).vectors
     assert np.dot(plain, bracket) > 0.999
 
 
@@ -147,7 +152,7 @@ def _reference_embedding(source: Path, tokens: list[int]) -> np.ndarray:
 def test_vectors_match_a_reference_forward_pass(runtime: EmbeddingRuntime, source: Path) -> None:
     text = "Hearth keeps your documents on your own machine."
     expected = _reference_embedding(source, runtime.tokenize(text))
-    [got] = runtime.embed([text])
+    [got] = runtime.embed([text]).vectors
     assert float(np.dot(got, expected)) >= 0.999
 
 

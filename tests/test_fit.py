@@ -11,12 +11,14 @@ from pathlib import Path
 
 import llama_cpp
 import pytest
+from decode_support import complete
 
 from app.engine.gguf.info import read_model_info, read_model_shape
+from app.engine.serving.pool import ModelPool
 from app.engine.sizing.fit_verdict import quick_fit
 from app.engine.sizing.hardware import GpuInfo
 from app.engine.sizing.memory_estimate import FitEstimate, auto_gpu_layers, estimate_memory
-from app.engine.types import LoadSettings, ModelInfo, ModelShape
+from app.engine.types import LoadSettings, ModelInfo, ModelShape, Sampling
 from app.testing.tiny_gguf import build_tiny_model
 
 MIB, GIB = 1 << 20, 1 << 30
@@ -135,20 +137,23 @@ def test_header_fields_for_the_estimate(starter_model: Path) -> None:
 # -- honesty: estimate vs measured RSS growth ---------------------------------------------------
 
 _MEASURE = r"""
-import gc, json, sys
+import dataclasses, gc, json, sys
 import psutil
-from app.engine.inference.runtime import Runtime
+from app.engine.serving.jobs import SequenceJob
+from app.engine.serving.loaded_model import load_llm
 from app.engine.types import LoadSettings, Sampling
 path, settings = sys.argv[1], LoadSettings(**json.loads(sys.argv[2]))
+settings = dataclasses.replace(settings, parallel=0)  # one sequence, as the estimate is asked
 gc.collect()
 proc = psutil.Process()
 before = proc.memory_info().rss
-rt = Runtime(path, settings)
+model = load_llm("measured", path, settings, jit=False, ttl_s=None, memory_bytes=0)
 # A prompt that fills the context makes llama.cpp touch its whole compute buffer and KV cache,
 # so the measurement is the peak the estimate promises, not a lucky short-prompt figure.
-words = rt.tokenize("hello world the model " * settings.n_ctx, add_special=True,
-                    parse_special=False)[: settings.n_ctx - 16]
-rt.generate(words, Sampling(max_tokens=8, temperature=0), [], lambda t: None, lambda: False)
+words = model.text_tokens("hello world the model " * settings.n_ctx)[: settings.n_ctx - 16]
+handle = model.submit(SequenceJob(words, Sampling(max_tokens=8, temperature=0),
+                                  interactive=True), lambda event: None)
+assert handle.wait(120)
 print(json.dumps({"growth": proc.memory_info().rss - before}))
 """
 
@@ -233,16 +238,14 @@ def test_runtime_loads_a_quantized_kv_cache(tiny_model: Path, tmp_path: Path) ->
 
     # Quantized K rows need a head size that divides by the 32-element block.
     model = build_tiny_model(tmp_path / "m.gguf", n_embd=128, n_head=4, n_head_kv=2)
-    rt = Runtime(model, LoadSettings(n_ctx=256, kv_cache_type="q4_0"))  # turns on FA
-    try:
-        tokens = rt.tokenize("hello world", add_special=True, parse_special=False)
-        from app.engine.types import Sampling
-
-        _, stats = rt.generate(tokens, Sampling(max_tokens=4, temperature=0), [],
-                               lambda t: None, lambda: False)
-        assert stats.generated_tokens >= 1
+    pool = ModelPool()
+    try:  # q4_0 turns on flash attention
+        loaded = pool.load("q4", model, LoadSettings(n_ctx=256, kv_cache_type="q4_0", parallel=1))
+        reply = complete(loaded, loaded.text_tokens("hello world"),
+                         Sampling(max_tokens=4, temperature=0))
+        assert reply.finished().stats.generated_tokens >= 1
     finally:
-        rt.close()
+        pool.shutdown()
     with pytest.raises(LoadError, match="Unknown KV-cache type"):
         Runtime(tiny_model, LoadSettings(n_ctx=256, kv_cache_type="q2"))
     with pytest.raises(LoadError, match="does not divide"):  # head size 16: a clear message

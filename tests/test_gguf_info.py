@@ -9,6 +9,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
+from decode_support import complete
 
 from app.engine.gguf.info import (
     GGUFError,
@@ -20,7 +21,7 @@ from app.engine.gguf.info import (
     read_model_info,
     read_model_shape,
 )
-from app.engine.inference.runtime import Runtime
+from app.engine.serving.pool import ModelPool
 from app.engine.types import LoadSettings, Sampling
 from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model, truncate_copy
 
@@ -116,19 +117,18 @@ def test_name_and_quant_fall_back_without_metadata(tmp_path: Path) -> None:
 @pytest.mark.parametrize("dtype", ["f32", "f16"])
 def test_tiny_model_runs_in_llama_cpp(tmp_path: Path, dtype: str) -> None:
     path = build_tiny_model(tmp_path / "tiny.gguf", dtype=dtype, chat_template=CHATML_TEMPLATE)
-    rt = Runtime(path, LoadSettings(n_ctx=256, n_threads=2))
+    pool = ModelPool()
     try:
-        assert rt.info.chat_template == CHATML_TEMPLATE
-        tokens = rt.tokenize("hello world, the model answers", add_special=True,
-                             parse_special=False)
+        model = pool.load("tiny", path, LoadSettings(n_ctx=256, n_threads=2, parallel=1))
+        assert model.info.chat_template == CHATML_TEMPLATE
+        tokens = model.text_tokens("hello world, the model answers")
         # BOS, then known words whole; "answers" is the word "answer" plus the letter "s".
         assert len(tokens) == 1 + len(["hello", "world", ",", "the", "model", "answer", "s"])
-        pieces: list[str] = []
-        text, stats = rt.generate(tokens, Sampling(temperature=0.0, max_tokens=4), [],
-                                  pieces.append, lambda: False)
-        assert stats.generated_tokens >= 1 and "".join(pieces) == text
+        reply = complete(model, tokens, Sampling(temperature=0.0, max_tokens=4))
+        end = reply.finished()
+        assert end.stats.generated_tokens >= 1 and reply.text == end.text
     finally:
-        rt.close()
+        pool.shutdown()
 
 
 def _assert_rejected(path: Path, fragment: str) -> None:

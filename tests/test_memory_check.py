@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic import command
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from app.engine.gguf.info import read_model_info
 from app.engine.inference.events import Loaded, MemoryCheck, MemoryMeasured
@@ -106,11 +106,14 @@ def test_upgrading_a_0002_database_keeps_its_chats(tmp_path: Path) -> None:
         config = make_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "0002_downloads")
-    old = Store(engine)
-    chat = old.create_chat("From 0002", system_prompt="kept")
-    old.close()
+        # Written as that version wrote it: today's Store knows columns 0002 did not have.
+        chat_id = connection.execute(text(
+            "INSERT INTO chats (title, system_prompt, sampling, overflow_policy, created_at, "
+            "updated_at) VALUES ('From 0002', 'kept', '{}', 'truncate_oldest', "
+            "'2026-01-01 00:00:00', '2026-01-01 00:00:00')")).lastrowid
+    engine.dispose()
 
     with Store.open(db_path) as store:
-        kept = store.get_chat(chat.id)
+        kept = store.get_chat(chat_id)
         assert kept is not None and kept.title == "From 0002" and kept.system_prompt == "kept"
         assert store.list_memory_checks("/m.gguf") == []

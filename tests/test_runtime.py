@@ -1,5 +1,5 @@
-"""Runtime on real tiny models: stopping during prompt processing, checks before the weights
-load, cleanup when loading fails half-way, and the shared llama.cpp helpers."""
+"""Runtime on real tiny models: checks before the weights load, cleanup when loading fails
+half-way, and the shared llama.cpp helpers (prompt chunks: see test_prompt_chunks.py)."""
 
 from __future__ import annotations
 
@@ -7,72 +7,16 @@ from pathlib import Path
 
 import llama_cpp
 import pytest
+from decode_support import complete
 from test_prompt_format import STRICT_TEMPLATE
 
 from app.engine.inference import runtime as runtime_mod
 from app.engine.inference.prompt_format import PromptFormatter
 from app.engine.inference.runtime import LoadError, Runtime
+from app.engine.serving.pool import ModelPool
 from app.engine.sizing.memory_estimate import effective_ctx
-from app.engine.types import ChatMessage, LoadSettings, Sampling
+from app.engine.types import ChatMessage, LoadSettings
 from app.testing.tiny_gguf import build_tiny_model
-
-GREEDY = Sampling(temperature=0.0, max_tokens=8, repeat_penalty=1.0)
-LONG_TEXT = " ".join(["the model will answer the question and then close the chat"] * 12)
-
-
-@pytest.fixture
-def small_batch_runtime(tiny_model: Path):
-    rt = Runtime(tiny_model, LoadSettings(n_ctx=512, n_batch=32, n_threads=2))
-    yield rt
-    rt.close()
-
-
-def test_stop_is_honoured_between_prompt_chunks(small_batch_runtime: Runtime):
-    rt = small_batch_runtime
-    _, tokens = rt.render([ChatMessage("user", LONG_TEXT)])
-    assert len(tokens) > 3 * 32
-    checks = []
-
-    def cancelled() -> bool:
-        checks.append(rt.cached_tokens)
-        return len(checks) > 1  # Stop pressed while the first chunk was being decoded
-
-    pieces: list[str] = []
-    text, stats = rt.generate(tokens, GREEDY, [], pieces.append, cancelled)
-    assert stats.stop_reason == "cancelled"
-    assert (text, pieces, stats.generated_tokens) == ("", [], 0)
-    assert rt.cached_tokens == 32  # exactly the chunk decoded before the stop
-    assert stats.context_used == 32
-    assert checks == [0, 32]
-
-    # The next request reuses the chunk that was decoded and finishes normally.
-    _, stats2 = rt.generate(tokens, GREEDY, [], lambda _t: None, lambda: False)
-    assert stats2.cached_tokens == 32
-    assert stats2.stop_reason in ("eos", "length")
-    assert rt.cached_tokens >= len(tokens)
-
-
-def test_cancel_before_the_first_chunk_decodes_nothing(small_batch_runtime: Runtime):
-    rt = small_batch_runtime
-    _, tokens = rt.render([ChatMessage("user", LONG_TEXT)])
-    text, stats = rt.generate(tokens, GREEDY, [], lambda _t: None, lambda: True)
-    assert (text, stats.stop_reason, rt.cached_tokens) == ("", "cancelled", 0)
-
-
-def test_a_cancelled_prompt_gives_the_same_reply_afterwards(tiny_model: Path):
-    settings = LoadSettings(n_ctx=512, n_batch=32, n_threads=2)
-    fresh, reused = Runtime(tiny_model, settings), Runtime(tiny_model, settings)
-    try:
-        _, tokens = fresh.render([ChatMessage("user", LONG_TEXT)])
-        expected, _ = fresh.generate(tokens, GREEDY, [], lambda _t: None, lambda: False)
-        calls = iter([False, False, True])
-        reused.generate(tokens, GREEDY, [], lambda _t: None, lambda: next(calls))
-        assert reused.cached_tokens == 64
-        again, _ = reused.generate(tokens, GREEDY, [], lambda _t: None, lambda: False)
-        assert again == expected
-    finally:
-        fresh.close()
-        reused.close()
 
 
 def _refuse_to_load(*_args, **_kwargs):
@@ -219,14 +163,21 @@ def test_dry_run_builds_the_imatrix_array_once(
 
 
 def test_a_strict_template_model_answers_after_two_user_turns(tmp_path: Path):
-    model = build_tiny_model(tmp_path / "strict.gguf", chat_template=STRICT_TEMPLATE)
-    rt = Runtime(model, LoadSettings(n_ctx=256))
+    model_path = build_tiny_model(tmp_path / "strict.gguf", chat_template=STRICT_TEMPLATE)
+    # The first reply failed and was left out of history: the user spoke twice in a row.
+    messages = [ChatMessage("system", "Be brief."), ChatMessage("user", "hello"),
+                ChatMessage("user", "again")]
+    rt = Runtime(model_path, LoadSettings(n_ctx=256))
     try:
-        # The first reply failed and was left out of history: the user spoke twice in a row.
-        prompt, tokens = rt.render([ChatMessage("system", "Be brief."),
-                                    ChatMessage("user", "hello"), ChatMessage("user", "again")])
+        prompt, tokens = rt.render(messages)
         assert prompt.text.startswith("<s><start_of_turn>user\nBe brief.\n\nhello\n\nagain")
-        _, stats = rt.generate(tokens, GREEDY, [], lambda _t: None, lambda: False)
-        assert stats.generated_tokens > 0
     finally:
         rt.close()
+    pool = ModelPool()
+    try:
+        model = pool.load("strict", model_path, LoadSettings(n_ctx=256, parallel=1))
+        chat = model.chat_prompt(messages)
+        assert chat.tokens == tokens
+        assert complete(model, chat.tokens, stop=chat.stop).finished().stats.generated_tokens > 0
+    finally:
+        pool.shutdown()

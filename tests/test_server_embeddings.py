@@ -39,7 +39,11 @@ def test_embedding_errors_name_the_input(embedding_server):
     response = httpx.post(url, timeout=60,
                           json={"model": server.model, "input": ["fine", too_long]})
     assert response.status_code == 400
-    assert response.json()["error"]["param"] == "input[1]"
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == ("input[1]", "context_length_exceeded")
+    assert error["message"].startswith("'input[1]' has 3002 tokens, more than the 512 ")
+    alone = httpx.post(url, timeout=60, json={"model": server.model, "input": too_long})
+    assert alone.status_code == 400 and alone.json()["error"]["param"] == "input"
     for body, param in (({"input": []}, "input"), ({"input": ["ok", ""]}, "input[1]"),
                         ({"input": "x", "dimensions": 8}, "dimensions"),
                         ({"input": "x", "encoding_format": "int8"}, "encoding_format")):

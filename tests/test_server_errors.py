@@ -69,12 +69,6 @@ def test_a_missing_field_is_named(hearth_server):
 
 
 LATER_FEATURES = [
-    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
-     "response_format"),
-    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
-    ({"tool_choice": "auto"}, "tool_choice"),
-    ({"functions": [{"name": "f"}]}, "functions"),
-    ({"messages": [{"role": "tool", "content": "42", "tool_call_id": "a"}]}, "messages[0].role"),
     ({"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:,"}}]}]}, "messages[0].content"),
 ]
@@ -85,6 +79,14 @@ def test_features_of_a_later_hearth_are_refused_not_ignored(hearth_server):
         body = {"model": hearth_server.model, "messages": HELLO, "max_tokens": 1, **change}
         error = _assert_error(_post(hearth_server, "/v1/chat/completions", body), 400, param)
         assert "later Hearth" in error["message"]
+
+
+def test_legacy_function_calling_is_refused_by_name(hearth_server):
+    for change in ({"functions": [{"name": "f"}]}, {"function_call": "auto"}):
+        body = {"model": hearth_server.model, "messages": HELLO, "max_tokens": 1, **change}
+        param = next(iter(change))
+        error = _assert_error(_post(hearth_server, "/v1/chat/completions", body), 400, param)
+        assert "send 'tools'" in error["message"]
 
 
 def test_text_parts_and_json_text_format_are_fine(hearth_server):

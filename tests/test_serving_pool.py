@@ -159,7 +159,7 @@ def test_idle_jit_models_unload_after_their_ttl_and_explicit_ones_stay(pool, tin
     jit = pool.load("jit", tiny_chat_model, OTHER, jit=True, ttl_s=0.2)
     reply, _ = ask(jit, "hello", max_tokens=3)
     assert reply.done.wait(30)
-    assert pool.unload_expired() == []  # just used
+    assert pool.unload_expired() == []  # just used: idle counts from the end of its reply
     time.sleep(0.3)
     assert pool.unload_expired() == ["jit"]
     assert [m.key for m in pool.models()] == ["kept"]
@@ -205,7 +205,7 @@ def test_a_corrupt_file_is_refused_and_leaves_the_pool_as_it_was(pool, tiny_chat
 def test_embedding_models_serve_vectors_from_the_pool(pool, embedding_model):
     model = pool.load("minilm", embedding_model, LoadSettings(n_ctx=256), kind="embeddings")
     cat, kitten, stocks = model.embed(["a cat sits on the mat", "a kitten lies on a rug",
-                                       "stock markets fell"])
+                                       "stock markets fell"]).vectors
 
     def cosine(a, b):
         return sum(x * y for x, y in zip(a, b, strict=True))
@@ -221,3 +221,15 @@ def test_the_same_file_and_settings_under_two_keys_is_one_copy(pool, tiny_chat_m
     other = pool.load("longer", tiny_chat_model, LoadSettings(n_ctx=512, parallel=1))
     assert other is not window and len(pool.models()) == 2  # other settings: its own copy
     assert pool.unload("tiny-chatml") and pool.get(str(tiny_chat_model)) is window
+
+
+def test_a_request_to_a_model_unloaded_under_it_is_refused_not_left_waiting(pool,
+                                                                           tiny_chat_model):
+    from app.engine.inference.runtime import ModelUnloaded
+
+    model = pool.load("tiny", tiny_chat_model, SETTINGS)
+    tokens = model.chat_prompt([ChatMessage("user", "hi")]).tokens
+    pool.unload("tiny")  # the API or a TTL unloads it while the window still holds it
+    with pytest.raises(ModelUnloaded, match="was unloaded"):
+        model.submit(SequenceJob(tokens, Sampling(max_tokens=2)), Reply())
+    assert model.bos_token() == model.bos_token() and model.vocab_size() > 0  # no freed reads

@@ -38,25 +38,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             ".gguf path (repeat for several)")
     serve.add_argument("--api-key", default=os.environ.get("HEARTH_API_KEY") or None,
                        metavar="KEY",
-                       help="require this key from clients (default: $HEARTH_API_KEY; without "
-                            "one, clients on this machine need none)")
+                       help="require this key from clients, beside the keys saved on Hearth's "
+                            "Developer page (default: $HEARTH_API_KEY; without one, clients on "
+                            "this machine need none)")
+    serve.add_argument("--require-key", action="store_true",
+                       help="ask clients on this machine for a key too (the keys saved on "
+                            "Hearth's Developer page, or --api-key)")
     serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                        help="let web pages from this origin call the API (repeatable)")
     serve.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.cli.serve_keys import serve_keys
     from app.cli.terminal_text import terminal_safe
     from app.server.config import ConfigError, ServerConfig
     from app.server.runner import PortInUse, ServerError
 
-    keys = (args.api_key,) if args.api_key else ()
     try:
-        config = ServerConfig(host=args.host, port=args.port, network=args.network,
-                              api_keys=keys, require_key=bool(keys),
-                              cors_origins=tuple(args.cors_origin))
         with open_store() as store:
-            return _serve(store, config, args.model)
+            keys = serve_keys(store, api_key=args.api_key, network=args.network,
+                              host=args.host, require_key=args.require_key)
+            config = ServerConfig(host=args.host, port=args.port, network=args.network,
+                                  api_keys=keys.keys, require_key=keys.required,
+                                  cors_origins=tuple(args.cors_origin))
+            return _serve(store, config, args.model, keys.saved)
     except PortInUse as exc:
         print(f"hearth serve: {exc} (--port N picks another)", file=sys.stderr)
         return 1
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _serve(store: Store, config: ServerConfig, specs: list[str]) -> int:
+def _serve(store: Store, config: ServerConfig, specs: list[str], saved_keys: int) -> int:
     from app.cli.terminal_text import terminal_safe
     from app.engine.serving.pool import ModelPool
     from app.server.app_factory import create_app
@@ -84,8 +90,12 @@ def _serve(store: Store, config: ServerConfig, specs: list[str]) -> int:
             model_id = _preload(store, catalog, pool, spec)
             print(f"Loaded {terminal_safe(model_id)}", file=sys.stderr)
         print(f"Hearth is serving the OpenAI API at {runner.url}/v1", flush=True)
-        if config.network:
-            print("On the local network, clients must send the API key.", file=sys.stderr)
+        if config.keys_required:
+            saved = (f"one of the {saved_keys} key(s) saved on Hearth's Developer page"
+                     if saved_keys else "the key given with --api-key")
+            if saved_keys and saved_keys < len(config.api_keys):
+                saved += " or the one given with --api-key"
+            print(f"Clients must send an API key: {saved}.", file=sys.stderr)
         print("Press Ctrl+C to stop.", file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass

@@ -8,13 +8,29 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One function call a model asked for (OpenAI shape): ``arguments`` is a JSON object's text.
+
+    Defined here rather than in `app.engine.tools` so `ChatMessage` can hold it without a cycle;
+    `app.engine.tools` re-exports it.
+    """
+
+    id: str  # never empty: parsers make one up when the model gives none
+    name: str
+    arguments: str = "{}"
 
 
 @dataclass(frozen=True)
 class ChatMessage:
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant turn that called tools
+    tool_call_id: str = ""  # a "tool" turn: the call it answers
+    name: str = ""  # a "tool" turn: the tool's name
 
 
 @dataclass

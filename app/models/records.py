@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from app.engine.quantize.quality import QualityReport
-from app.engine.types import GenerationStats, ModelInfo, Role, Sampling
+from app.engine.types import GenerationStats, ModelInfo, Role, Sampling, ToolCall
 
 MessageStatus = Literal["complete", "partial", "failed", "streaming"]
 OverflowPolicy = Literal["stop", "truncate_oldest"]
@@ -19,7 +20,7 @@ OVERFLOW_POLICIES: frozenset[str] = frozenset({"stop", "truncate_oldest"})
 MODEL_SOURCES: frozenset[str] = frozenset(
     {"import", "starter", "indexed", "download", "quantize"}
 )
-ROLES: frozenset[str] = frozenset({"system", "user", "assistant"})
+ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class ChatRecord:
     overflow_policy: OverflowPolicy
     created_at: datetime  # aware, UTC
     updated_at: datetime  # aware, UTC
+    # Structured output (issue 12): the schema text as the user wrote it (None: none), and
+    # whether replies are constrained to it.
+    response_schema: str | None = None
+    structured_output: bool = False
+    tools_enabled: bool = False  # the per-chat "Tools" switch
 
 
 @dataclass(frozen=True)
@@ -47,10 +53,65 @@ class MessageRecord:
     # cost of loading a long chat, and the UI reads them for a few messages at most.
     stats_json: str | None = field(default=None, repr=False)
     parent_id: int | None = None  # the message this one follows (see app.models.store.message_tree)
+    # JSON (migration 0008): an assistant turn's calls, or the call a "tool" turn answers.
+    tool_json: str | None = field(default=None, repr=False)
 
     @property
     def stats(self) -> GenerationStats | None:
         return GenerationStats.from_dict(json.loads(self.stats_json)) if self.stats_json else None
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The calls an assistant turn asked for (none for other messages)."""
+        calls = self.tool_data.get("calls") if self.role == "assistant" else None
+        if not isinstance(calls, list):
+            return ()
+        return tuple(ToolCall(str(c.get("id", "")), str(c.get("name", "")),
+                              str(c.get("arguments", "{}")))
+                     for c in calls if isinstance(c, dict))
+
+    @property
+    def tool_turn(self) -> ToolTurn | None:
+        """For a "tool" turn: the call it answers and what the user decided."""
+        data = self.tool_data
+        if self.role != "tool" or not data:
+            return None
+        return ToolTurn(str(data.get("call_id", "")), str(data.get("name", "")),
+                        str(data.get("arguments", "")), str(data.get("source", "")),
+                        str(data.get("decision", "")), bool(data.get("is_error", False)))
+
+    @property
+    def tool_data(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.tool_json) if self.tool_json else {}
+        except ValueError:  # a damaged row shows as an ordinary message
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
+ToolDecision = Literal["allowed", "always", "denied"]
+
+
+@dataclass(frozen=True)
+class ToolTurn:
+    """What a "tool" message answers: the call (name, arguments as JSON text), where the tool
+    comes from ("builtin" or an MCP server's name), the user's decision and whether it failed."""
+
+    call_id: str
+    name: str
+    arguments: str
+    source: str
+    decision: str
+    is_error: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"call_id": self.call_id, "name": self.name, "arguments": self.arguments,
+                "source": self.source, "decision": self.decision, "is_error": self.is_error}
+
+
+def calls_data(calls: Sequence[ToolCall]) -> dict[str, Any]:
+    """The ``tool`` value of an assistant turn that called tools."""
+    return {"calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]}
 
 
 @dataclass(frozen=True)

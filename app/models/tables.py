@@ -64,6 +64,13 @@ class Chat(Base):
     # The last message of the branch on screen (see app.models.store.message_tree); no foreign
     # key, a stale or NULL value means "the newest message".
     leaf_id: Mapped[int | None] = mapped_column(Integer)
+    # The JSON schema text replies follow when structured_output is on (migration 0007).
+    response_schema: Mapped[str | None] = mapped_column(Text)
+    structured_output: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                    server_default=text("0"))
+    # The per-chat "Tools" switch (migration 0008).
+    tools_enabled: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                server_default=text("0"))
 
 
 class Message(Base):
@@ -90,6 +97,8 @@ class Message(Base):
     stats: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     writer: Mapped[str | None] = mapped_column(String(32))  # the process streaming this reply
+    # Tool calls of an assistant turn, or the call a "tool" turn answers (migration 0008).
+    tool: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class ModelFile(Base):

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from app.engine.inference.context_window import ContextOverflow, fit_text, fits, reply_reserve
 from app.engine.serving.jobs import Piece, TokenLogprob
 from app.engine.serving.loaded_model import LoadedModel
 from app.server.context import server_context
@@ -23,6 +24,7 @@ from app.server.generation import (
 )
 from app.server.model_access import model_for
 from app.server.request_log import note, note_finished
+from app.server.response_format import response_grammar
 from app.server.schemas import CompletionRequest
 from app.server.streaming import ClientGone, Running, SequenceStream, collect, sse_reply
 
@@ -46,14 +48,26 @@ def _prompt_tokens(req: CompletionRequest, model: LoadedModel) -> list[int]:
     return model.text_tokens(str(prompt))
 
 
-def _fit(tokens: list[int], model: LoadedModel, rolling_window: bool) -> list[int]:
-    if len(tokens) + 1 <= model.n_ctx:
-        return tokens
+def _fit(tokens: list[int], model: LoadedModel, rolling_window: bool,
+         max_tokens: int | None) -> list[int]:
+    """Without a rolling window a prompt must leave the reply one token, else a 400. With one,
+    its oldest tokens go to leave the reply its room (`reply_reserve`, as the chat's rolling
+    window and the window's chat do), keeping the model's BOS when the prompt starts with it."""
     if not rolling_window:
-        raise overflow_error(len(tokens), model.n_ctx, model.key, "prompt")
-    # Keep the first token (BOS) and the newest text that fits, leaving room for the reply.
-    keep = max(1, model.n_ctx // 2)
-    return tokens[:1] + tokens[-(keep - 1):] if keep > 1 else tokens[:1]
+        if not fits(len(tokens), model.n_ctx):
+            raise overflow_error(len(tokens), model.n_ctx, model.key, "prompt")
+        return tokens
+    try:
+        return fit_text(tokens, model.n_ctx, reply_reserve(model.n_ctx, max_tokens),
+                        model.bos_token())
+    except ContextOverflow as exc:
+        raise overflow_error(exc.prompt_tokens, model.n_ctx, model.key, "prompt") from exc
+
+
+def _prompt(req: CompletionRequest, model: LoadedModel) -> list[int]:
+    """The request's prompt tokenized and fitted (off the event loop: long text takes time)."""
+    return _fit(_prompt_tokens(req, model), model,
+                req.context_overflow_policy == "rollingWindow", req.max_tokens)
 
 
 def completion_logprobs(logprobs: list[TokenLogprob], offset: int = 0) -> dict[str, Any]:
@@ -73,12 +87,12 @@ def completion_logprobs(logprobs: list[TokenLogprob], offset: int = 0) -> dict[s
 async def completions(req: CompletionRequest, request: Request) -> Any:
     ctx = server_context(request)
     reject_unsupported_completion(req)
+    grammar = response_grammar(req.response_format)
     model = await model_for(ctx, req.model, "llm", req.ttl)
     note(request.state, model=model.key)
-    tokens = await asyncio.to_thread(_prompt_tokens, req, model)
-    tokens = _fit(tokens, model, req.context_overflow_policy == "rollingWindow")
+    tokens = await asyncio.to_thread(_prompt, req, model)
     job = build_job(req, model, tokens, max_tokens=req.max_tokens, stop=[],
-                    top_logprobs=req.logprobs)
+                    top_logprobs=req.logprobs, grammar=grammar)
     running = Running(model, job, "prompt")
     note(request.state, prompt_tokens=len(tokens))
     reply_id, created = new_id("cmpl"), now()
@@ -112,14 +126,14 @@ def _chunks(running: Running, request: Request, reply_id: str, created: int, mod
 
     sent = [0]  # characters of the completion streamed so far: text_offset runs across chunks
 
-    def piece(event: Piece) -> dict[str, Any] | None:
+    def piece(event: Piece) -> list[dict[str, Any]]:
         if not (event.text or event.logprobs):
-            return None
+            return []
         lps = completion_logprobs(list(event.logprobs), sent[0]) if logprobs else None
         if lps is not None and event.logprobs:
             sent[0] = lps["text_offset"][-1] + len(event.logprobs[-1].token)
-        return choice(event.text, lps=lps)
+        return [choice(event.text, lps=lps)]
 
     envelope = {"id": reply_id, "object": "text_completion", "created": created, "model": model}
     return sse_reply(running, request.state, envelope, include_usage, piece,
-                     lambda finish: choice("", finish))
+                     lambda finish: [choice("", finish)])

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import re
 from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Request
 
+from app.engine.inference.embedding_runtime import TextTooLong
 from app.server.context import server_context
 from app.server.errors import invalid
 from app.server.generation import LATER
@@ -19,7 +19,6 @@ from app.server.schemas import EmbeddingRequest
 
 router = APIRouter()
 MAX_INPUTS = 2048  # OpenAI's own limit per request
-_INDEX = re.compile(r"\b(?:input|text)s?\D{0,12}(\d+)", re.IGNORECASE)
 
 
 @router.post("/v1/embeddings")
@@ -40,21 +39,18 @@ async def embeddings(req: EmbeddingRequest, request: Request) -> dict[str, Any]:
     model = await model_for(ctx, req.model, "embeddings", req.ttl)
     note(request.state, model=model.key)
     try:
-        vectors = await asyncio.to_thread(model.embed, texts)
-    except ValueError as exc:  # a text longer than the model's context; the message names it
-        found = _INDEX.search(str(exc))
-        param = f"input[{found.group(1)}]" if found and not isinstance(req.input, str) else "input"
-        raise invalid(param, str(exc), "context_length_exceeded") from exc
-    tokens = await asyncio.to_thread(_count_tokens, model, texts)
+        embedded = await asyncio.to_thread(model.embed, texts)
+    except TextTooLong as exc:
+        param = "input" if isinstance(req.input, str) else f"input[{exc.index}]"
+        raise invalid(param, f"'{param}' has {exc.tokens} tokens, more than the {exc.n_ctx} "
+                      f"the context of '{model.key[:200]}' holds.",
+                      "context_length_exceeded") from exc
+    tokens = embedded.total_tokens
     note(request.state, prompt_tokens=tokens)
     data = [{"object": "embedding", "index": i, "embedding": _encode(v, req.encoding_format)}
-            for i, v in enumerate(vectors)]
+            for i, v in enumerate(embedded.vectors)]
     return {"object": "list", "data": data, "model": model.key,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-
-
-def _count_tokens(model: Any, texts: list[str]) -> int:
-    return sum(model.token_count(t) for t in texts)
 
 
 def _encode(vector: list[float], encoding: str) -> list[float] | str:

@@ -10,26 +10,10 @@ from app.engine.serving.jobs import Finished, SequenceJob
 from app.engine.serving.loaded_model import LoadedModel
 from app.engine.types import Sampling
 from app.server.errors import ApiError, invalid
-from app.server.schemas import ChatCompletionRequest, CompletionRequest, _Generation
+from app.server.schemas import CompletionRequest, _Generation
 
 LATER = "arrives in a later Hearth; this server cannot honour it yet"
 _SEED_SPACE = 2**32 - 1  # llama.cpp seeds are uint32, and 0xFFFFFFFF means "random"
-
-
-def reject_unsupported_chat(req: ChatCompletionRequest) -> None:
-    """Tools and structured output are refused by name, never silently ignored."""
-    kind = (req.response_format or {}).get("type", "text")
-    if req.response_format is not None and kind != "text":
-        raise invalid("response_format", f"Structured output (response_format "
-                                         f"'{str(kind)[:40]}') {LATER}.", "unsupported_parameter")
-    for name in ("tools", "functions", "function_call"):
-        if getattr(req, name):
-            raise invalid(name, f"Tool calling ('{name}') {LATER}.", "unsupported_parameter")
-    if req.tool_choice not in (None, "none"):
-        raise invalid("tool_choice", f"Tool calling ('tool_choice') {LATER}.",
-                      "unsupported_parameter")
-    if req.top_logprobs is not None and not req.logprobs:
-        raise invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true.")
 
 
 def reject_unsupported_completion(req: CompletionRequest) -> None:
@@ -69,7 +53,9 @@ def _logit_bias(req: _Generation, model: LoadedModel) -> dict[int, float]:
 
 
 def build_job(req: _Generation, model: LoadedModel, tokens: list[int], *,
-              max_tokens: int | None, stop: list[str], top_logprobs: int | None) -> SequenceJob:
+              max_tokens: int | None, stop: list[str], top_logprobs: int | None,
+              grammar: str | None = None, control_text: frozenset[str] = frozenset()
+              ) -> SequenceJob:
     room = max(1, model.n_ctx - len(tokens))
     # No limit asked: until the context is full, as OpenAI's "up to the context length".
     limit = room if max_tokens is None else max_tokens
@@ -77,15 +63,24 @@ def build_job(req: _Generation, model: LoadedModel, tokens: list[int], *,
         tokens=tokens, sampling=_sampling(req, limit), stop=stop,
         presence_penalty=req.presence_penalty or 0.0,
         frequency_penalty=req.frequency_penalty or 0.0,
-        logit_bias=_logit_bias(req, model), top_logprobs=top_logprobs)
+        logit_bias=_logit_bias(req, model), top_logprobs=top_logprobs, grammar=grammar,
+        control_text=control_text)
 
 
-def overflow_error(prompt_tokens: int, n_ctx: int, model: str, param: str) -> ApiError:
+def overflow_error(prompt_tokens: int, n_ctx: int, model: str, param: str,
+                   reserve: int = 1) -> ApiError:
+    """``reserve`` above one: the rolling window's room for the reply, which it could not make."""
+    if reserve > 1:
+        return ApiError(
+            400, f"Even with the oldest part dropped, this prompt is {prompt_tokens} tokens; "
+                 f"model '{model}' holds {n_ctx} tokens per request, {reserve} of them kept for "
+                 f"the reply. Shorten the last message or load the model with a longer context.",
+            param=param, code="context_length_exceeded")
     return ApiError(
         400, f"This prompt is {prompt_tokens} tokens, but model '{model}' holds {n_ctx} tokens "
              f"per request (the reply needs at least one more). Shorten it, load the model with a "
              f"longer context, or send \"context_overflow_policy\": \"rollingWindow\" to drop the "
-             f"oldest turns.", param=param, code="context_length_exceeded")
+             f"oldest turns (or text).", param=param, code="context_length_exceeded")
 
 
 def finish_reason(finished: Finished) -> str:

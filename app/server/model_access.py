@@ -48,6 +48,9 @@ async def model_for(ctx: ServerContext, model_id: str, kind: Literal["llm", "emb
                     ttl_s: float | None = None) -> LoadedModel:
     """The loaded model for a request, loaded just in time (with its TTL) if it is not yet."""
     loaded = ctx.pool.get(model_id)
+    if loaded is None:  # a display name or path asked for before: its id, with no search
+        aliased = ctx.catalog.alias(model_id)
+        loaded = ctx.pool.get(aliased) if aliased is not None else None
     if loaded is None:
         servable = await find_servable(ctx, model_id)
         # Refused before loading: a wrong-kind request must not load gigabytes for nothing.

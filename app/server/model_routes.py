@@ -20,13 +20,15 @@ router = APIRouter()
 
 
 def _entries(ctx: ServerContext) -> list[dict[str, Any]]:
-    loaded = {m.key: m for m in ctx.pool.models()}
+    served_models = ctx.pool.models()
+    # An id that is another key of a model loaded under its own is served by it: loaded too.
+    loaded = {key: m for m in served_models for key in (*m.aliases, m.key)}
     entries: dict[str, dict[str, Any]] = {}
     for servable in ctx.catalog.models():
         entries[servable.id] = _entry(servable, loaded.get(servable.id))
-    for key, served in loaded.items():  # loaded by a front end under a key of its own
-        if key not in entries:
-            entries[key] = _loaded_entry(served)
+    for served in served_models:  # loaded by a front end under a key of its own
+        if served.key not in entries:
+            entries[served.key] = _loaded_entry(served)
     return list(entries.values())
 
 
@@ -80,10 +82,14 @@ async def get_model_v0(model_id: str, request: Request) -> dict[str, Any]:
 
 
 async def _one(request: Request, model_id: str) -> dict[str, Any]:
-    entries = await asyncio.to_thread(_entries, server_context(request))
-    for entry in entries:
-        if entry["id"] == model_id:
-            return entry
+    """The entry of exactly this id, built alone (the catalog looks the id up, lists nothing)."""
+    ctx = server_context(request)
+    served = next((m for m in ctx.pool.models() if model_id in (m.key, *m.aliases)), None)
+    servable = await asyncio.to_thread(ctx.catalog.get, model_id)
+    if servable is not None:
+        return _entry(servable, served)
+    if served is not None:  # loaded by a front end under a key of its own
+        return _loaded_entry(served)
     raise unknown_model(model_id)
 
 
@@ -106,12 +112,18 @@ async def unload_model(req: UnloadRequest, request: Request) -> dict[str, Any]:
     ctx = server_context(request)
     note(request.state, model=req.model)
     key = req.model
-    if ctx.pool.get(key) is None:
+    loaded = ctx.pool.get(key)
+    if loaded is None:
         servable = await asyncio.to_thread(ctx.catalog.find, key)
-        if servable is None or ctx.pool.get(servable.id) is None:
-            raise unknown_model(key) if servable is None else _not_loaded(key)
+        if servable is None:
+            raise unknown_model(key)
+        loaded = ctx.pool.get(servable.id)
+        if loaded is None:
+            raise _not_loaded(key)
         key = servable.id
-    await asyncio.to_thread(ctx.pool.unload, key)
+    # By its own key, not the name asked for: a name that is only another key of a model loaded
+    # under its own (the window's, say) would merely be forgotten, and the model would stay.
+    await asyncio.to_thread(ctx.pool.unload, loaded.key)
     return {"id": key, "object": "model", "state": "not-loaded"}
 
 

@@ -1,8 +1,8 @@
 """Request bodies, as the OpenAI spec (and LM Studio's extras) define them.
 
 Unknown fields are accepted and ignored, as clients send many harmless extras ("store",
-"metadata", ...); the features Hearth does not have yet (tools, structured output) are
-refused by name in `sampling.reject_unsupported`, never silently dropped.
+"metadata", ...); a feature Hearth does not have (the legacy ``functions``, ``n`` above one) is
+refused by name, never silently dropped.
 """
 
 from __future__ import annotations
@@ -101,8 +101,9 @@ class ChatMessageIn(BaseModel):
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[TextPart] | None = None
-    name: str | None = None
-    tool_calls: list[Any] | None = None
+    name: str | None = Field(default=None, max_length=64)
+    tool_calls: list[Any] | None = Field(default=None, max_length=128)
+    tool_call_id: str | None = Field(default=None, max_length=128)
 
 
 class ChatCompletionRequest(_Generation):
@@ -113,6 +114,7 @@ class ChatCompletionRequest(_Generation):
     response_format: dict[str, Any] | None = None
     tools: list[Any] | None = None
     tool_choice: Any = None
+    parallel_tool_calls: Any = None  # checked in `tool_calls.tool_request`, naming the field
     functions: list[Any] | None = None
     function_call: Any = None
 
@@ -122,6 +124,7 @@ class CompletionRequest(_Generation):
     logprobs: int | None = Field(default=None, ge=0, le=20)
     echo: bool = False
     suffix: str | None = None
+    response_format: dict[str, Any] | None = None
     best_of: int | None = None
 
     @field_validator("best_of")

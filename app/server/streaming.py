@@ -67,12 +67,13 @@ def sse(data: dict[str, Any]) -> bytes:
 
 
 async def sse_reply(running: Running, state: Any, envelope: dict[str, Any],
-                    include_usage: bool, piece_choice: Callable[[Piece], dict[str, Any] | None],
-                    end_choice: Callable[[str], dict[str, Any]],
+                    include_usage: bool, piece_choices: Callable[[Piece], list[dict[str, Any]]],
+                    end_choices: Callable[[str], list[dict[str, Any]]],
                     first_choice: dict[str, Any] | None = None) -> AsyncIterator[bytes]:
     """A streamed reply as OpenAI sends one, for chat and completions alike: ``envelope`` (id,
-    object, created, model) on every chunk; a choice per piece; the finish reason on a last
-    choice; then the usage chunk when asked for, and ``[DONE]``."""
+    object, created, model) on every chunk; the choices each piece makes (none while a tool
+    call's markup is still being read, several when a piece ends one); the last choices, the
+    finish reason on the very last; then the usage chunk when asked for, and ``[DONE]``."""
 
     def chunk(choice: dict[str, Any]) -> bytes:
         body = {**envelope, "system_fingerprint": None, "choices": [choice]}
@@ -84,12 +85,12 @@ async def sse_reply(running: Running, state: Any, envelope: dict[str, Any],
         yield chunk(first_choice)
     async for event in running.events():
         if isinstance(event, Piece):
-            choice = piece_choice(event)
-            if choice is not None:
+            for choice in piece_choices(event):
                 yield chunk(choice)
         elif isinstance(event, Finished):
             note_finished(state, event)
-            yield chunk(end_choice(finish_reason(event)))
+            for choice in end_choices(finish_reason(event)):
+                yield chunk(choice)
             if include_usage:
                 yield sse({**envelope, "system_fingerprint": None, "choices": [],
                            "usage": usage(event)})

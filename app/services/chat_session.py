@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from app.engine.types import ChatMessage, GenerationStats, Sampling
 from app.models.records import ChatRecord, MessageRecord
 from app.models.reply_writer import ReplyWriter
 from app.models.store import Store
 from app.models.store_values import UNSET, _Unset
+from app.services.response_schema import parse_schema_text
 
 DEFAULT_TITLE = "New chat"
 TITLE_LENGTH = 40
@@ -42,15 +44,21 @@ def dropped_notice(dropped: int) -> str:
 
 def history_for_model(system_prompt: str, branch: Iterable[MessageRecord]) -> list[ChatMessage]:
     """The messages the model is sent for a branch: the system prompt, then every finished
-    (complete or stopped) non-empty message of the branch, oldest first."""
+    (complete or stopped) non-empty message of the branch, oldest first. An assistant turn
+    keeps the calls it made, and each tool result is a "tool" turn naming its call."""
     messages = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
-    messages += [
-        ChatMessage(record.role, record.content)
-        for record in branch
-        if record.role != "system"
-        and record.status in HISTORY_STATUSES
-        and record.content.strip()
-    ]
+    for record in branch:
+        if record.role == "system" or record.status not in HISTORY_STATUSES:
+            continue
+        turn = record.tool_turn
+        if record.role == "tool":
+            if turn is not None:  # a result is sent even when empty: the call needs an answer
+                messages.append(ChatMessage("tool", record.content, tool_call_id=turn.call_id,
+                                            name=turn.name))
+            continue
+        calls = record.tool_calls
+        if record.content.strip() or calls:
+            messages.append(ChatMessage(record.role, record.content, tool_calls=calls))
     return messages
 
 
@@ -62,6 +70,11 @@ class StartedReply:
     placeholder: MessageRecord
     history: list[ChatMessage]
     writer: ReplyWriter
+    # Structured output on: the schema the reply must follow (the engine makes it a grammar).
+    response_schema: dict[str, Any] | None = None
+    # Why the reply cannot be generated (the switch is on but the schema is unusable): the
+    # caller fails the reply with it instead of sending.
+    problem: str | None = None
 
 
 class ChatSession:
@@ -105,7 +118,14 @@ class ChatSession:
             self.store.update_chat(chat.id, model_path=model_path)
         placeholder = self.store.add_message(chat.id, "assistant", "", status="streaming",
                                              parent_id=parent_id)
-        return StartedReply(chat, placeholder, history, ReplyWriter(self.store, placeholder.id))
+        started = StartedReply(chat, placeholder, history, ReplyWriter(self.store, placeholder.id))
+        if chat.structured_output:
+            check = parse_schema_text(chat.response_schema)
+            started.response_schema = check.schema
+            if check.schema is None:
+                started.problem = ("Structured output is on, but its schema is unusable: "
+                                   + check.message)
+        return started
 
     @staticmethod
     def end_reply(reply: StartedReply, stats: GenerationStats) -> MessageRecord:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,7 +19,7 @@ from app.engine.gguf.info import read_model_info
 from app.engine.starter import starter_available
 from app.engine.types import LoadSettings, ModelInfo
 from app.models.store import Store
-from app.services.library import ensure_starter, starter_record
+from app.services.library import ensure_starter
 from app.services.load_settings import saved_load_settings
 
 ModelKind = Literal["llm", "embeddings"]
@@ -55,25 +56,47 @@ def _servable(model_id: str, info: ModelInfo) -> ServableModel:
 
 
 class ModelCatalog:
-    """The servable models; thread-safe (the server asks from its worker threads)."""
+    """The servable models; thread-safe (the server asks from its worker threads).
+
+    The library's listing is kept between lookups: a request by id, name or path reads the
+    Store only when the name is unknown (at most once per `MISS_RELIST_S`, so a flood of
+    unknown ids cannot keep the Store busy) or the listing is older than `MAX_AGE_S`. Full
+    listings (`models`) always read it afresh, as does `refresh` after a front end changes the
+    library.
+    """
+
+    MISS_RELIST_S = 1.0
+    MAX_AGE_S = 30.0
+    MAX_ALIASES = 256
 
     def __init__(self, store: Store, models_dir: Path | None = None) -> None:
         self._store = store
         self._models_dir = models_dir
-        self._extra: dict[str, ServableModel] = {}
+        self._extra: dict[str, ServableModel] = {}  # files added by path, outside the library
         self._lock = threading.Lock()
+        self._listed: dict[str, ServableModel] = {}  # by id, in listing order
+        self._by_name: dict[str, ServableModel] = {}  # lowercased display name, and path
+        self._aliases: dict[str, str] = {}  # a name or path a request used → the id it found
+        self._listed_at: float | None = None  # monotonic time of the last listing
+        self._missed_at = float("-inf")  # ... and of the last one a lookup asked for
 
     def models(self) -> list[ServableModel]:
-        """Every servable model, the starter first, then the library by path."""
+        """Every servable model, the starter first, then the library by path (read afresh)."""
+        return list(self.refresh().values())
+
+    def refresh(self) -> dict[str, ServableModel]:
+        """Re-read the library (one Store listing); the servable models by id."""
+        records = self._store.list_model_files()
         found: dict[str, ServableModel] = {}
-        starter = starter_record(self._store)
+        starter = next((r for r in records
+                        if r.source == "starter" and Path(r.path).is_file()), None)
         if starter is not None:
             found[STARTER_ID] = _servable(STARTER_ID, starter.info)
         elif starter_available():
             found[STARTER_ID] = ServableModel(STARTER_ID, "", "llm", "gemma3", "Q4_K_M", 32768,
                                               "Gemma 3 270M (assembled on first use)")
         taken_paths = {m.path for m in found.values()}
-        for record in self._store.list_model_files():
+        for record in records:
             if record.path in taken_paths or record.source == "starter":
                 continue
             model_id = self._free_id(found, Path(record.path))
@@ -83,38 +106,86 @@ class ModelCatalog:
             for model_id, model in self._extra.items():
                 if model.path not in taken_paths:
                     found.setdefault(model_id, model)
-        return list(found.values())
+            self._listed, self._listed_at = found, time.monotonic()
+            self._by_name = {}
+            for model in reversed(found.values()):  # the first of equal names wins
+                self._by_name[model.name.lower()] = model
+                if model.path:
+                    self._by_name[model.path] = model
+            self._aliases = {name: key for name, key in self._aliases.items() if key in found}
+        return found
+
+    def get(self, model_id: str) -> ServableModel | None:
+        """The model with exactly this id, without building any other entry."""
+        return self._lookup(model_id, exact=True)
 
     def find(self, model_id: str) -> ServableModel | None:
-        """The model with this id; also accepts the library's display name or the file path."""
-        models = self.models()
-        for model in models:
-            if model.id == model_id:
-                return model
-        lowered = model_id.lower()
-        for model in models:
-            if model.name.lower() == lowered or (model.path and model.path == model_id):
-                return model
-        return None
+        """The model with this id; also accepts the library's display name or the file path,
+        which then stay an alias of the id (`alias`) so later requests skip the search."""
+        model = self._lookup(model_id, exact=False)
+        if model is not None and model.id != model_id:
+            with self._lock:
+                if len(self._aliases) >= self.MAX_ALIASES:  # names are any-case: keep it bounded
+                    self._aliases.clear()
+                self._aliases[model_id] = model.id
+        return model
+
+    def alias(self, name: str) -> str | None:
+        """The id a display name or path resolved to before (no Store read: any thread)."""
+        with self._lock:
+            return self._aliases.get(name)
 
     def add_path(self, path: str | Path) -> ServableModel:
         """Serve a file that may not be in the library (its id is its file name)."""
         path = str(Path(path).expanduser().absolute())
-        for model in self.models():
-            if model.path == path:
-                return model
+        known = self._cached(path, exact=False)
+        if known is not None and known.path == path:
+            return known
+        self.refresh()  # not known yet: maybe just added to the library
+        known = self._cached(path, exact=False)
+        if known is not None and known.path == path:
+            return known
         info = read_model_info(path)
-        taken = {m.id: m for m in self.models()}
         with self._lock:
-            model_id = self._free_id(taken | self._extra, Path(path))
+            model_id = self._free_id(self._listed | self._extra, Path(path))
             model = _servable(model_id, info)
             self._extra[model_id] = model
+            self._listed = self._listed | {model_id: model}
+            self._by_name.setdefault(path, model)
+            self._by_name.setdefault(model.name.lower(), model)
         return model
+
+    def _lookup(self, model_id: str, *, exact: bool) -> ServableModel | None:
+        now = time.monotonic()
+        with self._lock:
+            stale = self._listed_at is None or now - self._listed_at > self.MAX_AGE_S
+            model = None if stale else self._cached_locked(model_id, exact)
+            relist = stale or (model is None and now - self._missed_at >= self.MISS_RELIST_S)
+            if relist:
+                self._missed_at = now
+        if model is None and relist:
+            self.refresh()
+            model = self._cached(model_id, exact)
+        return model
+
+    def _cached(self, model_id: str, exact: bool) -> ServableModel | None:
+        with self._lock:
+            return self._cached_locked(model_id, exact)
+
+    def _cached_locked(self, model_id: str, exact: bool) -> ServableModel | None:
+        model = self._listed.get(model_id)
+        if model is not None or exact:
+            return model
+        aliased = self._aliases.get(model_id)
+        if aliased is not None and aliased in self._listed:
+            return self._listed[aliased]
+        return self._by_name.get(model_id) or self._by_name.get(model_id.lower())
 
     def prepare(self, model: ServableModel) -> ServableModel:
         """The model with a file on disk: assembles the starter on its first use."""
         if model.id == STARTER_ID and not model.path:
             record = ensure_starter(self._store, self._models_dir)
+            self.refresh()  # the listing now has the starter's file
             return _servable(STARTER_ID, record.info)
         return model
 

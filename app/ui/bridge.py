@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
@@ -43,6 +44,8 @@ class EngineBridge(QObject):
     promptInfo = Signal(int, int, int, int)  # job, prompt tokens, n_ctx, dropped messages
     tokens = Signal(int, str)  # job, text since the last tick
     done = Signal(int, str, object)  # job, full text, GenerationStats
+    # job, tuple[ToolCall, ...]: the calls a reply asked for, just before its `done`
+    toolCalls = Signal(int, object)
     failed = Signal(int, str, str)  # job, message, kind
     # A MemoryCheck: once after a load, again after that model's first reply. Separate from
     # `loaded` so the many slots connected to it keep their signature.
@@ -81,8 +84,12 @@ class EngineBridge(QObject):
         return self.host.unload()
 
     def chat(self, messages: Sequence[ChatMessage], sampling: Sampling,
-             policy: str = "truncate_oldest") -> int:
-        return self.host.chat(messages, sampling, policy)  # type: ignore[arg-type]
+             policy: str = "truncate_oldest", schema: dict[str, Any] | None = None,
+             tools: Sequence[dict[str, Any]] = (), tool_choice: str = "auto") -> int:
+        """``schema``: structured output; the host turns it into a grammar on its thread.
+        ``tools``: OpenAI function tools the reply may call (`toolCalls` reports the calls)."""
+        return self.host.chat(messages, sampling, policy, schema,  # type: ignore[arg-type]
+                              tools, tool_choice)  # type: ignore[arg-type]
 
     def cancel(self, job_id: int) -> None:
         self.host.cancel(job_id)
@@ -145,6 +152,8 @@ class EngineBridge(QObject):
             self.promptInfo.emit(event.job_id, event.prompt_tokens, event.n_ctx,
                                  event.dropped_messages)
         elif isinstance(event, Done):
+            if event.tool_calls:
+                self.toolCalls.emit(event.job_id, event.tool_calls)
             self.done.emit(event.job_id, event.text, event.stats)
         elif isinstance(event, Failed):
             self.failed.emit(event.job_id, event.message, event.kind)

@@ -185,6 +185,7 @@ class MainWindow(QMainWindow):
         if not self.context.closed:
             # A setting typed just now is still waiting for its save timer.
             self.chat_page.settings_panel.flush()
+            self.chat_page.shutdown()  # ends a tool loop, stops MCP servers
             store = self.context.store
             store.set_setting(GEOMETRY_KEY, self.saveGeometry().toBase64().data().decode("ascii"))
             self.discover_page.shutdown()  # pauses downloads while the Store is still open

@@ -1,4 +1,10 @@
-"""Fit a conversation into the context window according to the chat's overflow policy."""
+"""The one rule for fitting a prompt into a sequence's context, and the two ways to make a
+prompt fit when it does not: drop a conversation's oldest turns, or a raw text's oldest tokens.
+
+A prompt fits when it leaves ``reserve`` tokens (at least one) for the reply. Everything that
+checks or fits a prompt — the window's chat, the server's routes, the serving model itself —
+uses `fits` and these functions, so they cannot disagree on what fits.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,30 @@ from typing import Literal
 from app.engine.types import ChatMessage
 
 OverflowPolicy = Literal["stop", "truncate_oldest"]
+REPLY_MIN = 1  # a prompt must leave room for at least one token of reply
 
 
-class ContextOverflow(Exception):
-    """The conversation does not fit; the message says what the user can do."""
+class ContextOverflow(ValueError):
+    """A prompt that does not fit; the message says by how much and what the user can do."""
+
+    def __init__(self, message: str, prompt_tokens: int, n_ctx: int,
+                 reserve: int = REPLY_MIN) -> None:
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens  # the shortest prompt that was tried
+        self.n_ctx = n_ctx
+        self.reserve = reserve
+
+
+def fits(prompt_tokens: int, n_ctx: int, reserve: int = REPLY_MIN) -> bool:
+    """Whether a prompt of this length leaves ``reserve`` tokens (at least one) for the reply."""
+    return prompt_tokens + max(reserve, REPLY_MIN) <= n_ctx
+
+
+def too_long(prompt_tokens: int, n_ctx: int) -> ContextOverflow:
+    """The overflow of a prompt that leaves no room for even one token of reply."""
+    return ContextOverflow(f"The prompt has {prompt_tokens} tokens, but this model's context "
+                           f"holds {n_ctx} (and the reply needs at least one more).",
+                           prompt_tokens, n_ctx)
 
 
 @dataclass(frozen=True)
@@ -22,9 +48,12 @@ class FittedPrompt:
     dropped: int  # oldest non-system messages left out
 
 
-def reply_reserve(n_ctx: int, max_tokens: int) -> int:
-    """Room kept free for the reply, so a turn never starts with no space left to answer."""
-    return max(16, min(max_tokens, n_ctx // 4))
+def reply_reserve(n_ctx: int, max_tokens: int | None) -> int:
+    """Room kept free for the reply when turns or tokens are dropped to make room, so a reply
+    never starts with no space left: the reply's limit, within 16 and a quarter of the
+    context (no limit: a quarter), and never more than half the context."""
+    wanted = n_ctx // 4 if max_tokens is None else min(max_tokens, n_ctx // 4)
+    return max(REPLY_MIN, min(max(16, wanted), n_ctx // 2))
 
 
 def fit_conversation(
@@ -34,37 +63,58 @@ def fit_conversation(
     reserve: int,
     policy: OverflowPolicy,
 ) -> FittedPrompt:
-    budget = n_ctx - reserve
+    """``messages`` if they fit; else, with "truncate_oldest", the fewest oldest turns dropped
+    (the leading system messages and the last turn always stay). ``tokenize`` renders a
+    conversation; it is called once per candidate, so callers may keep what it renders."""
     tokens = tokenize(messages)
-    if len(tokens) <= budget:
+    if fits(len(tokens), n_ctx, reserve):
         return FittedPrompt(list(messages), tokens, 0)
     if policy == "stop":
         raise ContextOverflow(
             f"This chat needs {len(tokens)} tokens plus {reserve} for the reply, but the context "
             f"holds {n_ctx}. Start a new chat, load the model with a longer context, or let this "
-            "chat drop its oldest turns."
-        )
-    system = [m for m in messages if m.role == "system"]
-    turns = [m for m in messages if m.role != "system"]
+            "chat drop its oldest turns.", len(tokens), n_ctx, reserve)
+    lead = 0  # system prompts before the first turn stay; later ones age out with their turns
+    while lead < len(messages) and messages[lead].role == "system":
+        lead += 1
+    system, turns = list(messages[:lead]), list(messages[lead:])
     # Fewer dropped turns means more tokens, so binary search the smallest drop that fits.
     lo, hi = 1, len(turns) - 1
     best: FittedPrompt | None = None
+    shortest = len(tokens)
     while lo <= hi:
         mid = (lo + hi) // 2
         kept = system + _start_at_user(turns[mid:])
         candidate = tokenize(kept)
-        if len(candidate) <= budget:
+        shortest = min(shortest, len(candidate))
+        if fits(len(candidate), n_ctx, reserve):
             best = FittedPrompt(kept, candidate, len(messages) - len(kept))
             hi = mid - 1
         else:
             lo = mid + 1
-    if best is None:
+    if best is None:  # the last candidate tried was the last turn alone
         raise ContextOverflow(
-            f"Even the last message alone needs more than the {budget} tokens the context can give "
-            f"it ({n_ctx} in all, {reserve} kept for the reply). Load the model with a longer "
-            "context or shorten the message."
-        )
+            f"Even the last message alone needs {shortest} tokens, more than the "
+            f"{n_ctx - reserve} the context can give it ({n_ctx} in all, {reserve} kept for the "
+            "reply). Load the model with a longer context or shorten the message.",
+            shortest, n_ctx, reserve)
     return best
+
+
+def fit_text(tokens: Sequence[int], n_ctx: int, reserve: int, bos: int | None) -> list[int]:
+    """A raw prompt's rolling window: its newest tokens, leaving ``reserve`` for the reply.
+
+    ``bos``: the token the model puts at the start of every text, or None when it adds none.
+    A prompt starting with it keeps it, since the model expects every text to start there;
+    otherwise the first token is text like any other and may be dropped.
+    """
+    if fits(len(tokens), n_ctx, reserve):
+        return list(tokens)
+    head = list(tokens[:1]) if bos is not None and tokens[:1] == [bos] else []
+    room = n_ctx - max(reserve, REPLY_MIN) - len(head)
+    if room <= 0:
+        raise too_long(len(tokens), n_ctx)
+    return head + list(tokens[len(tokens) - room:])
 
 
 def _start_at_user(turns: Sequence[ChatMessage]) -> list[ChatMessage]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import llama_cpp
@@ -35,7 +36,7 @@ from app.engine.inference.runtime import (
 from app.engine.sizing.memory_estimate import effective_ctx
 from app.engine.types import LoadSettings, ModelInfo
 
-__all__ = ["EmbeddingRuntime", "MAX_SEQUENCES"]
+__all__ = ["EmbeddingRuntime", "Embeddings", "MAX_SEQUENCES", "TextTooLong"]
 
 # Texts decoded together in one batch; llama.cpp allows up to 256 sequences per context.
 MAX_SEQUENCES = 64
@@ -45,6 +46,28 @@ _POOLING_NAMES = {
     llama_cpp.LLAMA_POOLING_TYPE_CLS: "cls",
     llama_cpp.LLAMA_POOLING_TYPE_LAST: "last",
 }
+
+
+class TextTooLong(ValueError):
+    """Text ``index`` has more tokens than the embedding model's context holds; nothing was
+    embedded. The fields let a front end name the text in its own words."""
+
+    def __init__(self, index: int, tokens: int, n_ctx: int) -> None:
+        super().__init__(f"text {index} has {tokens} tokens, more than the {n_ctx} the "
+                         "embedding model's context holds")
+        self.index = index
+        self.tokens = tokens
+        self.n_ctx = n_ctx
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    vectors: list[list[float]]  # one L2-normalised vector per text, in order
+    token_counts: list[int]  # each text's tokens as the model read them (start/end markers too)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(self.token_counts)
 
 
 class EmbeddingRuntime:
@@ -128,10 +151,11 @@ class EmbeddingRuntime:
         return tokenize(self._vocab, text, add_special=True, parse_special=False)
 
     # -- embedding -----------------------------------------------------------------------------
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One L2-normalised vector of `dimension` floats per text, in order.
+    def embed(self, texts: Sequence[str]) -> Embeddings:
+        """One L2-normalised vector of `dimension` floats per text, in order, with each text's
+        token count (each text is tokenized once, for both).
 
-        ValueError (nothing decoded) if a text has more tokens than the context holds.
+        `TextTooLong` (nothing decoded) if a text has more tokens than the context holds.
         """
         if self._ctx is None:
             raise GenerationError("The embedding model is closed")
@@ -140,8 +164,7 @@ class EmbeddingRuntime:
         tokens = [self.tokenize(text) for text in texts]
         for index, toks in enumerate(tokens):
             if len(toks) > self.n_ctx:
-                raise ValueError(f"text {index} has {len(toks)} tokens, more than the "
-                                 f"{self.n_ctx} the embedding model's context holds")
+                raise TextTooLong(index, len(toks), self.n_ctx)
         vectors: list[list[float]] = []
         batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         try:
@@ -149,7 +172,7 @@ class EmbeddingRuntime:
                 vectors.extend(self._embed_group(batch, group))
         finally:
             llama_cpp.llama_batch_free(batch)
-        return vectors
+        return Embeddings(vectors, [len(toks) for toks in tokens])
 
     def _embed_group(self, batch: llama_cpp.llama_batch,
                      group: list[list[int]]) -> list[list[float]]:

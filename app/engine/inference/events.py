@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.engine.types import GenerationStats, ModelInfo
+from app.engine.types import GenerationStats, ModelInfo, ToolCall
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,9 @@ class Token:
 @dataclass(frozen=True)
 class Done:
     job_id: int
-    text: str
+    text: str  # the visible reply: with tools offered, the calls' markup is never in it
     stats: GenerationStats
+    tool_calls: tuple[ToolCall, ...] = ()  # calls the reply asked for (tools offered only)
 
 
 @dataclass(frozen=True)

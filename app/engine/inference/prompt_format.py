@@ -18,10 +18,12 @@ plain text and only the template's own structure can become control tokens
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from app.engine.inference.prompt_spans import TextSpan, marker, match_contents
+from app.engine.inference.prompt_spans import TextSpan, match_contents
 from app.engine.inference.reasoning import prompt_opens_thinking
 from app.engine.inference.template_sandbox import (
     RENDER_DEADLINE_S,
@@ -29,10 +31,17 @@ from app.engine.inference.template_sandbox import (
     TemplateSandbox,
 )
 from app.engine.inference.template_worker import MAX_PROMPT_CHARS, MEMORY_LIMIT_BYTES
+from app.engine.inference.tool_messages import (
+    as_plain_turns,
+    template_messages,
+    template_supports_tools,
+    tool_system_prompt,
+)
 from app.engine.types import ChatMessage
 
 PLAIN_FORMAT_LABEL = "Plain completion format (this model has no chat template)"
-_PLAIN_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
+_PLAIN_NAMES = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
+Tools = Sequence[Mapping[str, Any]]
 PLAIN_STOPS = ["\nUser:", "\nSystem:", "\nAssistant:"]
 
 
@@ -56,6 +65,9 @@ class RenderedPrompt:
     # the template rewrote a message so that its text cannot be told from the template's.
     contents: tuple[TextSpan, ...] | None = ()
     messages: tuple[str, ...] = ()  # the messages' text as the template was given it
+    # Untrusted text the template placed where no span can show (tool definitions): if any of
+    # it holds control-token text, the whole prompt is tokenized as plain text.
+    unplaced: tuple[str, ...] = ()
 
     @property
     def opens_thinking(self) -> bool:
@@ -102,9 +114,11 @@ class PromptFormatter:
         if self._sandbox is not None:
             self._sandbox.close()
 
-    def _run(self, dicts: list[dict[str, str]], cancelled: Cancelled | None) -> str:
+    def _run(self, dicts: list[dict[str, Any]], cancelled: Cancelled | None,
+             tools: Tools | None = None) -> str:
         assert self._sandbox is not None and self._template is not None
-        return self._sandbox.render(self._template, dicts, self._bos, self._eos, cancelled)
+        return self._sandbox.render(self._template, dicts, self._bos, self._eos, cancelled,
+                                    [dict(t) for t in tools] if tools else None)
 
     def _rejects_system_role(self, cancelled: Cancelled | None) -> bool:
         """True for templates that fail with a system turn but render the same chat without it;
@@ -127,6 +141,17 @@ class PromptFormatter:
         return True
 
     @property
+    def template(self) -> str | None:
+        """The model's own chat template (untrusted text), or None for the plain format."""
+        return self._template
+
+    @property
+    def supports_tools(self) -> bool:
+        """The template reads a ``tools`` variable: it describes tools to the model itself.
+        Others get `tool_system_prompt` in the system turn."""
+        return template_supports_tools(self._template)
+
+    @property
     def folds_system(self) -> bool:
         return self._fold_system
 
@@ -139,28 +164,39 @@ class PromptFormatter:
         return "Model's chat template" if self._template else PLAIN_FORMAT_LABEL
 
     def render(
-        self, messages: Sequence[ChatMessage], cancelled: Cancelled | None = None
+        self, messages: Sequence[ChatMessage], cancelled: Cancelled | None = None,
+        tools: Tools | None = None,
     ) -> RenderedPrompt:
-        if self._template is None:
-            return RenderedPrompt(_plain(messages), False, list(PLAIN_STOPS))
+        """``tools``: OpenAI function tools (``{"type": "function", "function": {...}}``)
+        the model may call; given to the template, or described in the system turn when the
+        template has no tool support. Tool calls and ``tool`` turns in ``messages`` are
+        rendered either way."""
+        native = bool(tools) and self.supports_tools
         turns = normalize(messages)
+        if not self.supports_tools:
+            turns = as_plain_turns(turns)
+        if tools and not native:
+            turns = _with_system(turns, tool_system_prompt(tools))
+        if self._template is None:
+            return RenderedPrompt(_plain(turns), False, list(PLAIN_STOPS))
         if self._fold_system:
             turns = fold_system(turns)
-        dicts = [{"role": m.role, "content": m.content} for m in turns]
+        built = template_messages(turns)
+        given = tools if native else None
         try:
-            text = self._run(dicts, cancelled)
+            text = self._run(built.messages, cancelled, given)
         except TemplateFailure as exc:
             raise _format_error(exc) from exc
-        contents = [d["content"] for d in dicts]
-        marked = [{"role": d["role"], "content": marker(i)} for i, d in enumerate(dicts)]
         try:
-            shape = self._run(marked, cancelled)
+            shape = self._run(built.marked, cancelled, given)
         except TemplateFailure as exc:
             if exc.kind == "cancelled":
                 raise _format_error(exc) from exc
             shape = ""  # it fails on stand-in text: its shape is unknown, so no spans
+        contents = built.contents
         return RenderedPrompt(text, True, [], match_contents(text, shape, contents),
-                              tuple(contents))
+                              tuple(contents),
+                              tuple(json.dumps(t, ensure_ascii=False) for t in given or ()))
 
 
 def _format_error(exc: TemplateFailure) -> PromptFormatError:
@@ -189,20 +225,29 @@ def normalize(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
 
     Consecutive turns of the same role are merged (joined by a blank line), and assistant turns
     before the first user turn are left out, so after any system turns the user speaks first and
-    user and assistant alternate.
+    user and assistant alternate. Turns that call tools, and tool results (each answers its own
+    call), are never merged; tool results before the first user turn are left out too.
     """
     out: list[ChatMessage] = []
     seen_user = False
     for m in messages:
-        if m.role == "assistant" and not seen_user:
+        if m.role in ("assistant", "tool") and not seen_user:
             continue
         if m.role == "user":
             seen_user = True
-        if out and out[-1].role == m.role:
+        if (out and out[-1].role == m.role and m.role != "tool"
+                and not out[-1].tool_calls and not m.tool_calls):
             out[-1] = ChatMessage(m.role, _join(out[-1].content, m.content))
         else:
-            out.append(ChatMessage(m.role, m.content))
+            out.append(m)
     return out
+
+
+def _with_system(turns: list[ChatMessage], text: str) -> list[ChatMessage]:
+    """``text`` merged into the system turn (one is added when there is none)."""
+    if turns and turns[0].role == "system":
+        return [ChatMessage("system", _join(turns[0].content, text)), *turns[1:]]
+    return [ChatMessage("system", text), *turns]
 
 
 def fold_system(messages: Sequence[ChatMessage]) -> list[ChatMessage]:

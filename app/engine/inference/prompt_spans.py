@@ -12,6 +12,7 @@ what the content says), the spans are unknown and the caller falls back to a saf
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +41,8 @@ def match_contents(
     with content ``i`` replaced by ``marker(i)``; None when ``text`` does not follow that shape.
 
     A content may appear several times or not at all (templates drop or repeat turns); empty
-    contents yield no span. Contents are matched whole, else stripped (templates ``| trim``).
+    contents yield no span. Contents are matched whole, else stripped (templates ``| trim``),
+    else JSON-escaped (Llama 3.1 writes a tool result ``| tojson``).
     """
     if any(_MARKER.search(c) for c in contents):
         return None  # a content imitating a marker could shift the match
@@ -58,7 +60,8 @@ def match_contents(
             return None
         following = pieces[k + 1]  # always present: split leaves structure at both ends
         content = contents[index]
-        for candidate in dict.fromkeys((content, content.strip())):
+        escaped = json.dumps(content, ensure_ascii=False)[1:-1]
+        for candidate in dict.fromkeys((content, content.strip(), escaped)):
             end = pos + len(candidate)
             if text.startswith(candidate, pos) and text.startswith(following, end):
                 if candidate:

@@ -50,8 +50,8 @@ class PromptTokenizer:
         if not prompt.uses_template:
             # A plain transcript: everything is the users' text; the model's BOS is added here.
             return self._tokenize(text, True, False)
-        if prompt.contents is None:
-            if any(self.holds_control_text(c) for c in prompt.messages):
+        if prompt.contents is None or any(self.holds_control_text(t) for t in prompt.unplaced):
+            if any(self.holds_control_text(c) for c in (*prompt.messages, *prompt.unplaced)):
                 # The template rewrote a message, so its text cannot be told apart from the
                 # template's, and that message holds control-token text: the whole prompt as
                 # plain text is the only choice that cannot turn it into control tokens. The

@@ -1,17 +1,18 @@
-"""A loaded model and its context, driven through llama.cpp's C API.
-
-The decode loop samples with llama.cpp's own sampler chain straight from the context, so no
+"""A loaded model and its context, driven through llama.cpp's C API: loading, the chat template,
+tokens. Decoding is the serving decode loop's (`app.engine.serving.decode_loop`), the one
+generation loop: it samples with llama.cpp's own sampler chain straight from the context, so no
 logits row is copied into Python per token (llama-cpp-python's high-level `Llama` copies the whole
 vocabulary row each step, which costs ~10% on a 262k-token vocabulary).
 
-One `Runtime` belongs to one thread: the engine host's inference thread.
+Once loaded, its context belongs to one thread: its decode loop's (tokenizing and the template
+are safe from others).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import time
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,10 @@ from app.engine.inference.arch_support import architecture_supported, unsupporte
 from app.engine.inference.llama_errors import explain_failure
 from app.engine.inference.prompt_format import PromptFormatError, PromptFormatter, RenderedPrompt
 from app.engine.inference.prompt_tokens import PromptTokenizer
-from app.engine.inference.sampler_chain import make_chain
-from app.engine.inference.stop_text import StopTextStream
 from app.engine.sizing.memory_estimate import effective_ctx
-from app.engine.types import ChatMessage, GenerationStats, LoadSettings, ModelInfo, Sampling
+from app.engine.types import ChatMessage, LoadSettings, ModelInfo
 
-__all__ = ["GenerationError", "LoadError", "Runtime", "explain_failure"]
+__all__ = ["GenerationError", "LoadError", "ModelUnloaded", "Runtime", "explain_failure"]
 
 
 class LoadError(RuntimeError):
@@ -39,6 +38,14 @@ class LoadError(RuntimeError):
 
 class GenerationError(RuntimeError):
     """llama.cpp failed while decoding; the message is meant for the user."""
+
+
+class ModelUnloaded(GenerationError):
+    """The model was unloaded (from the window, the API or after its idle time) while something
+    still held it: asking it for tokens now would read freed memory and crash the process."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{Path(path).name} was unloaded. Load it again to use it.")
 
 
 def default_threads() -> int:
@@ -57,11 +64,13 @@ class Runtime:
         """``cancelled`` is polled while the chat template is checked (it runs in a child
         process); ``progress`` returning False aborts loading the weights. ``sequences``: how
         many sequences the context decodes together, each with ``settings.n_ctx`` tokens of its
-        own KV cache (the serving pool's decode loop drives those; `generate` uses sequence 0)."""
+        own KV cache. It decodes nothing itself: the serving pool's decode loop drives it."""
         llama_log.install()
         self.path = str(path)
         self.settings = settings
         self.sequences = max(1, sequences)
+        # Any thread may tokenize while another unloads the model: close() waits for it.
+        self._open_lock = threading.Lock()
         self.info: ModelInfo = read_model_info(self.path)  # GGUFError for bad files
         self._model = None
         self._ctx = None
@@ -86,9 +95,6 @@ class Runtime:
         try:
             self._vocab = llama_cpp.llama_model_get_vocab(self._model)
             self.n_ctx = llama_cpp.llama_n_ctx_seq(self._ctx)  # each sequence's own
-            self._memory = llama_cpp.llama_get_memory(self._ctx)
-            self._cached: list[int] = []  # tokens whose K/V are in the context, in order
-            self._piece_buf = ctypes.create_string_buffer(256)
             self._prompt_tokenizer = PromptTokenizer(
                 lambda text, add, parse: self.tokenize(text, add_special=add,
                                                        parse_special=parse))
@@ -135,22 +141,28 @@ class Runtime:
         self._model, self._ctx = open_llama(self.path, mparams, cparams)
 
     def close(self) -> None:
-        close_llama(self._model, self._ctx)
-        self._model = self._ctx = None
+        with self._open_lock:
+            close_llama(self._model, self._ctx)
+            self._model = self._ctx = None
         if self.formatter is not None:
             self.formatter.close()  # stops its template sandbox process
 
     # -- tokens --------------------------------------------------------------------------------
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool) -> list[int]:
-        return tokenize(self._vocab, text, add_special=add_special, parse_special=parse_special)
-
-    def _piece(self, token: int) -> bytes:
-        return token_piece(self._vocab, token, self._piece_buf)
+        """`ModelUnloaded` once the model is closed."""
+        with self._open_lock:
+            if self._model is None:
+                raise ModelUnloaded(self.path)
+            return tokenize(self._vocab, text, add_special=add_special,
+                            parse_special=parse_special)
 
     def _token_text(self, token: int) -> str:
         if token < 0:
             return ""
-        text = llama_cpp.llama_vocab_get_text(self._vocab, token)
+        with self._open_lock:
+            if self._model is None:
+                raise ModelUnloaded(self.path)
+            text = llama_cpp.llama_vocab_get_text(self._vocab, token)
         return text.decode("utf-8", errors="replace") if text else ""
 
     def prompt_tokens(self, prompt: RenderedPrompt) -> list[int]:
@@ -159,125 +171,14 @@ class Runtime:
         return self._prompt_tokenizer(prompt)
 
     def render(
-        self, messages: Sequence[ChatMessage], cancelled: Callable[[], bool] | None = None
+        self, messages: Sequence[ChatMessage], cancelled: Callable[[], bool] | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> tuple[RenderedPrompt, list[int]]:
         """The prompt and its tokens; `PromptFormatError` (`PromptCancelled` on ``cancelled``)
-        when the template fails."""
+        when the template fails. ``tools``: OpenAI function tools offered to the model."""
         assert self.formatter is not None
-        prompt = self.formatter.render(messages, cancelled)
+        prompt = self.formatter.render(messages, cancelled, tools=tools)
         return prompt, self.prompt_tokens(prompt)
-
-    # -- decoding ------------------------------------------------------------------------------
-    def _decode(
-        self, tokens: Sequence[int], cancelled: Callable[[], bool] | None = None
-    ) -> bool:
-        """Decode ``tokens`` in n_batch chunks; False if ``cancelled`` stopped it between two.
-
-        ``_cached`` always lists exactly the tokens decoded so far, so a cancelled prompt's
-        finished chunks are reused by the next request.
-        """
-        n_batch = llama_cpp.llama_n_batch(self._ctx)
-        for start in range(0, len(tokens), n_batch):
-            if cancelled is not None and cancelled():
-                return False
-            chunk = tokens[start:start + n_batch]
-            arr = (llama_cpp.llama_token * len(chunk))(*chunk)
-            rc = llama_cpp.llama_decode(self._ctx, llama_cpp.llama_batch_get_one(arr, len(chunk)))
-            if rc != 0:
-                self.reset_cache()
-                raise GenerationError(explain_failure(f"decode (code {rc})", self.path))
-            self._cached.extend(chunk)
-        return True
-
-    def reset_cache(self) -> None:
-        llama_cpp.llama_memory_clear(self._memory, True)
-        self._cached = []
-
-    def _reuse_prefix(self, tokens: Sequence[int]) -> int:
-        """Keep the K/V of the longest shared prefix; return how many prompt tokens it covers."""
-        keep = 0
-        for a, b in zip(self._cached, tokens, strict=False):
-            if a != b:
-                break
-            keep += 1
-        keep = min(keep, len(tokens) - 1)  # the last prompt token is decoded again for logits
-        if keep < len(self._cached):
-            if not llama_cpp.llama_memory_seq_rm(self._memory, 0, keep, -1):
-                self.reset_cache()
-                return 0
-            del self._cached[keep:]
-        return keep
-
-    @property
-    def cached_tokens(self) -> int:
-        return len(self._cached)
-
-    def generate(
-        self,
-        tokens: Sequence[int],
-        sampling: Sampling,
-        stop: Sequence[str],
-        on_text: Callable[[str], None],
-        cancelled: Callable[[], bool],
-    ) -> tuple[str, GenerationStats]:
-        """Decode the prompt (reusing the cached prefix) and stream a reply through `on_text`."""
-        t0 = time.perf_counter()
-        stats = GenerationStats(prompt_tokens=len(tokens), n_ctx=self.n_ctx)
-        reused = self._reuse_prefix(tokens)
-        stats.cached_tokens = reused
-        if not self._decode(tokens[reused:], cancelled):
-            stats.stop_reason = "cancelled"
-            stats.total_seconds = time.perf_counter() - t0
-            stats.context_used = len(self._cached)
-            return "", stats
-        text_stream = StopTextStream(list(stop) + list(sampling.stop))
-        sampler = make_chain(sampling, llama_cpp.llama_vocab_n_tokens(self._vocab))
-        vocab, ctx = self._vocab, self._ctx
-        t_first = t0
-        generated = 0
-        reason = "length"
-        one = (llama_cpp.llama_token * 1)()
-        try:
-            while generated < sampling.max_tokens:
-                if cancelled():
-                    reason = "cancelled"
-                    break
-                token = llama_cpp.llama_sampler_sample(sampler, ctx, -1)
-                generated += 1
-                if generated == 1:
-                    t_first = time.perf_counter()
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    reason = "eos"
-                    break
-                shown = text_stream.feed(self._piece(token))
-                if shown:
-                    on_text(shown)
-                if text_stream.stopped:
-                    reason = "stop"
-                    break
-                if len(self._cached) >= self.n_ctx:
-                    reason = "context"
-                    break
-                try:
-                    decode_one(ctx, token, self.path, one)
-                except GenerationError:
-                    self.reset_cache()
-                    raise
-                self._cached.append(token)
-        finally:
-            llama_cpp.llama_sampler_free(sampler)
-        tail = text_stream.flush()
-        if tail:
-            on_text(tail)
-        t_end = time.perf_counter()
-        stats.generated_tokens = generated
-        stats.time_to_first_token = t_first - t0
-        stats.total_seconds = t_end - t0
-        if generated > 1 and t_end > t_first:
-            stats.tokens_per_second = (generated - 1) / (t_end - t_first)
-        stats.stop_reason = reason  # type: ignore[assignment]
-        stats.context_used = len(self._cached)
-        return text_stream.text, stats
 
 
 _KV_TYPES = {
@@ -287,12 +188,13 @@ _KV_TYPES = {
 }
 
 
-def token_piece(vocab: Any, token: int, buf: Any) -> bytes:
-    """A token's bytes as the model writes it (``buf``: a reused 256-byte buffer)."""
-    n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, False)
+def token_piece(vocab: Any, token: int, buf: Any, special: bool = False) -> bytes:
+    """A token's bytes as the model writes it (``buf``: a reused 256-byte buffer);
+    ``special``: control tokens too, as their text."""
+    n = llama_cpp.llama_token_to_piece(vocab, token, buf, len(buf), 0, special)
     if n < 0:
         big = ctypes.create_string_buffer(-n)
-        n = llama_cpp.llama_token_to_piece(vocab, token, big, -n, 0, False)
+        n = llama_cpp.llama_token_to_piece(vocab, token, big, -n, 0, special)
         return big.raw[:n]
     return buf.raw[:n]
 

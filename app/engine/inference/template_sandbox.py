@@ -45,6 +45,19 @@ class TemplateFailure(Exception):
         self.detail = detail
 
 
+def _too_big(request: dict[str, Any]) -> bool:
+    """More text than any prompt may hold (`template_worker.MAX_PROMPT_CHARS`): refused here,
+    before the child has to read it."""
+    size = len(request["template"])
+    for message in request["messages"]:
+        size += sum(len(v) for v in message.values() if isinstance(v, str))
+        if message.get("tool_calls"):
+            size += len(json.dumps(message["tool_calls"]))
+    if request.get("tools"):
+        size += len(json.dumps(request["tools"]))
+    return size > template_worker.MAX_PROMPT_CHARS
+
+
 def _child_cwd() -> str:
     root = data_paths().root
     return str(root) if root.is_dir() else tempfile.gettempdir()
@@ -139,14 +152,20 @@ class TemplateSandbox:
     def render(
         self,
         template: str,
-        messages: Sequence[dict[str, str]],
+        messages: Sequence[dict[str, Any]],
         bos_token: str = "",
         eos_token: str = "",
         cancelled: Callable[[], bool] | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> str:
-        """The rendered prompt; raises `TemplateFailure`."""
-        request = {"template": template, "messages": list(messages),
-                   "bos_token": bos_token, "eos_token": eos_token}
+        """The rendered prompt; raises `TemplateFailure` (kind "size" for a conversation and
+        tools too big to render into any context window)."""
+        request: dict[str, Any] = {"template": template, "messages": list(messages),
+                                   "bos_token": bos_token, "eos_token": eos_token}
+        if tools:
+            request["tools"] = list(tools)
+        if _too_big(request):
+            raise TemplateFailure("size")
         with self._lock:
             if cancelled is not None and cancelled():
                 raise TemplateFailure("cancelled")

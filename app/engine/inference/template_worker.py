@@ -5,7 +5,12 @@ objects, but not from looping for hours or building a gigabyte string, so templa
 where the parent can enforce a deadline by killing the process and the OS caps its memory.
 
 Protocol: one JSON request per line on stdin, one JSON answer per line on stdout.
-Request: ``{"template": str, "messages": [...], "bos_token": str, "eos_token": str}``.
+Request: ``{"template": str, "messages": [...], "bos_token": str, "eos_token": str}`` and
+optionally ``"tools": [...]`` (OpenAI function tools). A message may carry ``tool_calls`` whose
+``function.arguments`` is a JSON object: the template gets it as a mapping that prints as JSON
+(templates either ``| tojson`` it, iterate it, or concatenate it as text). An object
+``{MARKED_ARGUMENTS: "<marker>"}`` in its place stands for arguments rendered as that marker (see
+`app.engine.inference.prompt_spans`).
 Answer: ``{"prompt": str}``, ``{"error": str}`` (the template raised; with ``"stage":
 "compile"`` when it cannot be compiled), or ``{"limit": "memory" | "size"}`` (after which the
 process exits; the parent starts a new one). Before the first request it writes
@@ -29,6 +34,65 @@ MEMORY_LIMIT_BYTES = 512 * 1024 * 1024
 # A prompt longer than this cannot fit any context window; refusing it also keeps a template
 # from filling the pipe with hundreds of megabytes.
 MAX_PROMPT_CHARS = 8 * 1024 * 1024
+MARKED_ARGUMENTS = "\ue000hearth-marked-arguments"
+
+
+class _Arguments(dict):  # type: ignore[type-arg]
+    """Call arguments: a mapping for templates that iterate or ``tojson`` them, JSON text for
+    templates that print them."""
+
+    def __str__(self) -> str:
+        return json.dumps(self, ensure_ascii=False)
+
+
+class _Marked(_Arguments):
+    """Stand-in arguments: print and serialize as a marker."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+
+    def __str__(self) -> str:
+        return self.marker
+
+
+def _prepare(messages: Any) -> list[Any]:
+    """The request's messages with call arguments turned into `_Arguments`."""
+    if not isinstance(messages, list):
+        raise TypeError("messages must be a list")
+    for message in messages:
+        if not isinstance(message, dict):
+            raise TypeError("a message must be an object")
+        calls = message.get("tool_calls")
+        if calls is None:
+            continue
+        if not isinstance(calls, list):
+            raise TypeError("tool_calls must be a list")
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict):
+                raise TypeError("a tool call needs a function")
+            arguments = function.get("arguments")
+            if isinstance(arguments, dict):
+                marker = arguments.get(MARKED_ARGUMENTS)
+                function["arguments"] = (_Marked(marker) if isinstance(marker, str)
+                                         else _Arguments(arguments))
+    return messages
+
+
+def _unmark(value: Any, found: dict[str, str], depth: int = 0) -> Any:
+    """``value`` with each `_Marked` replaced by a placeholder string (recorded in ``found``)."""
+    if depth > 64:
+        return value
+    if isinstance(value, _Marked):
+        key = f"\ue002{len(found)}\ue003"
+        found[key] = value.marker
+        return key
+    if isinstance(value, dict):
+        return {k: _unmark(v, found, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_unmark(v, found, depth + 1) for v in value]
+    return value
 
 
 def _limit_memory() -> None:
@@ -89,8 +153,12 @@ def _environment() -> Any:
 
     def tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None,
                separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
-        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                          sort_keys=sort_keys)
+        found: dict[str, str] = {}
+        text = json.dumps(_unmark(x, found), ensure_ascii=ensure_ascii, indent=indent,
+                          separators=separators, sort_keys=sort_keys)
+        for key, marker in found.items():  # marked arguments render as their marker
+            text = text.replace(json.dumps(key, ensure_ascii=ensure_ascii), marker)
+        return text
 
     env.filters["tojson"] = tojson
     return env
@@ -118,13 +186,14 @@ def _render(env: Any, compiled: dict[str, Any], request: dict[str, Any]) -> dict
         compiled[source] = template
     try:
         prompt = template.render(
-            messages=request["messages"],
+            messages=_prepare(request["messages"]),
             bos_token=request.get("bos_token", ""),
             eos_token=request.get("eos_token", ""),
             add_generation_prompt=True,
             raise_exception=_raise_exception,
             strftime_now=_strftime_now,
-            tools=None, tool_choice=None, functions=None, function_call=None,
+            tools=_tools(request.get("tools")), tool_choice=None, functions=None,
+            function_call=None,
         )
     except MemoryError:
         return {"limit": "memory"}
@@ -135,6 +204,14 @@ def _render(env: Any, compiled: dict[str, Any], request: dict[str, Any]) -> dict
     if len(prompt) > MAX_PROMPT_CHARS:
         return {"limit": "size"}
     return {"prompt": prompt}
+
+
+def _tools(tools: Any) -> list[Any] | None:
+    if tools is None:
+        return None
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        raise TypeError("tools must be a list of objects")
+    return tools or None
 
 
 def _text(exc: BaseException) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 import llama_cpp
 
 from app.engine.inference.runtime import token_piece
-from app.engine.inference.sampler_chain import make_chain
+from app.engine.inference.sampler_chain import PENALTY_LAST_N, make_chain
 from app.engine.inference.stop_text import StopTextStream
 from app.engine.serving.jobs import (
     Finished,
@@ -37,6 +37,8 @@ from app.engine.serving.jobs import (
     SequenceJob,
 )
 from app.engine.serving.logprobs import token_logprobs
+from app.engine.structured import vocab_index
+from app.engine.structured.grammar_sampling import GrammarError, GrammarSampler
 from app.engine.types import GenerationStats
 
 OnEvent = Callable[[SequenceEvent], None]
@@ -59,6 +61,7 @@ class _Slot:
     pending: list[int] = field(default_factory=list)  # prompt tokens not decoded yet
     next_token: int | None = None  # sampled, decoded at the next step
     chain: Any = None
+    grammar: GrammarSampler | None = None  # the job's output format, checked after sampling
     stream: StopTextStream | None = None
     generated: int = 0
     logprobs: list = field(default_factory=list)  # TokenLogprobs not yet sent with a piece
@@ -83,6 +86,7 @@ class DecodeLoop:
         self._stopping = False
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._piece_buf = ctypes.create_string_buffer(256)
+        self._vocab_index: Any = None  # for grammars; read at the first constrained job
         self._thread = threading.Thread(target=self._run, name="hearth-decode", daemon=True)
         self._thread.start()
 
@@ -149,6 +153,20 @@ class DecodeLoop:
         self._queue = waiting
 
     def _start(self, slot: _Slot, request: _Request) -> None:
+        grammar = None
+        if request.job.grammar is not None:
+            if self._vocab_index is None:
+                self._vocab_index = vocab_index.build(self._vocab, self._n_vocab)
+            job = request.job
+            try:
+                grammar = GrammarSampler(
+                    self._vocab, self._n_vocab, job.grammar, self._vocab_index,
+                    top_k=1 if job.sampling.temperature <= 0 else job.sampling.top_k,
+                    boosted=job.logit_bias, window=PENALTY_LAST_N)
+            except GrammarError as exc:
+                _send(request, SequenceFailed(str(exc)))
+                request.handle._end()
+                return
         tokens = request.job.tokens
         # At least the last prompt token is decoded again: its logits give the first reply token.
         keep = min(_common_prefix(slot.cached, tokens), len(tokens) - 1)
@@ -160,6 +178,7 @@ class DecodeLoop:
                                 presence_penalty=job.presence_penalty,
                                 frequency_penalty=job.frequency_penalty,
                                 logit_bias=job.logit_bias)
+        slot.grammar = grammar
         slot.stream = StopTextStream(list(job.stop) + list(job.sampling.stop))
         slot.stats = GenerationStats(prompt_tokens=len(tokens), cached_tokens=keep,
                                      n_ctx=self.n_ctx_seq)
@@ -225,7 +244,15 @@ class DecodeLoop:
     def _sample(self, slot: _Slot, index: int) -> None:
         request = slot.request
         assert request is not None and slot.stream is not None
-        token = llama_cpp.llama_sampler_sample(slot.chain, self._ctx, index)
+        if slot.grammar is None:
+            token = llama_cpp.llama_sampler_sample(slot.chain, self._ctx, index)
+        else:
+            found, slot.chain = slot.grammar.sample(slot.chain, self._ctx, index)
+            if found is None:
+                self._fail_all([slot], "No token of this model can continue the required "
+                                       "format.")
+                return
+            token = found
         slot.generated += 1
         if slot.generated == 1:
             slot.first_token = time.perf_counter()
@@ -233,6 +260,10 @@ class DecodeLoop:
             self._finish(slot, "eos")
             return
         piece = self._piece(token)
+        if not piece and request.job.control_text:  # a control token: a marker to write out?
+            marker = token_piece(self._vocab, token, self._piece_buf, special=True)
+            if marker.decode("utf-8", "replace") in request.job.control_text:
+                piece = marker
         if request.job.top_logprobs is not None:
             slot.logprobs.append(token_logprobs(self._ctx, index, token, self._n_vocab,
                                                 request.job.top_logprobs, self._piece))
@@ -276,7 +307,10 @@ class DecodeLoop:
     def _release(self, slot: _Slot) -> None:
         """Free the slot for the next request; its cached tokens stay for prefix reuse."""
         llama_cpp.llama_sampler_free(slot.chain)
+        if slot.grammar is not None:
+            slot.grammar.close()
         slot.chain, slot.request, slot.next_token, slot.stream = None, None, None, None
+        slot.grammar = None
         slot.pending = []  # a prompt cut short: only what was decoded stays cached
 
     def _fail_all(self, slots: list[_Slot], message: str) -> None:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from app.engine.inference.embedding_runtime import EmbeddingRuntime
+from app.engine.inference.embedding_runtime import EmbeddingRuntime, Embeddings
 from app.engine.types import LoadSettings
 
 
@@ -37,8 +37,9 @@ class EmbeddingModel:
         self.n_ctx = self._runtime.n_ctx
         self.dimension = self._runtime.dimension
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """ValueError naming the text's index when one has more tokens than the context."""
+    def embed(self, texts: Sequence[str]) -> Embeddings:
+        """The texts' vectors and token counts; `TextTooLong` (with the text's index) when one
+        has more tokens than the context holds."""
         self.last_used = time.monotonic()
         with self._busy_lock:
             self._busy += 1
@@ -48,9 +49,6 @@ class EmbeddingModel:
             with self._busy_lock:
                 self._busy -= 1
             self.last_used = time.monotonic()
-
-    def token_count(self, text: str) -> int:
-        return len(self._thread.submit(self._runtime.tokenize, text).result())
 
     def busy_slots(self) -> int:
         return self._busy

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -39,12 +40,14 @@ from app.engine.inference.events import (
     Unloaded,
 )
 from app.engine.inference.prompt_format import PromptCancelled, PromptFormatError
-from app.engine.inference.runtime import LoadError
+from app.engine.inference.runtime import LoadError, ModelUnloaded
+from app.engine.serving.chat_tools import ReplyReader, WindowToolChoice, tool_plan
 from app.engine.serving.jobs import Finished, Piece, SequenceEvent, SequenceFailed, SequenceJob
 from app.engine.serving.loaded_model import LoadedModel
 from app.engine.serving.pool import ModelPool
 from app.engine.sizing.hardware import offload_gpus, vram_used
 from app.engine.sizing.memory_estimate import estimate_memory
+from app.engine.structured.schema_grammar import schema_to_grammar
 from app.engine.types import ChatMessage, GenerationStats, LoadSettings, Sampling
 
 log = logging.getLogger("hearth.engine")
@@ -69,6 +72,9 @@ class _Chat:
     messages: tuple[ChatMessage, ...]
     sampling: Sampling
     policy: OverflowPolicy
+    schema: dict[str, Any] | None = None  # structured output: the reply follows this schema
+    tools: tuple[dict[str, Any], ...] = ()  # OpenAI function tools the model may call
+    tool_choice: WindowToolChoice = "auto"  # "required": the reply must be one call
 
 
 _STOP = object()
@@ -130,8 +136,17 @@ class EngineHost:
         messages: Sequence[ChatMessage],
         sampling: Sampling | None = None,
         policy: OverflowPolicy = "truncate_oldest",
+        schema: dict[str, Any] | None = None,
+        tools: Sequence[dict[str, Any]] = (),
+        tool_choice: WindowToolChoice = "auto",
     ) -> int:
-        return self._submit(lambda i: _Chat(i, tuple(messages), sampling or Sampling(), policy))
+        """A reply to `messages`; with `schema` (structured output) it is JSON that follows it,
+        constrained by a grammar built on the host's thread (never the caller's). With
+        `tools`, the reply may call them: its `Done` carries the calls, and its tokens are
+        only the visible text."""
+        return self._submit(
+            lambda i: _Chat(i, tuple(messages), sampling or Sampling(), policy, schema,
+                            tuple(tools), tool_choice))
 
     def cancel(self, job_id: int) -> None:
         """Stop that job: a running reply ends within one token, a queued job never starts."""
@@ -261,6 +276,15 @@ class EngineHost:
         self._emit(Unloaded(job.job_id, path))
 
     def _do_chat(self, job: _Chat) -> None:
+        try:
+            self._chat(job)
+        except ModelUnloaded as exc:  # unloaded under the window (the API, a TTL): let it go
+            path = self._runtime.path if self._runtime else ""
+            self._runtime = self._baseline = None
+            self._emit(Failed(job.job_id, str(exc), "generate"))
+            self._emit(Unloaded(job.job_id, path))
+
+    def _chat(self, job: _Chat) -> None:
         model = self._runtime
         if job.job_id in self._cancelled:
             self._emit(Done(job.job_id, "", GenerationStats(stop_reason="cancelled")))
@@ -268,11 +292,28 @@ class EngineHost:
         if model is None:
             self._emit(Failed(job.job_id, "No model is loaded. Pick a model first.", "generate"))
             return
+        grammar = None
+        if job.schema is not None:
+            try:
+                grammar = schema_to_grammar(job.schema)
+            except ValueError as exc:  # InvalidSchema: unsupported, too big, malformed
+                self._emit(Failed(job.job_id, f"Structured output: {exc}", "generate"))
+                return
+        family = ""
+        if job.tools:
+            try:
+                family, tool_grammar = tool_plan(job.tools, job.tool_choice, model.tool_family)
+            except ValueError as exc:  # a tool whose parameters cannot constrain a call
+                self._emit(Failed(job.job_id, f"Tools: {exc}", "generate"))
+                return
+            grammar = tool_grammar or grammar
+        offered = list(job.tools) or None
         job_cancelled = lambda: job.job_id in self._cancelled  # noqa: E731
         prompts = {}
 
         def tokens(messages: Sequence[ChatMessage]) -> list[int]:
-            prompt = prompts[len(messages)] = model.chat_prompt(messages, job_cancelled)
+            prompt = prompts[len(messages)] = model.chat_prompt(messages, job_cancelled,
+                                                                tools=offered)
             return prompt.tokens
 
         try:
@@ -293,10 +334,13 @@ class EngineHost:
         if sampling.seed < 0 <= model.settings.seed:
             sampling = replace(sampling, seed=model.settings.seed)
         ended: list[EngineEvent] = []
+        prompt = prompts[len(fitted.messages)]
+        reader = ReplyReader(family, prompt.opens_thinking) if job.tools else None
         handle = model.submit(
-            SequenceJob(fitted.tokens, sampling, stop=prompts[len(fitted.messages)].stop,
-                        interactive=True),
-            lambda event: self._relay(job.job_id, event, ended))
+            SequenceJob(fitted.tokens, sampling, stop=prompt.stop, interactive=True,
+                        grammar=grammar,
+                        control_text=reader.control_text if reader else frozenset()),
+            lambda event: self._relay(job.job_id, event, ended, reader))
         while not handle.wait(CANCEL_POLL_S):
             if job.job_id in self._cancelled:
                 handle.cancel()
@@ -305,13 +349,22 @@ class EngineHost:
             if isinstance(ended[0], Done) and ended[0].stats.generated_tokens > 0:
                 self._measure_after_reply(job.job_id)
 
-    def _relay(self, job_id: int, event: SequenceEvent, ended: list[EngineEvent]) -> None:
-        """On the decode thread: text goes out at once; the end waits for the host's thread."""
+    def _relay(self, job_id: int, event: SequenceEvent, ended: list[EngineEvent],
+               reader: ReplyReader | None = None) -> None:
+        """On the decode thread: text goes out at once; the end waits for the host's thread.
+        With tools offered the reader holds back call markup: only visible text goes out."""
         if isinstance(event, Piece):
-            if event.text:
-                self._emit(Token(job_id, event.text))
+            text = reader.feed(event.text) if reader and event.text else event.text
+            if text:
+                self._emit(Token(job_id, text))
         elif isinstance(event, Finished):
-            ended.append(Done(job_id, event.text, event.stats))
+            if reader is None:
+                ended.append(Done(job_id, event.text, event.stats))
+                return
+            rest = reader.finish()
+            if rest:
+                self._emit(Token(job_id, rest))
+            ended.append(Done(job_id, reader.content, event.stats, reader.calls))
         elif isinstance(event, SequenceFailed):
             ended.append(Failed(job_id, event.message, "generate"))
 

@@ -26,6 +26,11 @@ class SequenceJob:
     logit_bias: dict[int, float] = field(default_factory=dict)  # token id → added logit
     top_logprobs: int | None = None  # None: no logprobs; n: the chosen token's and the n likeliest
     interactive: bool = False  # the window's chat: a slot kept for it, never queued behind API work
+    grammar: str | None = None  # GBNF (root rule "root") the reply must match, e.g. from a schema
+    # Control tokens written out as text when theirs is one of these: tool-call markers such as
+    # Llama's <|python_tag|> or Mistral's [TOOL_CALLS] are control tokens, and the reply's
+    # parser must see them; any other control token still never shows.
+    control_text: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ class ServedModel:
     jit: bool
     ttl_s: float | None
     idle_s: float
+    aliases: tuple[str, ...] = ()  # other keys that name this model (see `ModelPool.load`)
 
 
 class ModelPool:
@@ -108,7 +109,9 @@ class ModelPool:
         return model
 
     def unload(self, key: str) -> bool:
-        """Unload the model under ``key``; an alias is only forgotten (its model stays)."""
+        """Unload the model under ``key``; an alias is only forgotten (its model stays: the
+        window reloading its model with other settings must not unload the API's copy). To
+        unload the model an alias names, unload ``get(alias).key``."""
         with self._lock:
             if self._aliases.pop(key, None) is not None:
                 return True
@@ -129,8 +132,10 @@ class ModelPool:
     def models(self) -> list[ServedModel]:
         with self._lock:
             loaded = list(self._models.values())
+            aliases = dict(self._aliases)
         return [ServedModel(m.key, m.path, m.kind, m.info, m.n_ctx, m.parallel, m.memory_bytes,
-                            m.busy_slots(), m.jit, m.ttl_s, m.idle_s()) for m in loaded]
+                            m.busy_slots(), m.jit, m.ttl_s, m.idle_s(),
+                            tuple(a for a, k in aliases.items() if k == m.key)) for m in loaded]
 
     def shutdown(self) -> None:
         self._stop.set()

@@ -26,6 +26,9 @@ _CHAT_COLUMNS = (
     Chat.overflow_policy,
     Chat.created_at,
     Chat.updated_at,
+    Chat.response_schema,
+    Chat.structured_output,
+    Chat.tools_enabled,
 )
 
 _SEARCH_SQL = text(
@@ -55,7 +58,8 @@ def fts_query(raw: str) -> str | None:
 
 def _chat(row: Row[Any]) -> ChatRecord:
     return ChatRecord(
-        row[0], row[1], row[2], Sampling.from_dict(row[3]), row[4], row[5], row[6], row[7]
+        row[0], row[1], row[2], Sampling.from_dict(row[3]), row[4], row[5], row[6], row[7],
+        row[8], bool(row[9]), bool(row[10]),
     )
 
 
@@ -69,10 +73,17 @@ class ChatStore(Database):
         sampling: Sampling | None = None,
         model_path: str | None = None,
         overflow_policy: OverflowPolicy = "truncate_oldest",
+        *,
+        response_schema: str | None = None,
+        structured_output: bool = False,
     ) -> ChatRecord:
         check(overflow_policy, OVERFLOW_POLICIES, "overflow policy")
         sampling_data = (sampling or Sampling()).to_dict()
         now = utcnow()
+        structured: dict[str, Any] = {}
+        if response_schema is not None or structured_output:
+            structured = {"response_schema": response_schema,
+                          "structured_output": structured_output}
         # A core INSERT names only these columns (the ORM would name every one, leaf_id too),
         # so a Store can still add chats to a database a migration has not reached yet.
         statement = insert(Chat).values(
@@ -83,6 +94,7 @@ class ChatStore(Database):
             overflow_policy=overflow_policy,
             created_at=now,
             updated_at=now,
+            **structured,
         ).returning(Chat.id)
         with self._writing() as session:
             chat_id = int(session.execute(statement).scalar_one())
@@ -95,6 +107,8 @@ class ChatStore(Database):
             overflow_policy,
             now,
             now,
+            response_schema,
+            structured_output,
         )
 
     def get_chat(self, chat_id: int) -> ChatRecord | None:
@@ -120,6 +134,9 @@ class ChatStore(Database):
         sampling: Sampling | _Unset = UNSET,
         model_path: str | None | _Unset = UNSET,
         overflow_policy: OverflowPolicy | _Unset = UNSET,
+        response_schema: str | None | _Unset = UNSET,
+        structured_output: bool | _Unset = UNSET,
+        tools_enabled: bool | _Unset = UNSET,
     ) -> bool:
         """Change only the fields given; returns False when the chat does not exist."""
         values: dict[str, Any] = {}
@@ -134,6 +151,12 @@ class ChatStore(Database):
         if not isinstance(overflow_policy, _Unset):
             check(overflow_policy, OVERFLOW_POLICIES, "overflow policy")
             values["overflow_policy"] = overflow_policy
+        if not isinstance(response_schema, _Unset):
+            values["response_schema"] = response_schema
+        if not isinstance(structured_output, _Unset):
+            values["structured_output"] = bool(structured_output)
+        if not isinstance(tools_enabled, _Unset):
+            values["tools_enabled"] = bool(tools_enabled)
         if not values:
             return self.get_chat(chat_id) is not None
         return self._update(update(Chat).where(Chat.id == chat_id).values(**values))

@@ -48,12 +48,14 @@ MESSAGE_COLUMNS = (
     type_coerce(Message.created_at, String),
     type_coerce(Message.stats, String),
     Message.parent_id,
+    type_coerce(Message.tool, String),
 )
 
 
 def message_record(row: Row[Any]) -> MessageRecord:
     created_at = datetime.fromisoformat(row[6]).replace(tzinfo=UTC)
-    return MessageRecord(row[0], row[1], row[2], row[3], row[4], row[5], created_at, row[7], row[8])
+    return MessageRecord(row[0], row[1], row[2], row[3], row[4], row[5], created_at, row[7], row[8],
+                         row[9])
 
 
 def _path_up(leaf: int, stop: int | None = None) -> Select[Any]:
@@ -120,9 +122,11 @@ class MessageTree(Database):
         error: str | None = None,
         *,
         parent_id: int | None | _Unset = UNSET,
+        tool: dict[str, Any] | None = None,
     ) -> MessageRecord:
         """Add a message after `parent_id` (default: at the end of the branch on screen), make
-        it the end of the branch shown, and bump the chat's updated_at.
+        it the end of the branch shown, and bump the chat's updated_at. ``tool``: a "tool"
+        turn's call (see `ToolTurn.to_dict`) or an assistant turn's calls (`calls_data`).
 
         LookupError if the chat is gone or the parent is not one of its messages.
         """
@@ -154,6 +158,7 @@ class MessageTree(Database):
                 status=status,
                 stats=stats.to_dict() if stats is not None else None,
                 error=error,
+                tool=tool,
                 created_at=now,
                 # Claimed before the row exists, so no other process sees it without a live lock.
                 writer=self._writer.claim() if status == "streaming" else None,
@@ -166,7 +171,8 @@ class MessageTree(Database):
             )
         stats_json = json.dumps(stats.to_dict()) if stats is not None else None
         return MessageRecord(
-            message_id, chat_id, role, content, status, error, now, stats_json, parent
+            message_id, chat_id, role, content, status, error, now, stats_json, parent,
+            json.dumps(tool) if tool is not None else None,
         )
 
     def update_message(
@@ -177,11 +183,14 @@ class MessageTree(Database):
         status: MessageStatus | _Unset = UNSET,
         stats: GenerationStats | None | _Unset = UNSET,
         error: str | None | _Unset = UNSET,
+        tool: dict[str, Any] | None | _Unset = UNSET,
     ) -> bool:
         """Change only the fields given; returns False when the message no longer exists."""
         values: dict[str, Any] = {}
         if not isinstance(content, _Unset):
             values["content"] = content
+        if not isinstance(tool, _Unset):
+            values["tool"] = tool
         return self._change_message(message_id, values, status, stats, error)
 
     def save_reply(

@@ -12,18 +12,24 @@ old one (the Store keeps messages as a tree), and the user moves between version
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
-from app.engine.types import GenerationStats
-from app.models.records import MessageRecord
+from app.engine.types import GenerationStats, ToolCall
+from app.models.records import MessageRecord, calls_data
 from app.models.reply_writer import ReplyWriter
 from app.models.store import Store
 from app.models.store_values import UNSET, _Unset
 from app.services.chat_session import ChatSession, StartedReply, dropped_notice
+from app.services.tool_loop import ToolLoop, max_steps
 from app.ui.bridge import EngineBridge
 from app.ui.chat.message_model import MessageListModel
+from app.ui.chat.tool_driver import ToolDriver
+from app.ui.chat.tool_sources import ToolSources
 
 
 @dataclass
@@ -31,6 +37,7 @@ class _Reply:
     job_id: int
     chat_id: int
     started: StartedReply
+    calls: tuple[ToolCall, ...] = ()  # what the reply asked to call (tools on only)
 
     @property
     def message_id(self) -> int:
@@ -54,8 +61,14 @@ class ChatController(QObject):
         bridge: EngineBridge,
         model: MessageListModel,
         parent: QObject | None = None,
+        tools: ToolSources | None = None,
     ) -> None:
         super().__init__(parent)
+        self.tools = tools
+        self.tool_driver = ToolDriver(store, self)
+        # The tool_choice of each step of a loop (1-based): "auto" lets the model decide;
+        # "required" or a tool's name makes the reply a call (grammar-constrained).
+        self.tool_choice: Callable[[int], str] = lambda _step: "auto"
         self._store = store
         self._bridge = bridge
         self.model = model
@@ -66,6 +79,10 @@ class ChatController(QObject):
         bridge.tokens.connect(self._on_tokens)
         bridge.done.connect(self._on_done)
         bridge.failed.connect(self._on_failed)
+        bridge.toolCalls.connect(self._on_tool_calls)
+        self.tool_driver.resultSaved.connect(self._on_tool_result)
+        self.tool_driver.replyWanted.connect(self._continue_loop)
+        self.tool_driver.finished.connect(self._on_loop_finished)
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -74,7 +91,7 @@ class ChatController(QObject):
 
     @property
     def busy(self) -> bool:
-        return self._reply is not None
+        return self._reply is not None or self.tool_driver.active
 
     @property
     def current_job(self) -> int | None:
@@ -118,6 +135,8 @@ class ChatController(QObject):
         """Ask the engine to stop the reply; `done` then arrives and the text is kept."""
         if self._reply is not None:
             self._bridge.cancel(self._reply.job_id)
+        elif self.tool_driver.active:
+            self.tool_driver.stop()
 
     def regenerate(self) -> bool:
         """A new reply to the last message; the old reply stays, as another version."""
@@ -186,12 +205,52 @@ class ChatController(QObject):
             return
         self.model.append_message(started.placeholder)
         self.model.set_versions(self._store.message_versions(chat_id))
-        job = self._bridge.chat(started.history, started.chat.sampling,
-                                started.chat.overflow_policy)
         self._last_writer = started.writer
+        if started.problem is not None:
+            # Structured output is on with an unusable schema: say so in the reply's place.
+            ChatSession.fail_reply(started, started.problem)
+            self.model.set_last_state("failed", error=started.problem)
+            self.chatUpdated.emit(chat_id)
+            self.notice.emit(started.problem)
+            return
+        was_busy = self.busy  # a loop's next reply: the page is busy already
+        tools, choice = self._tools_for(started)
+        job = self._bridge.chat(started.history, started.chat.sampling,
+                                started.chat.overflow_policy, started.response_schema,
+                                tools, choice)
         self._reply = _Reply(job, chat_id, started)
-        self.busyChanged.emit(True)
+        if not was_busy:
+            self.busyChanged.emit(True)
         self.chatUpdated.emit(chat_id)
+
+    def _tools_for(self, started: StartedReply) -> tuple[list[dict], str]:
+        """The tools this reply may call and its tool_choice; a first reply starts the loop."""
+        chat = started.chat
+        if not chat.tools_enabled or chat.structured_output or self.tools is None:
+            return [], "auto"
+        driver = self.tool_driver
+        if not driver.active:
+            self.tools.ensure_connected()
+            driver.begin(ToolLoop(self.tools.box, self.tools.permissions, max_steps(self._store)))
+        loop = driver.loop
+        assert loop is not None
+        return loop.offered(), self.tool_choice(loop.step + 1)
+
+    def _continue_loop(self) -> None:
+        """Every call of the last step is answered: the model reads the results and goes on."""
+        if self.chat_id is None or self._reply is not None:
+            return
+        self._start_reply(self.chat_id)
+
+    def _on_tool_result(self, record: MessageRecord) -> None:
+        if record.chat_id == self.chat_id:
+            self.model.append_message(record)
+
+    def _on_loop_finished(self, notice: str) -> None:
+        if notice:
+            self.notice.emit(notice)
+        if self._reply is None:
+            self.busyChanged.emit(False)
 
     # -- engine events -------------------------------------------------------------------------
     def _showing(self, reply: _Reply) -> bool:
@@ -213,15 +272,33 @@ class ChatController(QObject):
         if self._showing(reply):
             self.model.append_to_last(text)
 
+    def _on_tool_calls(self, job: int, calls: tuple[ToolCall, ...]) -> None:
+        if self._reply is not None and job == self._reply.job_id:
+            self._reply.calls = tuple(calls)
+
     def _on_done(self, job: int, _text: str, stats: GenerationStats) -> None:
         reply = self._reply
         if reply is None or job != reply.job_id:
             return
         cancelled = stats.stop_reason == "cancelled"
         ended = ChatSession.end_reply(reply.started, stats)
+        calls = reply.calls if not cancelled and self.tool_driver.active else ()
+        if calls:
+            # Saved with the reply, so a reopened chat (and the model) sees what was called.
+            data = calls_data(calls)
+            self._store.update_message(reply.message_id, tool=data)
+            if self._showing(reply):
+                self.model.replace_last(dataclasses.replace(
+                    self.model.last_record(), tool_json=json.dumps(data)))
         if self._showing(reply):
             self.model.set_last_state(ended.status, stats=stats)
-        self._end_reply()
+        self._reply = None
+        if calls:
+            self.tool_driver.handle(reply.chat_id, calls)
+        elif self.tool_driver.active:
+            self.tool_driver.reply_ended()  # the loop's answer: `finished` ends the busy state
+        else:
+            self._end_reply()
         self.statsChanged.emit(stats)
         if cancelled:
             self.notice.emit("Stopped; the partial reply is kept.")
@@ -233,9 +310,14 @@ class ChatController(QObject):
         ChatSession.fail_reply(reply.started, message)
         if self._showing(reply):
             self.model.set_last_state("failed", error=message)
-        self._end_reply()
+        if self.tool_driver.active:
+            self._reply = None
+            self.tool_driver.reply_ended()
+        else:
+            self._end_reply()
         self.notice.emit(message)
 
     def _end_reply(self) -> None:
         self._reply = None
-        self.busyChanged.emit(False)
+        if not self.tool_driver.active:
+            self.busyChanged.emit(False)

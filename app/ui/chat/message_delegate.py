@@ -50,7 +50,7 @@ from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem,
 from app.engine.types import GenerationStats
 from app.models.records import MessageRecord
 from app.ui.chat.late_highlight import LateHighlighter
-from app.ui.chat.message_model import RecordRole, StatsRole, VersionRole
+from app.ui.chat.message_model import PrettyJsonRole, RecordRole, StatsRole, VersionRole
 from app.ui.chat.message_render import MessageRenderer, Rendered
 from app.ui.chat.version_switch import VersionSwitch, paint_version_switch, version_switch
 from app.ui.link_policy import open_link
@@ -266,7 +266,8 @@ class MessageDelegate(QStyledItemDelegate):
     def _signature(self, record: MessageRecord, index: _Index) -> tuple[object, ...]:
         stats: GenerationStats | None = index.data(StatsRole)
         return (len(record.content), record.status, record.error, stats is not None,
-                record.id in self._expanded)
+                record.id in self._expanded, bool(index.data(PrettyJsonRole)),
+                record.tool_json is not None)
 
     def _rendered(self, index: _Index, width: int) -> Rendered:
         record: MessageRecord = index.data(RecordRole)
@@ -280,8 +281,9 @@ class MessageDelegate(QStyledItemDelegate):
             # A row seen for the first time (opening a chat, paging) shows its code uncoloured
             # at once; a streaming reply is coloured as it grows, so it never flickers.
             highlight = rendered is not None or record.status == "streaming"
-            rendered = self._store(
-                record, self.renderer.render(record, stats, expanded, signature, highlight))
+            rendered = self._store(record, self.renderer.render(
+                record, stats, expanded, signature, highlight,
+                bool(index.data(PrettyJsonRole))))
             if rendered.uncoloured:
                 self._late.add(record.id, QPersistentModelIndex(index))
         else:
@@ -307,7 +309,7 @@ class MessageDelegate(QStyledItemDelegate):
             return False
         self._store(record, self.renderer.render(
             record, index.data(StatsRole), record.id in self._expanded, rendered.signature,
-            highlight=True))
+            True, bool(index.data(PrettyJsonRole))))  # True: highlight
         return True
 
     def _defer(self, rendered: Rendered, record: MessageRecord, index: _Index) -> bool:

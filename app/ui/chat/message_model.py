@@ -34,6 +34,7 @@ StatusRole = Qt.ItemDataRole.UserRole + 4
 ErrorRole = Qt.ItemDataRole.UserRole + 5
 StatsRole = Qt.ItemDataRole.UserRole + 6
 VersionRole = Qt.ItemDataRole.UserRole + 7  # (1-based number, count), or None: one version
+PrettyJsonRole = Qt.ItemDataRole.UserRole + 8  # show a JSON reply indented (structured output)
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -45,6 +46,7 @@ class MessageListModel(QAbstractListModel):
         self._first = 0  # index in _records of the first exposed row
         self._stats: dict[int, GenerationStats | None] = {}  # decoded lazily, per message id
         self._versions: dict[int, tuple[int, ...]] = {}  # message id -> ids of its versions
+        self._pretty_json = False  # the chat's structured output is on
 
     # -- Qt model API --------------------------------------------------------------------------
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt signature
@@ -70,6 +72,8 @@ class MessageListModel(QAbstractListModel):
             return self.stats_of(record)
         if role == VersionRole:
             return self.version_of(record.id)
+        if role == PrettyJsonRole:
+            return self._pretty_json and record.role == "assistant"
         return None
 
     # -- loading -------------------------------------------------------------------------------
@@ -96,6 +100,16 @@ class MessageListModel(QAbstractListModel):
             if row is not None:
                 index = self.index(row, 0)
                 self.dataChanged.emit(index, index, [VersionRole])
+
+    def set_pretty_json(self, on: bool) -> None:
+        """Show assistant replies that are JSON indented (the chat's structured output is on);
+        repaints the rows only when that changes."""
+        if on == self._pretty_json:
+            return
+        self._pretty_json = on
+        if self.rowCount():
+            self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, 0),
+                                  [PrettyJsonRole])
 
     def can_fetch_older(self) -> bool:
         return self._first > 0
@@ -183,6 +197,12 @@ class MessageListModel(QAbstractListModel):
         last = self._records[-1]
         self._records[-1] = dataclasses.replace(last, content=last.content + text)
         self._last_changed()
+
+    def replace_last(self, record: MessageRecord) -> None:
+        """The last message changed as a whole (a reply's tool calls were saved with it)."""
+        if self._records:
+            self._records[-1] = record
+            self._last_changed()
 
     def set_last_state(
         self,

@@ -15,11 +15,19 @@ from PySide6.QtWidgets import QWidget
 
 from app.engine.inference.reasoning import split_thinking
 from app.engine.types import GenerationStats
-from app.models.records import MessageRecord
+from app.models.records import MessageRecord, ToolTurn
+from app.ui.chat.pretty_json import json_block
+from app.ui.chat.tool_blocks import (
+    calls_html,
+    expanded_html,
+    result_summary,
+    tool_badge,
+    tool_title,
+)
 from app.ui.inert_document import InertDocument
 from app.ui.markdown_html import MarkdownRenderer
 
-ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System"}
+ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System", "tool": "Tool"}
 BADGES = {"partial": "partial", "failed": "failed", "streaming": "generating…"}
 STOP_REASONS = {"length": "hit the token limit", "cancelled": "stopped", "context": "context full"}
 
@@ -63,17 +71,26 @@ class MessageRenderer:
         expanded: bool,
         signature: tuple[object, ...],
         highlight: bool,
+        pretty_json: bool = False,
     ) -> Rendered:
-        """``expanded``: the thinking block is open; ``highlight``: colour code blocks now."""
+        """``expanded``: the thinking block is open; ``highlight``: colour code blocks now;
+        ``pretty_json``: a finished reply that is JSON is shown indented in a code block."""
         started = time.monotonic()
+        turn = record.tool_turn
+        if turn is not None:
+            return self._tool_turn(record, turn, expanded, signature, started)
         split = split_thinking(record.content) if record.role == "assistant" else None
         answer = split.answer if split else record.content
+        if pretty_json and record.status != "streaming":
+            answer = json_block(answer) or answer
         html = self._markdown(answer, highlight=highlight) if answer.strip() else ""
         uncoloured = not highlight and self._markdown.has_code(html)
         if not html and record.status == "streaming":
             html = "<p><i>…</i></p>"
         if record.status == "failed" and record.error:
             html += f'<p style="color:#b00020">Failed: {escape(record.error)}</p>'
+        if record.tool_calls:
+            html += calls_html(record.tool_calls)
         if stats is not None and record.role == "assistant":
             html += f'<p style="color:#777777"><small>{escape(stats_text(stats))}</small></p>'
         body = self._document(html)
@@ -93,6 +110,16 @@ class MessageRenderer:
                         thinking_label, thinking, body, rendered_at=finished,
                         cost=finished - started, has_text=bool(answer.strip()),
                         uncoloured=uncoloured)
+
+    def _tool_turn(self, record: MessageRecord, turn: ToolTurn, expanded: bool,
+                   signature: tuple[object, ...], started: float) -> Rendered:
+        """A tool result: a collapsible block, "tool(args…) → result…" when closed."""
+        label = ("▾ " if expanded else "▸ ") + result_summary(turn, record.content)
+        details = self._document(expanded_html(turn, record.content)) if expanded else None
+        finished = time.monotonic()
+        return Rendered(signature, tool_title(turn), tool_badge(turn), label, details,
+                        self._document(""), rendered_at=finished, cost=finished - started,
+                        has_text=True)
 
     def _document(self, html: str) -> QTextDocument:
         # No Qt parent: a replaced or evicted document must be freed with its last reference.

@@ -7,9 +7,11 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -19,6 +21,7 @@ from PySide6.QtWidgets import (
 from app.models.chat_export import export_json, export_markdown
 from app.models.store import Store
 from app.ui.bridge import EngineBridge
+from app.ui.chat.approval_panel import ApprovalPanel
 from app.ui.chat.chat_list import ChatList
 from app.ui.chat.composer import Composer
 from app.ui.chat.controller import ChatController
@@ -27,6 +30,7 @@ from app.ui.chat.message_view import MessageView
 from app.ui.chat.model_picker import ModelPicker
 from app.ui.chat.settings_panel import SettingsPanel
 from app.ui.chat.status_line import StatusLine
+from app.ui.chat.tool_sources import ToolSources
 from app.ui.plain_text import escaped_rich, plain_label
 
 LAST_CHAT_SETTING = "chat.last_id"  # reopened at the next start
@@ -43,13 +47,19 @@ class ChatPage(QWidget):
         self._bridge = bridge
         self._shown: int | None = None  # the chat whose settings and header are on screen
         self.messages = MessageListModel(self)
-        self.controller = ChatController(store, bridge, self.messages, self)
+        self.tool_sources = ToolSources(store, self)
+        self.controller = ChatController(store, bridge, self.messages, self,
+                                         tools=self.tool_sources)
         self.model_picker = ModelPicker(store, bridge, self)
         self.chat_list = ChatList(store, self)
         self.view = MessageView(self.messages, self)
         self.composer = Composer(self)
         self.status_line = StatusLine(self)
         self.settings_panel = SettingsPanel(store, self)
+        self.settings_panel.tools_panel.set_sources(self.tool_sources)
+        self.approval_panel = ApprovalPanel(self)
+        self.tool_step = plain_label(parent=self)  # "Tool step 3 of 10" while a loop runs
+        self.tool_step.hide()
         self.title_label = plain_label(parent=self)  # chat titles come from what was typed
         self.export_markdown_button = QPushButton("Export Markdown…", self)
         self.export_json_button = QPushButton("Export JSON…", self)
@@ -71,6 +81,7 @@ class ChatPage(QWidget):
         if chat_id != self._shown:
             self.composer.cancel_edit()
             self.status_line.clear()
+            self.messages.set_pretty_json(chat.structured_output)  # before the rows arrive
             self.controller.set_chat(chat_id)
             self._show_last_stats()
             self._store.set_setting(LAST_CHAT_SETTING, chat_id)
@@ -130,13 +141,23 @@ class ChatPage(QWidget):
         column.addLayout(header)
         column.addWidget(self.view, 1)
         column.addLayout(actions)
+        column.addWidget(self.tool_step)
+        column.addWidget(self.approval_panel)
         column.addWidget(self.composer)
         column.addWidget(self.status_line)
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.chat_list)
         splitter.addWidget(center)
-        splitter.addWidget(self.settings_panel)
+        # Scrolls rather than squeezing its sections over each other in a short window.
+        settings = QScrollArea(self)
+        settings.setWidget(self.settings_panel)
+        settings.setWidgetResizable(True)
+        settings.setFrameShape(QFrame.Shape.NoFrame)
+        settings.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        settings.setMinimumWidth(self.settings_panel.minimumSizeHint().width()
+                                 + settings.verticalScrollBar().sizeHint().width())
+        splitter.addWidget(settings)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([220, 640, 260])
         layout = QVBoxLayout(self)
@@ -148,6 +169,7 @@ class ChatPage(QWidget):
         self.composer.sendRequested.connect(self._send)
         self.composer.editRequested.connect(self._resend_edit)
         self.composer.stopRequested.connect(c.stop)
+        self.settings_panel.structuredChanged.connect(self.messages.set_pretty_json)
         self.view.editRequested.connect(self.composer.begin_edit)
         self.view.regenerateRequested.connect(c.regenerate)
         self.view.versionRequested.connect(c.show_version)
@@ -158,6 +180,11 @@ class ChatPage(QWidget):
         c.contextChanged.connect(self.status_line.set_context)
         c.notice.connect(self.status_line.show_notice)
         c.chatUpdated.connect(self._on_chat_updated)
+        tools = c.tool_driver
+        tools.approvalNeeded.connect(self.approval_panel.ask)
+        tools.approvalClosed.connect(self.approval_panel.hide)
+        tools.stepChanged.connect(self._show_tool_step)
+        self.approval_panel.decided.connect(tools.decide)
         self.chat_list.chatActivated.connect(self.open_chat)
         self.chat_list.hitActivated.connect(self._open_hit)
         self.chat_list.newChatRequested.connect(self.new_chat)
@@ -168,7 +195,16 @@ class ChatPage(QWidget):
         self.export_markdown_button.clicked.connect(lambda: self._export_dialog("markdown"))
         self.export_json_button.clicked.connect(lambda: self._export_dialog("json"))
 
+    def shutdown(self) -> None:
+        """The window is closing: end a tool loop and stop the MCP servers."""
+        self.controller.stop()
+        self.tool_sources.close()
+
     # -- reactions -----------------------------------------------------------------------------
+    def _show_tool_step(self, step: int, cap: int) -> None:
+        self.tool_step.setVisible(step > 0)
+        self.tool_step.setText(f"Tool step {step} of {cap}" if step > 0 else "")
+
     def _send(self, text: str) -> None:
         if self.controller.chat_id is None and text.strip():
             self.new_chat()  # so the settings panel edits the chat this message starts

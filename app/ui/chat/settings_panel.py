@@ -1,4 +1,5 @@
-"""Right panel: the chat's system prompt (with presets), sampling and overflow policy.
+"""Right panel: the chat's system prompt (with presets), sampling, overflow policy and
+structured output (a switch and a JSON schema, see schema_editor.py).
 
 Every change the user makes is saved to the chat through Store.update_chat; typing in the
 system prompt is saved after a short pause (and at once by `flush`, which the page calls before
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -26,6 +27,8 @@ from PySide6.QtWidgets import (
 from app.engine.types import Sampling
 from app.models.records import ChatRecord, OverflowPolicy, PresetRecord
 from app.models.store import Store
+from app.ui.chat.schema_editor import SchemaEditor
+from app.ui.chat.tools_panel import ToolsPanel
 
 SAVE_DELAY_MS = 400
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
@@ -53,6 +56,8 @@ def _int(minimum: int, maximum: int, special: str | None = None) -> QSpinBox:
 
 
 class SettingsPanel(QWidget):
+    structuredChanged = Signal(bool)  # the user switched structured output on or off
+
     def __init__(self, store: Store, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._store = store
@@ -76,6 +81,8 @@ class SettingsPanel(QWidget):
         self.overflow_combo = QComboBox(self)
         for policy, label in OVERFLOW_LABELS.items():
             self.overflow_combo.addItem(label, policy)
+        self.schema_editor = SchemaEditor(self)
+        self.tools_panel = ToolsPanel(store, self)  # saves its own switch (tools_enabled)
 
         form = QFormLayout()
         form.addRow("Temperature", self.temperature)
@@ -94,6 +101,8 @@ class SettingsPanel(QWidget):
         layout.addLayout(form)
         layout.addWidget(QLabel("When the chat outgrows the context"))
         layout.addWidget(self.overflow_combo)
+        layout.addWidget(self.schema_editor, 1)
+        layout.addWidget(self.tools_panel)
 
         self._save_timer = QTimer(self)
         self._save_timer.setSingleShot(True)
@@ -105,6 +114,8 @@ class SettingsPanel(QWidget):
             getattr(self, name).valueChanged.connect(
                 lambda _value, name=name: self._on_edited(name))
         self.overflow_combo.currentIndexChanged.connect(lambda _row: self._on_edited(None))
+        self.schema_editor.textEdited.connect(self._on_schema_edited)
+        self.schema_editor.switchToggled.connect(self._on_switch)
         self.reload_presets()
         self.set_chat(None)
 
@@ -136,6 +147,9 @@ class SettingsPanel(QWidget):
             if chat is not None:
                 self.overflow_combo.setCurrentIndex(
                     self.overflow_combo.findData(chat.overflow_policy))
+            self.schema_editor.set_schema(chat.response_schema if chat else None,
+                                          chat.structured_output if chat else False)
+            self.tools_panel.set_chat(chat)
             self._match_preset()
         finally:
             self._filling = False
@@ -191,6 +205,16 @@ class SettingsPanel(QWidget):
         self._dirty = True
         self._save_timer.start()
 
+    def _on_schema_edited(self) -> None:
+        if self._filling:
+            return
+        self._dirty = True
+        self._save_timer.start()
+
+    def _on_switch(self, on: bool) -> None:
+        self._on_edited(None)
+        self.structuredChanged.emit(on)
+
     def _on_edited(self, field: str | None) -> None:
         """A sampling field (None: the overflow policy) changed; saved at once."""
         if self._filling:
@@ -218,4 +242,6 @@ class SettingsPanel(QWidget):
             system_prompt=self.system_prompt.toPlainText(),
             sampling=self._sampling,
             overflow_policy=self.overflow_policy(),
+            response_schema=self.schema_editor.schema_text(),
+            structured_output=self.schema_editor.is_on(),
         )

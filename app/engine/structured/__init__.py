@@ -1,0 +1,1 @@
+"""Grammar-constrained generation: JSON schemas to GBNF, and the per-sequence grammar sampler."""
