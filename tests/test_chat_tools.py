@@ -16,18 +16,16 @@ from pathlib import Path
 
 import psutil
 import pytest
-from alembic import command
 from chat_page_support import load, send, wait_idle
 from PySide6.QtCore import Qt
-from sqlalchemy import create_engine
 
 from app.engine.serving.chat_tools import ReplyReader
 from app.engine.types import ToolCall
 from app.models.chat_export import export_json, export_markdown
-from app.models.migrations import make_config
+from app.models.migrations import migrate_to
 from app.models.records import ToolTurn, calls_data
 from app.models.store import Store
-from app.services.chat_session import history_for_model
+from app.services.chat_session import NOT_RUN_TEXT, history_for_model
 from app.services.tool_loop import DENIED_TEXT, MAX_STEPS_KEY
 from app.services.tools import ToolPermissions
 from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model
@@ -186,6 +184,17 @@ def test_stop_while_a_call_waits_for_approval_runs_nothing(qtbot, tools_page, he
     assert not page.approval_panel.isVisible() and not page.tool_step.isVisible()
     assert [m.role for m in _messages(hearth_store, page)] == ["user", "assistant"]
     assert "not run" in page.status_line.notice_label.text()
+    # The next message still renders under templates that want every call answered: the
+    # call that never ran is answered as not run.
+    user, called = _messages(hearth_store, page)
+    history = history_for_model("", [user, called, user])
+    assert [m.role for m in history] == ["user", "assistant", "tool", "user"]
+    assert history[2].content == NOT_RUN_TEXT
+    assert history[2].tool_call_id == called.tool_calls[0].id
+    _choose(page)
+    send(qtbot, page, "Never mind.")
+    wait_idle(qtbot, page)
+    assert [m.role for m in _messages(hearth_store, page)][-1] == "assistant"
 
 
 def test_the_step_cap_ends_the_loop_and_says_so(qtbot, tools_page, hearth_store) -> None:
@@ -257,18 +266,9 @@ def test_stop_while_a_tool_runs_drops_its_result_and_ends_the_loop(
     assert [m.role for m in _messages(hearth_store, page)] == ["user", "assistant"]
 
 
-def _migrate(db_path: Path, revision: str, *, down: bool = False) -> None:
-    engine = create_engine(f"sqlite:///{db_path}")
-    with engine.begin() as connection:
-        config = make_config()
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
-    engine.dispose()
-
-
 def test_tool_turns_survive_the_upgrade_and_going_back_keeps_the_rest(tmp_path: Path) -> None:
     db_path = tmp_path / "hearth.db"
-    _migrate(db_path, "0007_chat_response_schema")
+    migrate_to(db_path, "0007_chat_response_schema")
     with Store.open(db_path) as store:  # upgrades to head (0008)
         chat = store.create_chat("Tools")
         assert not chat.tools_enabled
@@ -283,7 +283,7 @@ def test_tool_turns_survive_the_upgrade_and_going_back_keeps_the_rest(tmp_path: 
         store.add_message(chat.id, "assistant", "It is Monday.")
         saved = store.list_messages(chat.id)
         assert saved[1].tool_calls == (call,) and saved[2].tool_turn == turn
-    _migrate(db_path, "0007_chat_response_schema", down=True)
+    migrate_to(db_path, "0007_chat_response_schema", down=True)
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute("SELECT id, parent_id, role FROM messages ORDER BY id").fetchall()
     conn.close()
@@ -315,3 +315,24 @@ def test_the_window_reply_reader_shows_no_call_markup_while_streaming(cut: int) 
     assert "".join(shown) == "Let me check."
     assert not any("<" in piece for piece in shown)
     assert reader.calls[0].name == "calculator"
+
+
+def test_structured_output_on_offers_no_tools_and_the_panel_says_so(qtbot, tools_page,
+                                                                      hearth_store):
+    page = tools_page
+    tools_panel = page.settings_panel.tools_panel
+    editor = page.settings_panel.schema_editor
+    assert not tools_panel.structured_note.isVisible()
+    editor.editor.setPlainText('{"type": "object", "properties": {"a": {"type": "integer"}}, '
+                               '"required": ["a"]}')
+    qtbot.waitUntil(lambda: editor.switch.isEnabled(), timeout=5_000)
+    qtbot.mouseClick(editor.switch, Qt.MouseButton.LeftButton)
+    assert tools_panel.structured_note.isVisible()
+    assert "structured output" in tools_panel.structured_note.text()
+    _choose(page, "current_datetime")  # would force a call, were tools offered
+    send(qtbot, page, "What time is it?")
+    wait_idle(qtbot, page)
+    assert not page.approval_panel.isVisible()
+    user, answer = _messages(hearth_store, page)
+    assert answer.role == "assistant" and not answer.tool_calls
+    assert isinstance(json.loads(answer.content)["a"], int)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
 from sqlalchemy import create_engine, text
 
 from app.engine.gguf.info import read_model_info
@@ -12,7 +11,7 @@ from app.engine.inference.events import Loaded, MemoryCheck, MemoryMeasured
 from app.engine.serving.host import EngineHost
 from app.engine.types import ChatMessage, LoadSettings, Sampling
 from app.engine.units import human_bytes
-from app.models.migrations import make_config
+from app.models.migrations import migrate_to
 from app.models.store import Store
 from app.ui.chat.model_picker import ModelPicker
 
@@ -101,11 +100,9 @@ def test_vram_pair_is_shown_when_measured(qtbot, hearth_store, bridge):
 
 def test_upgrading_a_0002_database_keeps_its_chats(tmp_path: Path) -> None:
     db_path = tmp_path / "old.db"
+    migrate_to(db_path, "0002_downloads")
     engine = create_engine(f"sqlite:///{db_path}")
     with engine.begin() as connection:
-        config = make_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0002_downloads")
         # Written as that version wrote it: today's Store knows columns 0002 did not have.
         chat_id = connection.execute(text(
             "INSERT INTO chats (title, system_prompt, sampling, overflow_policy, created_at, "

@@ -13,10 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
-from sqlalchemy import create_engine
 
-from app.models.migrations import make_config
+from app.models.migrations import migrate_to
 from app.models.store import Store
 
 
@@ -124,12 +122,7 @@ def test_deleting_a_long_branch_and_its_chat(store: Store, db_path: Path) -> Non
 
 
 def test_migration_keeps_a_0004_database_as_one_branch_per_chat(db_path: Path) -> None:
-    engine = create_engine(f"sqlite:///{db_path}")
-    with engine.begin() as connection:
-        config = make_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0004_quantize")
-    engine.dispose()
+    migrate_to(db_path, "0004_quantize")
     with sqlite3.connect(db_path) as conn:
         for chat_id in (1, 2):
             conn.execute(

@@ -10,12 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from alembic import command
-from sqlalchemy import create_engine
 
 from app.engine.gguf.info import read_model_info
 from app.engine.types import ModelInfo
-from app.models.migrations import make_config
+from app.models.migrations import migrate_to
 from app.models.store import Store
 
 _ADDED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -25,15 +23,6 @@ _OLD_COLUMNS = [name for name in ModelInfo.__dataclass_fields__]
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "hearth.db"
-
-
-def _migrate(db_path: Path, revision: str, *, down: bool = False) -> None:
-    engine = create_engine(f"sqlite:///{db_path}")
-    with engine.begin() as connection:
-        config = make_config()
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
-    engine.dispose()
 
 
 def _insert_0005_row(db_path: Path, info: ModelInfo, source: str) -> None:
@@ -72,7 +61,7 @@ def _library(tiny_model: Path) -> list[tuple[ModelInfo, str]]:
 
 
 def test_upgrade_from_0005_keeps_every_model_file_value(db_path: Path, tiny_model: Path) -> None:
-    _migrate(db_path, "0005_message_tree")
+    migrate_to(db_path, "0005_message_tree")
     library = _library(tiny_model)
     for info, source in library:
         _insert_0005_row(db_path, info, source)
@@ -100,7 +89,7 @@ def test_downgrade_to_0005_gives_the_columns_back(db_path: Path, tiny_model: Pat
             store.add_model_file(info, source)
         before = store.list_model_files()
 
-    _migrate(db_path, "0005_message_tree", down=True)
+    migrate_to(db_path, "0005_message_tree", down=True)
     assert "info" not in _columns(db_path) and set(_OLD_COLUMNS) <= _columns(db_path)
     with sqlite3.connect(db_path) as conn:
         conn.row_factory = sqlite3.Row

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from alembic import command
 from chat_page_support import load, send, shown_text, wait_idle
 from PySide6.QtCore import Qt
-from sqlalchemy import create_engine
 
 from app.models.chat_export import export_json, export_markdown
-from app.models.migrations import make_config
+from app.models.migrations import migrate_to
 from app.models.store import Store
 
 # Enums, bounded integers, a nested object and a bounded array: a random-weight model writes
@@ -50,15 +48,6 @@ def _type_schema(qtbot, editor, text: str) -> None:
     qtbot.waitUntil(lambda: not editor.checking, timeout=5_000)
 
 
-def _migrate(db_path: Path, revision: str, *, down: bool = False) -> None:
-    engine = create_engine(f"sqlite:///{db_path}")
-    with engine.begin() as connection:
-        config = make_config()
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
-    engine.dispose()
-
-
 def _chat_rows(db_path: Path) -> tuple[list[tuple], list[tuple]]:
     with sqlite3.connect(db_path) as conn:
         chats = conn.execute("SELECT id, title, system_prompt FROM chats ORDER BY id").fetchall()
@@ -70,7 +59,7 @@ def _chat_rows(db_path: Path) -> tuple[list[tuple], list[tuple]]:
 
 def test_an_old_database_keeps_its_chats_through_the_upgrade_and_back(tmp_path: Path) -> None:
     db_path = tmp_path / "hearth.db"
-    _migrate(db_path, "0006_model_info_json")
+    migrate_to(db_path, "0006_model_info_json")
     with sqlite3.connect(db_path) as conn:
         for title in ("First", "Second"):
             conn.execute(
@@ -95,7 +84,7 @@ def test_an_old_database_keeps_its_chats_through_the_upgrade_and_back(tmp_path: 
     assert _chat_rows(db_path) == before
 
     # Going back drops only the new columns: no chat or message goes with them.
-    _migrate(db_path, "0006_model_info_json", down=True)
+    migrate_to(db_path, "0006_model_info_json", down=True)
     assert _chat_rows(db_path) == before
     with sqlite3.connect(db_path) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(chats)")}

@@ -42,11 +42,17 @@ def dropped_notice(dropped: int) -> str:
     return f"Dropped the {dropped} oldest messages to fit the context"
 
 
+NOT_RUN_TEXT = "Not run: the user stopped the chat before this call ran."
+
+
 def history_for_model(system_prompt: str, branch: Iterable[MessageRecord]) -> list[ChatMessage]:
     """The messages the model is sent for a branch: the system prompt, then every finished
     (complete or stopped) non-empty message of the branch, oldest first. An assistant turn
-    keeps the calls it made, and each tool result is a "tool" turn naming its call."""
+    keeps the calls it made, and each tool result is a "tool" turn naming its call; a call the
+    user stopped before it ran is answered as not run, since templates refuse a call without
+    its result."""
     messages = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
+    unanswered: list[ChatMessage] = []  # results still owed to the last turn's calls
     for record in branch:
         if record.role == "system" or record.status not in HISTORY_STATUSES:
             continue
@@ -55,11 +61,15 @@ def history_for_model(system_prompt: str, branch: Iterable[MessageRecord]) -> li
             if turn is not None:  # a result is sent even when empty: the call needs an answer
                 messages.append(ChatMessage("tool", record.content, tool_call_id=turn.call_id,
                                             name=turn.name))
+                unanswered = [m for m in unanswered if m.tool_call_id != turn.call_id]
             continue
         calls = record.tool_calls
         if record.content.strip() or calls:
+            messages.extend(unanswered)
             messages.append(ChatMessage(record.role, record.content, tool_calls=calls))
-    return messages
+            unanswered = [ChatMessage("tool", NOT_RUN_TEXT, tool_call_id=c.id, name=c.name)
+                          for c in calls]
+    return messages + unanswered
 
 
 @dataclass

@@ -25,3 +25,19 @@ def make_config(url: str | None = None) -> Config:
     if url is not None:
         config.set_main_option("sqlalchemy.url", url)
     return config
+
+
+def migrate_to(db_path: Path, revision: str, *, down: bool = False) -> None:
+    """Upgrade (or, ``down``, downgrade) the SQLite file at ``db_path`` to ``revision``: for
+    tests that build a database as an older Hearth left it."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    engine = create_engine(f"sqlite:///{db_path}")
+    try:
+        with engine.begin() as connection:
+            config = make_config()
+            config.attributes["connection"] = connection
+            (command.downgrade if down else command.upgrade)(config, revision)
+    finally:
+        engine.dispose()

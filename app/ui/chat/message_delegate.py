@@ -237,7 +237,9 @@ class MessageDelegate(QStyledItemDelegate):
                 thinking_at = QPoint(left, y)
                 y += int(rendered.thinking.size().height()) + SPACING
         body_at = QPoint(left, y)
-        y += int(rendered.body.size().height()) + PADDING
+        if not rendered.body.isEmpty():  # a tool block has only its summary line
+            y += int(rendered.body.size().height())
+        y += PADDING
         bubble = QRect(rect.left() + MARGIN, rect.top() + MARGIN, rect.width() - 2 * MARGIN,
                        y - rect.top() - MARGIN)
         height = y - rect.top() + MARGIN

@@ -150,6 +150,7 @@ class SettingsPanel(QWidget):
             self.schema_editor.set_schema(chat.response_schema if chat else None,
                                           chat.structured_output if chat else False)
             self.tools_panel.set_chat(chat)
+            self.tools_panel.set_structured(bool(chat and chat.structured_output))
             self._match_preset()
         finally:
             self._filling = False
@@ -213,6 +214,7 @@ class SettingsPanel(QWidget):
 
     def _on_switch(self, on: bool) -> None:
         self._on_edited(None)
+        self.tools_panel.set_structured(on)
         self.structuredChanged.emit(on)
 
     def _on_edited(self, field: str | None) -> None:

@@ -51,6 +51,12 @@ class ToolsPanel(QWidget):
         self.servers.setMaximumHeight(70)
         self.message = plain_label(parent=self)
         self.message.setWordWrap(True)
+        self.structured_note = plain_label(
+            "Not offered while structured output is on: a reply held to a schema cannot call "
+            "tools.", parent=self)
+        self.structured_note.setWordWrap(True)
+        self.structured_note.setStyleSheet("color: palette(placeholder-text);")
+        self.structured_note.hide()
         self.import_button = QPushButton("Import mcp.json…", self)
         self.folders = QListWidget(self)
         self.folders.setMaximumHeight(60)
@@ -62,6 +68,7 @@ class ToolsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.switch)
+        layout.addWidget(self.structured_note)
         layout.addWidget(self.max_steps)
         layout.addWidget(QLabel("Available tools", self))
         layout.addWidget(self.tool_list)
@@ -93,6 +100,11 @@ class ToolsPanel(QWidget):
         self.switch.blockSignals(False)
         if chat is not None and chat.tools_enabled and self._sources is not None:
             self._sources.ensure_connected()
+
+    def set_structured(self, on: bool) -> None:
+        """Structured output is on for this chat: its replies are offered no tools, and the
+        panel says so."""
+        self.structured_note.setVisible(on)
 
     def refresh(self) -> None:
         sources = self._sources
