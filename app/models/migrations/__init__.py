@@ -14,8 +14,8 @@ from alembic.config import Config
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 
-# SQLite creates these for the FTS5 index; they live outside the ORM metadata on purpose.
-FTS_TABLE_PREFIX = "messages_fts"
+# SQLite creates these for the FTS5 indexes; they live outside the ORM metadata on purpose.
+FTS_TABLE_PREFIX = ("messages_fts", "chunks_fts")
 
 
 def make_config(url: str | None = None) -> Config:

@@ -7,6 +7,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
+from app.models import document_tables  # noqa: F401  (registers its tables on Base)
 from app.models.migrations import FTS_TABLE_PREFIX
 from app.models.tables import Base
 
