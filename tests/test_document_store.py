@@ -90,8 +90,9 @@ def test_nothing_relevant_is_an_honest_empty_answer(hearth_store: Store,
 
 
 def test_fusion_ranks_first_what_both_rankings_like(hearth_store: Store) -> None:
-    # BM25 prefers A (the word twice), vectors prefer B (no word at all); C is second in both,
-    # and reciprocal rank fusion (k=60) puts it first: 2/62 > 1/61 + 1/64.
+    # BM25 prefers A (the word twice), vectors prefer B (no word at all); C is second in both.
+    # "zebra" is in half the chunks, so BM25 weighs 0.5: C scores 0.5/(2+2) + 1/(2+2), first;
+    # A (0.5/3 + 1/6) and B (1/3) tie, and B, nearer in meaning, goes first.
     texts = {"A": "zebra zebra grazing", "B": "striped horse of africa",
              "C": "a zebra at the zoo", "D": "savanna animals"}
     vectors = np.array([[0.0, 0.2, 1.0], [1.0, 0.0, 0.0], [0.9, 0.3, 0.0], [0.7, 0.7, 0.0]])
@@ -99,13 +100,29 @@ def test_fusion_ranks_first_what_both_rankings_like(hearth_store: Store) -> None
     _index(hearth_store, cid, "/zoo.txt", list(texts.values()), vectors)
     hits = hearth_store.search_documents([cid], "zebra", [1.0, 0.0, 0.0], threshold=-1.0)
     by_text = {v: k for k, v in texts.items()}
-    assert [by_text[h.text] for h in hits] == ["C", "A", "B", "D"]
-    assert [(h.bm25_rank, h.vector_rank) for h in hits] == [(2, 2), (1, 4), (None, 1),
+    assert [by_text[h.text] for h in hits] == ["C", "B", "A", "D"]
+    assert [(h.bm25_rank, h.vector_rank) for h in hits] == [(2, 2), (None, 1), (1, 4),
                                                             (None, 3)]
-    assert hits[0].fused == pytest.approx(2 / 62)
-    # The cosine threshold applies to word matches too: A shares the word but not the meaning.
-    assert [by_text[h.text] for h in hearth_store.search_documents(
-        [cid], "zebra", [1.0, 0.0, 0.0], threshold=0.5)] == ["C", "B", "D"]
+    assert hits[0].fused == pytest.approx(0.5 / 4 + 1 / 4)
+    # The threshold gates the answer as a whole: something comes near the question's meaning,
+    # so the ranking stands, word matches included; nothing near, and the answer is empty.
+    gated = hearth_store.search_documents([cid], "zebra", [1.0, 0.0, 0.0], threshold=0.5)
+    assert [by_text[h.text] for h in gated] == ["C", "B", "A", "D"]
+    assert hearth_store.search_documents([cid], "zebra", [0.0, 0.0, -1.0], threshold=0.5) == []
+
+
+def test_a_word_few_chunks_hold_weighs_more_than_a_common_one(hearth_store: Store) -> None:
+    # Eight chunks; the vectors rank E first. "okapi" is in one chunk (BM25 weighs 7/8) and
+    # lifts it over E; "the" words in every chunk are dropped beside vectors altogether.
+    texts = [f"the plain text number {n}" for n in range(7)] + ["the okapi is shy"]
+    vectors = np.array([[1.0, 0.1 * n] for n in range(8)])
+    vectors[0] = [1.0, 0.0]
+    cid = _collection(hearth_store)
+    _index(hearth_store, cid, "/animals.txt", texts, vectors)
+    first = hearth_store.search_documents([cid], "okapi", [1.0, 0.0], threshold=-1.0)[0]
+    assert first.text == "the okapi is shy" and first.bm25_rank == 1
+    common = hearth_store.search_documents([cid], "the", [1.0, 0.0], threshold=-1.0)[0]
+    assert common.text == texts[0] and common.bm25_rank is None
 
 
 def test_a_failed_replace_leaves_the_old_chunks(hearth_store: Store, hearth_home: Path) -> None:

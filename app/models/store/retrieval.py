@@ -3,7 +3,8 @@ fused by reciprocal rank fusion (issue 13).
 
 API (on `Store`)::
 
-    store.search_documents(collection_ids, query_text, query_vector, top_k=5, threshold=0.25)
+    store.search_documents(collection_ids, query_text, query_vector, top_k=5,
+                           threshold=DEFAULT_THRESHOLD)
         -> list[RetrievedChunk]  # best first; [] is the honest "nothing relevant found"
 
 - BM25: the query's words, each quoted (so quotes, ``*``, ``^``, parentheses, AND/OR/NOT,
@@ -22,10 +23,17 @@ API (on `Store`)::
   (one indexed row) and reloads only when the chunks changed, in this process or another.
   Exact search met the 50 ms median at 100,000 chunks of 384 dims (bench/rag_query.py), so
   there is no approximate index or sqlite-vec to keep in step.
-- Fusion: each candidate scores ``sum(1 / (RRF_K + rank))`` over the two rankings it is in;
-  the ``threshold`` is on cosine and applies to every candidate, BM25-only ones too, so a
-  word match with nothing in common with the question's meaning is not offered as a source.
-  Without a query vector (no embedding model at hand) the search is BM25 alone, unthresholded.
+- Fusion: each candidate scores ``weight / (RRF_K + rank)`` summed over the two rankings it is
+  in (reciprocal rank fusion). The vector ranking weighs 1; the BM25 ranking weighs what share
+  of the chunks its words leave out: words found in a third of the library say little about
+  which passage answers, words found in a handful say a lot. ``RRF_K`` is small because only
+  the first few places are ever shown: with the usual 60, anything both rankings list at all
+  outranks the vectors' clear first choice. bench/rag.py measured the choice (hybrid against
+  BM25 alone and vectors alone on 113 labelled questions).
+- The ``threshold`` is on cosine and gates the whole answer: when no passage comes within it
+  of the question's meaning, the result is empty (the honest "nothing relevant found");
+  otherwise the fused ranking stands as it is. Without a query vector (no embedding model at
+  hand) the search is BM25 alone, ungated.
 """
 
 from __future__ import annotations
@@ -43,9 +51,14 @@ from sqlalchemy.exc import OperationalError
 from app.models.document_records import RetrievedChunk
 from app.models.store.database import Database
 
-__all__ = ["RRF_K", "RetrievalStore", "docs_fts_query", "docs_fts_words", "rrf"]
+__all__ = ["DEFAULT_THRESHOLD", "RRF_K", "RetrievalStore", "docs_fts_query", "docs_fts_words",
+           "rrf"]
 
-RRF_K = 60
+RRF_K = 2
+# all-MiniLM-L6-v2's cosine between a question and the passage that answers it fell to 0.17 on
+# bench/rag.py's questions, while questions about nothing in the library reached 0.12-0.25:
+# the gate is a trade-off, a setting, and this default lets few answers go.
+DEFAULT_THRESHOLD = 0.2
 MAX_QUERY_TERMS = 16
 BM25_BUDGET = 10_000  # chunks scored by bm25() per query, beyond the rarest word's
 _STOPWORDS = frozenset(
@@ -91,12 +104,14 @@ def docs_fts_query(raw: str) -> str | None:
     return " OR ".join(docs_fts_words(raw)) or None
 
 
-def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> dict[int, float]:
-    """Reciprocal rank fusion: id -> sum over rankings of 1 / (k + rank), ranks from 1."""
+def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K,
+        weights: Sequence[float] | None = None) -> dict[int, float]:
+    """Reciprocal rank fusion: id -> sum over rankings of weight / (k + rank), ranks from 1."""
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    for n, ranking in enumerate(rankings):
+        weight = 1.0 if weights is None else weights[n]
         for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     return scores
 
 
@@ -121,7 +136,8 @@ class RetrievalStore(Database):
 
     def search_documents(self, collection_ids: Sequence[int], query_text: str,
                          query_vector: Sequence[float] | np.ndarray | None, *, top_k: int = 5,
-                         threshold: float = 0.25, pool: int = 50) -> list[RetrievedChunk]:
+                         threshold: float = DEFAULT_THRESHOLD, pool: int = 50
+                         ) -> list[RetrievedChunk]:
         """The ``top_k`` best passages of these collections for the query, best first.
 
         ``pool`` candidates are taken from each ranking before fusion."""
@@ -131,15 +147,17 @@ class RetrievalStore(Database):
         pool = max(pool, top_k)
         query = None if query_vector is None else np.asarray(query_vector, dtype=np.float32)
         with self._reading() as conn:
-            bm25_ids = self._bm25(conn, ids, query_text, pool, hybrid=query is not None)
+            bm25_ids, bm25_weight = self._bm25(conn, ids, query_text, pool,
+                                               hybrid=query is not None)
             matrices = self._current_matrices(conn, ids, query) if query is not None else []
         cosines: dict[int, float] = {}
         vector_ids: list[int] = []
         if query is not None:
             vector_ids, cosines = _nearest(matrices, query, pool, bm25_ids)
-        fused = rrf([bm25_ids, vector_ids])
-        if query is not None:
-            fused = {i: s for i, s in fused.items() if cosines.get(i, -1.0) >= threshold}
+        fused = rrf([bm25_ids, vector_ids],
+                    weights=[bm25_weight if query is not None else 1.0, 1.0])
+        if query is not None and max(cosines.values(), default=-1.0) < threshold:
+            return []  # nothing comes near the question's meaning
         best = sorted(fused, key=lambda i: (-fused[i], -cosines.get(i, 0.0), i))[:top_k]
         if not best:
             return []
@@ -155,23 +173,27 @@ class RetrievalStore(Database):
         ]
 
     def _bm25(self, conn: Connection, ids: list[int], query_text: str, limit: int, *,
-              hybrid: bool) -> list[int]:
+              hybrid: bool) -> tuple[list[int], float]:
+        """The BM25 ranking and its weight in the fusion (the share of chunks its words leave
+        out)."""
         try:
-            match = self._bm25_match(conn, docs_fts_words(query_text), hybrid)
+            match, weight = self._bm25_match(conn, docs_fts_words(query_text), hybrid)
             if match is None:
-                return []
+                return [], 0.0
             rows = conn.execute(_BM25_SQL, {"query": match, "ids": ids, "limit": limit}).all()
         except OperationalError as exc:
             # docs_fts_query makes this unreachable; a question must never crash the app.
             if "fts5" not in str(exc).lower():
                 raise
-            return []
-        return [row[0] for row in rows]
+            return [], 0.0
+        return [row[0] for row in rows], weight
 
-    def _bm25_match(self, conn: Connection, words: list[str], hybrid: bool) -> str | None:
-        """The OR of the words worth scoring (see the module's note on BM25_BUDGET)."""
+    def _bm25_match(self, conn: Connection, words: list[str], hybrid: bool
+                    ) -> tuple[str | None, float]:
+        """The OR of the words worth scoring (see the module's note on BM25_BUDGET), and the
+        share of all chunks they leave out."""
         if not words:
-            return None
+            return None, 0.0
         total, last_id = conn.execute(_CHUNK_STATE_SQL).one()
         counted = sorted((self._chunks_with(conn, w, (total, last_id)), w) for w in words)
         kept: list[str] = []
@@ -185,7 +207,8 @@ class RetrievalStore(Database):
                 break
             kept.append(word)
             scored += df
-        return " OR ".join(kept) or None
+        # ``scored`` counts a chunk once per word it holds: the share left out is at least this.
+        return " OR ".join(kept) or None, max(0.0, 1.0 - scored / total) if total else 0.0
 
     def _chunks_with(self, conn: Connection, word: str, state: tuple[int, int]) -> int:
         with self._matrix_lock:
