@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from app.cli.shared import CliError, ctrl_c, open_store, resolve_model
 
 if TYPE_CHECKING:
+    from app.cli.chat_docs import ChatDocs
     from app.engine.serving.host import EngineHost
     from app.engine.types import Sampling
     from app.models.records import MessageRecord
@@ -36,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="sampling seed, for a reply you can reproduce")
     chat.add_argument("--ctx", type=int, metavar="N", help="context window, in tokens")
     chat.add_argument("--chat-id", type=int, metavar="N", help="continue this saved chat")
+    chat.add_argument("--docs", action="append", metavar="COLLECTION",
+                      help="answer from this document collection (see `hearth docs`); "
+                      "may be given more than once")
     chat.set_defaults(func=run)
 
 
@@ -57,6 +61,8 @@ class _TerminalChat:
         self.sampling: Sampling = Sampling()
         self.system = ""
         self.model_path = ""
+        self.n_ctx = 0
+        self.docs: ChatDocs | None = None
 
     def _wait(self, job: int, on_token: Callable[[str], None] | None = None) -> object:
         from app.engine.inference.events import Done, Failed, Loaded, Token
@@ -82,6 +88,11 @@ class _TerminalChat:
         if isinstance(event, Failed):
             raise CliError(f"Could not load {model_path}: {event.message}")
         self.model_path = model_path
+        self.n_ctx = getattr(event, "n_ctx", 0)
+        if self.args.docs:
+            from app.cli.chat_docs import ChatDocs
+
+            self.docs = ChatDocs(self.store, self.args.docs, self.host.pool, model_path)
 
     def open_chat(self) -> None:
         """Continue ``--chat-id`` (its history, prompt and sampling) or prepare a new chat."""
@@ -126,9 +137,19 @@ class _TerminalChat:
             sys.stdout.flush()
             writer.append(piece)
 
-        job = self.host.chat(started.history, self.sampling, chat.overflow_policy)
+        history, found = started.history, None
+        if self.docs is not None:
+            from app.cli.chat_docs import print_mode
+
+            history, found = self.docs.context(history, self.n_ctx, self.sampling.max_tokens)
+            print_mode(found)
+        job = self.host.chat(history, self.sampling, chat.overflow_policy)
         event = self._wait(job, show)
         sys.stdout.write(screen.flush() + "\n")
+        if found is not None:
+            from app.cli.chat_docs import print_citations
+
+            print_citations(found)
         if isinstance(event, Failed):
             self.branch.append(ChatSession.fail_reply(started, event.message))
             writer.wait()  # the writer saves on its own thread; let it land before we go on
@@ -144,6 +165,8 @@ class _TerminalChat:
         return True
 
     def close(self) -> None:
+        if self.docs is not None:
+            self.docs.close()
         self.host.shutdown()
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli import chat, get, gui, hub_token, info, models, quantize, search, serve
+from app.cli import chat, docs, get, gui, hub_token, info, models, quantize, search, serve
 
 # The order sub-commands are listed in `hearth --help`.
-_SUB_COMMANDS = (models, info, chat, serve, search, get, quantize, hub_token)
+_SUB_COMMANDS = (models, info, chat, docs, serve, search, get, quantize, hub_token)
 
 
 def _parser() -> argparse.ArgumentParser:

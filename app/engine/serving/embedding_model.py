@@ -50,6 +50,12 @@ class EmbeddingModel:
                 self._busy -= 1
             self.last_used = time.monotonic()
 
+    def count_tokens(self, text: str) -> int:
+        """``text``'s tokens as `embed` would read them (start/end markers too), for sizing
+        chunks. Tokenizing only reads the vocabulary, so it runs on the caller's thread: the
+        chunker calls this thousands of times per document."""
+        return len(self._runtime.tokenize(text))
+
     def busy_slots(self) -> int:
         return self._busy
 
