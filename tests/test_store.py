@@ -255,7 +255,9 @@ def test_list_messages_of_ten_thousand_rows(store: Store, db_path: Path) -> None
     assert [m.content for m in messages[:3]] == ["row 0", "row 1", "row 2"]
     assert messages[-1].content == "row 9999" and messages[-1].stats == stats
     assert messages[-1].created_at == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert elapsed < 0.5  # the branch walk must not make opening a long chat slow
+    # The branch walk must not make opening a long chat slow: ~60 ms here when quiet; the bound
+    # catches a walk per message (seconds), not the noise of a shared machine.
+    assert elapsed < 2.0
 
 
 def test_mark_interrupted_turns_streaming_into_partial(db_path: Path) -> None:
