@@ -67,6 +67,9 @@ def test_a_client_leaving_before_a_plain_reply_frees_its_slot(long_server):
     else:
         raise AssertionError(f"came back within a second: {response.text[:300]}")
     assert _wait_until(lambda: _busy(hearth_server, hearth_server.model) == 0, timeout=3.0)
+    # The request log says the client left (499), not that it was answered.
+    assert _wait_until(lambda: [e.status for e in hearth_server.log.entries()] == [499],
+                       timeout=3.0)
 
 
 def test_eight_concurrent_clients_each_get_their_own_reply(hearth_server):

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 
 from app.engine.serving.jobs import Piece, TokenLogprob
 from app.engine.tools import ToolCallStream
@@ -21,10 +21,10 @@ from app.server.generation import (
     usage,
 )
 from app.server.model_access import model_for
-from app.server.request_log import note, note_finished
+from app.server.request_log import note
 from app.server.response_format import response_grammar
 from app.server.schemas import ChatCompletionRequest
-from app.server.streaming import ClientGone, Running, SequenceStream, collect, sse_reply
+from app.server.streaming import Running, SequenceStream, collect, sse_reply
 from app.server.tool_calls import call_dicts, delta, reader, tool_plan, tool_request
 
 router = APIRouter()
@@ -67,11 +67,7 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
         chunks = _chunks(running, request, reply_id, created, model.key, req.logprobs,
                          include_usage, calls)
         return SequenceStream(chunks, running.handle)
-    try:
-        pieces, finished = await collect(running, request.receive)
-    except ClientGone:
-        return Response(status_code=499)
-    note_finished(request.state, finished)
+    pieces, finished = await collect(running, request)
     logprobs = None
     if req.logprobs:
         logprobs = {"content": logprob_content([lp for p in pieces for lp in p.logprobs]),

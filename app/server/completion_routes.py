@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 
 from app.engine.inference.context_window import ContextOverflow, fit_text, fits, reply_reserve
 from app.engine.serving.jobs import Piece, TokenLogprob
@@ -23,10 +23,10 @@ from app.server.generation import (
     usage,
 )
 from app.server.model_access import model_for
-from app.server.request_log import note, note_finished
+from app.server.request_log import note
 from app.server.response_format import response_grammar
 from app.server.schemas import CompletionRequest
-from app.server.streaming import ClientGone, Running, SequenceStream, collect, sse_reply
+from app.server.streaming import Running, SequenceStream, collect, sse_reply
 
 router = APIRouter()
 
@@ -101,11 +101,7 @@ async def completions(req: CompletionRequest, request: Request) -> Any:
         chunks = _chunks(running, request, reply_id, created, model.key,
                          req.logprobs is not None, include_usage)
         return SequenceStream(chunks, running.handle)
-    try:
-        pieces, finished = await collect(running, request.receive)
-    except ClientGone:
-        return Response(status_code=499)
-    note_finished(request.state, finished)
+    pieces, finished = await collect(running, request)
     logprobs = None
     if req.logprobs is not None:
         logprobs = completion_logprobs([lp for p in pieces for lp in p.logprobs])

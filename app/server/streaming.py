@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from app.engine.serving.jobs import (
@@ -24,7 +25,7 @@ from app.engine.serving.jobs import (
 )
 from app.engine.serving.loaded_model import LoadedModel
 from app.engine.serving.pool import ContextOverflow
-from app.server.errors import error_body
+from app.server.errors import ClientGone, error_body
 from app.server.generation import finish_reason, generation_failed, overflow_error, usage
 from app.server.request_log import note_finished
 from app.server.security import Receive, Scope, Send
@@ -115,14 +116,11 @@ class SequenceStream(StreamingResponse):
             self._handle.cancel()
 
 
-class ClientGone(Exception):
-    """The client closed the connection before its reply was ready."""
-
-
-async def collect(running: Running, receive: Receive) -> tuple[list[Piece], Finished]:
-    """A non-streamed reply: every piece and the end; a client that leaves cancels it."""
+async def collect(running: Running, request: Request) -> tuple[list[Piece], Finished]:
+    """A non-streamed reply: every piece and the end, noted in the request log; a client that
+    leaves cancels it (`ClientGone`, answered 499)."""
     pieces: list[Piece] = []
-    gone = asyncio.ensure_future(receive())  # after the body, only the disconnect is left
+    gone = asyncio.ensure_future(request.receive())  # after the body, only the disconnect
     try:
         while True:
             event_task = asyncio.ensure_future(running.next_event())
@@ -134,6 +132,7 @@ async def collect(running: Running, receive: Receive) -> tuple[list[Piece], Fini
             if isinstance(event, Piece):
                 pieces.append(event)
             elif isinstance(event, Finished):
+                note_finished(request.state, event)
                 return pieces, event
             else:
                 raise generation_failed(event.message)

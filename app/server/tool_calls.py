@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from app.engine.serving.chat_tools import reply_plan
 from app.engine.serving.loaded_model import LoadedModel
 from app.engine.structured.schema_grammar import (
     InvalidSchema,
     UnsupportedSchema,
-    schema_to_grammar,
 )
 from app.engine.tools import (
     ContentDelta,
@@ -27,7 +27,6 @@ from app.engine.tools import (
     ToolChoice,
     ToolEvent,
     ToolSpec,
-    call_schema,
     parse_parallel_tool_calls,
     parse_tool_choice,
     parse_tools,
@@ -85,21 +84,16 @@ class ToolPlan:
 
 def tool_plan(model: LoadedModel, request: ToolRequest, response_grammar: str | None
               ) -> ToolPlan:
-    if request.choice.mode != "required":
-        if response_grammar is not None:
-            raise invalid("response_format", "A 'response_format' constrains the whole reply, so "
-                          "the model could never call a tool; send one or the other.")
-        return ToolPlan(request, model.tool_family, None)
     if response_grammar is not None:
-        raise invalid("response_format", "'response_format' cannot be combined with a "
-                      "'tool_choice' that requires a call.")
-    schema = call_schema(request.tools, request.choice, request.parallel)
+        raise invalid("response_format", "A 'response_format' constrains the whole reply, so "
+                      "the model could never call a tool; send one or the other.")
     try:
-        grammar = schema_to_grammar(schema)
+        family, grammar = reply_plan(request.tools, request.choice, request.parallel,
+                                     model.tool_family)
     except (UnsupportedSchema, InvalidSchema) as exc:
         raise ApiError(400, f"Invalid 'tools': a tool's parameters cannot constrain a call: {exc}",
                        param="tools", code="unsupported_schema") from exc
-    return ToolPlan(request, "generic", grammar)
+    return ToolPlan(request, family, grammar)
 
 
 def reader(plan: ToolPlan, opens_thinking: bool) -> ToolCallStream:

@@ -14,6 +14,7 @@ from app.engine.tools import (
     ContentDelta,
     ToolCallStream,
     ToolChoice,
+    ToolSpec,
     call_schema,
     parse_tools,
 )
@@ -25,17 +26,25 @@ WindowToolChoice = str
 AUTO: Literal["auto"] = "auto"
 
 
+def reply_plan(specs: Sequence[ToolSpec], choice: ToolChoice, parallel: bool,
+               model_family: str) -> tuple[str, str | None]:
+    """(parser family, grammar) for a reply offered ``specs``, for the window and the API
+    alike. A required or named choice constrains the reply to valid calls (read as generic
+    JSON); "auto" lets the model choose and reads its own template's markup. `ValueError` when
+    the tools cannot be offered that way (a schema the grammar cannot follow, a name not
+    offered)."""
+    if choice.mode != "required":
+        return model_family, None
+    return "generic", schema_to_grammar(call_schema(specs, choice, parallel))
+
+
 def tool_plan(tools: Sequence[dict[str, Any]], choice: WindowToolChoice,
               model_family: str) -> tuple[str, str | None]:
-    """(parser family, grammar) for a reply offered ``tools``. "required" or a tool's name
-    constrains the reply to one valid call (read as generic JSON); "auto" lets the model
-    choose and reads its own template's markup. `ValueError` when the tools cannot be
-    offered that way (a schema the grammar cannot follow, a name not offered)."""
-    if choice == AUTO:
-        return model_family, None
-    specs = parse_tools(list(tools))
-    wanted = ToolChoice("required") if choice == "required" else ToolChoice("required", choice)
-    return "generic", schema_to_grammar(call_schema(specs, wanted, False))
+    """`reply_plan` for the window's offer: OpenAI tool dicts and "auto", "required" or the
+    name of the one tool the reply must call (a single call)."""
+    wanted = (ToolChoice("auto") if choice == AUTO else ToolChoice("required")
+              if choice == "required" else ToolChoice("required", choice))
+    return reply_plan(parse_tools(list(tools)), wanted, False, model_family)
 
 
 class ReplyReader:
