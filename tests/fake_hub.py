@@ -58,6 +58,7 @@ class Faults:
     throttle_bps: int | None = None  # bytes per second, to make a transfer slow enough to kill
     ignore_range: bool = False  # answer every GET 200 with the whole file, as some servers do
     wrong_range: int = 0  # answer this many Range requests 206 from byte 0 (and say so)
+    hold: threading.Event | None = None  # a slow Hub: the bytes wait until the test sets it
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
         def _bytes(self, repo: FakeRepo, name: str, data: bytes, body: bool) -> None:
             fault = hub.take_fault(name)
+            if fault.hold is not None:
+                fault.hold.wait(timeout=30)  # bounded, so a failing test still ends
             start, end = 0, len(data) - 1
             match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
             if match and not fault.ignore_range:

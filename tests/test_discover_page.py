@@ -29,6 +29,16 @@ def _open(qtbot, page, repo_id: str) -> None:
     page.results.selectRow(ids.index(repo_id))
 
 
+def _wait_files(qtbot, page, rows: int) -> None:
+    """Until the repository's fetch finished: its rows, every fit badge and the card."""
+    def done() -> bool:
+        details = page.details._details
+        return (details is not None and not details.loading
+                and len(page.details.file_items()) == rows
+                and all(item.text(2) in VERDICTS for item in page.details.file_items()))
+    qtbot.waitUntil(done, timeout=10_000)
+
+
 def _file_item(page, name: str):
     return next(i for i in page.details.file_items()
                 if i.data(0, Qt.ItemDataRole.UserRole) == name)
@@ -48,7 +58,7 @@ def test_search_open_download_load_and_chat(qtbot, fake_hub: FakeHub, main_windo
     assert "vision" in page.results_model.index(0, 6).data()
 
     _open(qtbot, page, "tinyorg/Tiny-1B-GGUF")
-    qtbot.waitUntil(lambda: len(page.details.file_items()) == 4, timeout=10_000)
+    _wait_files(qtbot, page, 4)
     groups = [page.details.files.topLevelItem(i).text(0)
               for i in range(page.details.files.topLevelItemCount())]
     assert {"Q4_K_M", "Q8_0", "F16", "Vision projector (mmproj)"} == set(groups)
@@ -105,7 +115,7 @@ def test_pause_resume_and_cancel_from_the_panel(qtbot, fake_hub: FakeHub, main_w
     page = main_window.discover_page
     _search(qtbot, page, "tiny", rows=2)
     _open(qtbot, page, "tinyorg/Tiny-1B-GGUF")
-    qtbot.waitUntil(lambda: len(page.details.file_items()) == 4, timeout=10_000)
+    _wait_files(qtbot, page, 4)
     fake_hub.faults["Tiny-1B-Q8_0.gguf"] = Faults(throttle_bps=400_000)
     page.details.with_projector.setChecked(False)
     qtbot.mouseClick(page.details.download_button(_file_item(page, "Tiny-1B-Q8_0.gguf")),
@@ -134,7 +144,7 @@ def test_gated_download_and_missing_repo_show_messages(qtbot, fake_hub: FakeHub,
     page = main_window.discover_page
     _search(qtbot, page, "GGUF", rows=3)
     _open(qtbot, page, "gated/Locked-GGUF")
-    qtbot.waitUntil(lambda: len(page.details.file_items()) == 1, timeout=10_000)
+    _wait_files(qtbot, page, 1)
     assert "could not be loaded" in page.details.card.toPlainText()
     qtbot.mouseClick(page.details.download_button(page.details.file_items()[0]),
                      Qt.MouseButton.LeftButton)
@@ -168,7 +178,7 @@ def test_badges_come_from_the_memory_estimate(qtbot, fake_hub: FakeHub, main_win
     page = main_window.discover_page
     _search(qtbot, page, "tiny", rows=2)
     _open(qtbot, page, "tinyorg/Tiny-1B-GGUF")
-    qtbot.waitUntil(lambda: len(page.details.file_items()) == 4, timeout=10_000)
+    _wait_files(qtbot, page, 4)
     small = tiny_gguf_bytes["small"]
     info, shape = read_header_bytes(small, len(small), "Tiny-1B-Q4_K_M.gguf")
     settings = LoadSettings(n_ctx=min(8192, info.context_length), n_gpu_layers=0)
@@ -184,7 +194,7 @@ def test_badges_come_from_the_memory_estimate(qtbot, fake_hub: FakeHub, main_win
     files["tiny-7b-IQ4_XS-00001-of-00002.gguf"] = small[:200_000]
     files["tiny-7b-IQ4_XS-00002-of-00002.gguf"] = small[200_000:]
     _open(qtbot, page, "otherorg/Tiny-Uncensored-7B-GGUF")
-    qtbot.waitUntil(lambda: len(page.details.file_items()) == 2, timeout=10_000)
+    _wait_files(qtbot, page, 2)
     assert "Rough estimate" in _file_item(page, "tiny-7b-Q2_K.gguf").toolTip(2)
     # A split file's badge comes from its first part's header.
     split = _file_item(page, "tiny-7b-IQ4_XS-00001-of-00002.gguf")
@@ -198,7 +208,7 @@ def test_closing_the_window_pauses_and_the_next_launch_resumes(qtbot, fake_hub: 
     page = first.discover_page
     _search(qtbot, page, "tiny", rows=2)
     _open(qtbot, page, "tinyorg/Tiny-1B-GGUF")
-    qtbot.waitUntil(lambda: len(page.details.file_items()) == 4, timeout=10_000)
+    _wait_files(qtbot, page, 4)
     fake_hub.faults["Tiny-1B-Q8_0.gguf"] = Faults(throttle_bps=400_000)
     page.details.with_projector.setChecked(False)
     qtbot.mouseClick(page.details.download_button(_file_item(page, "Tiny-1B-Q8_0.gguf")),
@@ -235,7 +245,7 @@ def test_hub_token_dialog_then_gated_download_succeeds(qtbot, fake_hub: FakeHub,
     page = main_window.discover_page
     _search(qtbot, page, "GGUF", rows=3)
     _open(qtbot, page, "gated/Locked-GGUF")
-    qtbot.waitUntil(lambda: len(page.details.file_items()) == 1, timeout=10_000)
+    _wait_files(qtbot, page, 1)
     qtbot.mouseClick(page.details.download_button(page.details.file_items()[0]),
                      Qt.MouseButton.LeftButton)
     key = "gated/Locked-GGUF/locked-Q4_0.gguf"
@@ -290,7 +300,8 @@ def test_arrowing_through_results_fetches_only_where_it_stops(qtbot, fake_hub: F
     for row in (0, 1, 2, 0, 1):  # arrowing up and down, faster than the debounce
         page.results.selectRow(row)
     qtbot.waitUntil(lambda: page.details._details is not None
-                    and page.details._details.repo_id == ids[1], timeout=10_000)
+                    and page.details._details.repo_id == ids[1]
+                    and not page.details._details.loading, timeout=10_000)
     assert page.details.title.text() == ids[1]
     assert set(_info_requests(fake_hub)[before:]) == {ids[1]}  # no fetch for the rows passed
     assert not probes  # no NVML / llama.cpp probe per repository
@@ -298,7 +309,8 @@ def test_arrowing_through_results_fetches_only_where_it_stops(qtbot, fake_hub: F
     # Going back to a repository seen a moment ago shows it at once, without asking the Hub.
     page.results.selectRow(0)
     qtbot.waitUntil(lambda: page.details._details is not None
-                    and page.details._details.repo_id == ids[0], timeout=10_000)
+                    and page.details._details.repo_id == ids[0]
+                    and not page.details._details.loading, timeout=10_000)
     seen = len(fake_hub.requests)
     page.results.selectRow(1)
     assert page.details._details is not None and page.details._details.repo_id == ids[1]
@@ -388,7 +400,7 @@ def test_files_already_on_disk_are_not_offered_for_download(qtbot, fake_hub: Fak
     page = main_window.discover_page
     _search(qtbot, page, "tiny", rows=2)
     _open(qtbot, page, "tinyorg/Tiny-1B-GGUF")
-    qtbot.waitUntil(lambda: len(page.details.file_items()) == 4, timeout=10_000)
+    _wait_files(qtbot, page, 4)
     have = page.details.download_button(_file_item(page, "Tiny-1B-Q4_K_M.gguf"))
     assert have.text() == "Downloaded" and not have.isEnabled()
     for name in ("Tiny-1B-F16.gguf", "Tiny-1B-Q8_0.gguf"):

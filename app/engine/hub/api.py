@@ -176,7 +176,9 @@ def _notable(repo_id: str, tags: Iterable[str]) -> tuple[str, ...]:
     found = [t for t in NOTABLE_TAGS if t in words]
     if "image-text-to-text" in words and "vision" not in found:
         found.append("vision")
-    if {"feature-extraction", "sentence-similarity"} & words and "embedding" not in found:
+    # The Hub's pipeline tags, or the name (nomic-embed-text, mxbai-embed, jina-embeddings).
+    embedding_words = {"feature-extraction", "sentence-similarity", "embed", "embeddings"}
+    if embedding_words & words and "embedding" not in found:
         found.append("embedding")
     return tuple(found)
 

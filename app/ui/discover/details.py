@@ -33,6 +33,9 @@ _BADGE_COLOURS = {"full offload": "#2e7d32",
                   "partial offload": "#b26a00", "CPU only": "#2e7d32",
                   "does not fit": "#c62828"}
 FILE_COLUMNS = ["File", "Size", "Fit on this machine", ""]
+CHECKING = "checking…"  # a file's fit while its header probe runs
+EMBEDDING_NOTE = ("An embedding model: it turns documents into vectors so a chat can search them "
+                  "(collections use one). It is for documents, not for chatting.")
 
 
 @dataclass
@@ -44,6 +47,21 @@ class RepoDetails:
     badges: dict[str, FitBadge] = field(default_factory=dict)  # by HubFile.name
     card: str = ""
     card_error: str = ""
+    loading: bool = False  # the file list only: badges and the card are still on their way
+
+
+@dataclass(frozen=True)
+class BadgeReady:
+    """One file's fit, as soon as its own header probe finished."""
+
+    name: str  # HubFile.name
+    badge: FitBadge
+
+
+@dataclass(frozen=True)
+class CardReady:
+    card: str
+    error: str = ""
 
 
 def on_disk(models_dir: Path, repo_id: str, hub_file: HubFile) -> bool:
@@ -83,6 +101,11 @@ class ModelDetails(QWidget):
         self.subtitle = QLabel("")
         self.subtitle.setStyleSheet("color: #666;")
         self.subtitle.setWordWrap(True)
+        self.purpose = QLabel(EMBEDDING_NOTE)
+        self.purpose.setObjectName("detailsPurpose")
+        self.purpose.setWordWrap(True)
+        self.purpose.setStyleSheet("font-style: italic;")  # the theme's colour, light or dark
+        self.purpose.hide()
         make_plain(self.title, self.subtitle)  # repository names and tags come from the Hub
         self.with_projector = QCheckBox()
         self.with_projector.setChecked(True)
@@ -112,6 +135,7 @@ class ModelDetails(QWidget):
         top_layout.setContentsMargins(0, 0, 0, 0)
         top_layout.addWidget(self.title)
         top_layout.addWidget(self.subtitle)
+        top_layout.addWidget(self.purpose)
         top_layout.addWidget(self.with_projector)
         top_layout.addWidget(self.files, 1)
         split = QSplitter(Qt.Orientation.Vertical)
@@ -138,6 +162,7 @@ class ModelDetails(QWidget):
         if model.notable_tags:
             bits.append("tags: " + ", ".join(model.notable_tags))
         self.subtitle.setText(" · ".join(bits))
+        self.purpose.setVisible("embedding" in model.notable_tags)
         self.files.clear()
         self.with_projector.hide()
         QTreeWidgetItem(self.files, ["Loading files…"])
@@ -177,27 +202,68 @@ class ModelDetails(QWidget):
                 parent.setFont(0, font)
             self._add_file(parent, hub_file, details.badges.get(hub_file.name))
         self.files.expandAll()
-        if details.card:
-            self.card.setHtml(self._render_card(card_markdown(details.card)))
+        if not details.loading:
+            self.show_card(details.card, details.card_error)
+
+    def show_card(self, card: str, error: str = "") -> None:
+        if self._details is not None:
+            self._details.card, self._details.card_error = card, error
+        if card:
+            self.card.setHtml(self._render_card(card_markdown(card)))
         else:
-            self.card.setPlainText(details.card_error or "This repository has no model card.")
+            self.card.setPlainText(error or "This repository has no model card.")
+
+    def apply(self, update: RepoDetails | BadgeReady | CardReady) -> None:
+        """One step of a repository's fetch: the file list, then each badge and the card as
+        they arrive, so the rows never wait for the slowest header."""
+        if isinstance(update, RepoDetails):
+            self.show_details(update)
+        elif isinstance(update, BadgeReady):
+            self.set_badge(update.name, update.badge)
+        elif isinstance(update, CardReady):
+            self.show_card(update.card, update.error)
+
+    def finish(self, details: RepoDetails) -> None:
+        """The fetch of the repository shown ended: keep its complete details (the rows and the
+        card already show them, so nothing is rebuilt under the user's cursor)."""
+        if self._details is not None and self._details.repo_id == details.repo_id:
+            self._details = details
+            for item in self.file_items():
+                self._paint_badge(item, details.badges.get(item.data(0, Qt.ItemDataRole.UserRole)))
+        else:
+            self.show_details(details)
+
+    def set_badge(self, name: str, badge: FitBadge | None) -> None:
+        if self._details is not None and badge is not None:
+            self._details.badges[name] = badge
+        for item in self.file_items():
+            if item.data(0, Qt.ItemDataRole.UserRole) == name:
+                self._paint_badge(item, badge)
 
     def _add_file(self, parent: QTreeWidgetItem, hub_file: HubFile, badge: FitBadge | None) -> None:
         name = hub_file.name.rsplit("/", 1)[-1]
         if len(hub_file.parts) > 1:
             name += f"  (+{len(hub_file.parts) - 1} more parts)"
-        item = QTreeWidgetItem(parent, [name, human_bytes(hub_file.size),
-                                        badge.verdict if badge else ""])
+        item = QTreeWidgetItem(parent, [name, human_bytes(hub_file.size)])
         item.setData(0, Qt.ItemDataRole.UserRole, hub_file.name)
         item.setToolTip(0, "\n".join(hub_file.parts))
         item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if badge is not None:
-            item.setForeground(2, QBrush(QColor(_BADGE_COLOURS.get(badge.verdict, "#666"))))
-            item.setToolTip(2, badge.detail)
+        self._paint_badge(item, badge)
         button = QPushButton("Download")
         button.clicked.connect(lambda: self._download(hub_file))
         self.files.setItemWidget(item, 3, button)
         self._set_button(button, hub_file)
+
+    def _paint_badge(self, item: QTreeWidgetItem, badge: FitBadge | None) -> None:
+        if badge is None:
+            loading = self._details is not None and self._details.loading
+            item.setText(2, CHECKING if loading else "")
+            item.setForeground(2, QBrush(QColor("#888")))
+            item.setToolTip(2, "Reading this file's header from the Hub…" if loading else "")
+            return
+        item.setText(2, badge.verdict)
+        item.setForeground(2, QBrush(QColor(_BADGE_COLOURS.get(badge.verdict, "#666"))))
+        item.setToolTip(2, badge.detail)
 
     def _set_button(self, button: QPushButton, hub_file: HubFile) -> None:
         done = (self.models_dir is not None and self._details is not None

@@ -2,8 +2,9 @@
 thread, because each one talks to the Hub (and reads the token, which may mean the keyring).
 
 `fetch_details` is a generator: it yields between its stages (token, file list, each file's
-header, model card), so `quit()` on its worker stops a job the user has moved away from at the
-next stage instead of letting it fetch every header and the README for nothing."""
+header, model card), handing the page what each stage found, and `quit()` on its worker stops a
+job the user has moved away from at the next stage instead of letting it fetch every header and
+the README for nothing."""
 
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ from app.engine.hub.api import (
     remote_model_info,
 )
 from app.engine.hub.hf_token import get_token
-from app.engine.sizing.fit_verdict import FitBadge, estimated_fit, quick_fit
+from app.engine.sizing.fit_verdict import estimated_fit, quick_fit
 from app.engine.sizing.hardware import GpuInfo
-from app.ui.discover.details import RepoDetails
+from app.ui.discover.details import BadgeReady, CardReady, RepoDetails
 from app.ui.load_settings_dialog import known_gpus
 
 log = logging.getLogger(__name__)
+DetailsUpdate = RepoDetails | BadgeReady | CardReady  # what `fetch_details` yields
 HEADER_WORKERS = 4  # header fetches at once for one repository
 
 
@@ -38,52 +40,63 @@ def machine_memory() -> tuple[int, list[GpuInfo]]:
     return int(psutil.virtual_memory().available), known_gpus()
 
 
-def fetch_details(repo_id: str) -> Generator[None, None, RepoDetails]:
-    """Files with fit badges and the model card of ``repo_id`` (runs off the GUI thread)."""
+def fetch_details(repo_id: str) -> Generator[DetailsUpdate | None, None, RepoDetails]:
+    """Files with fit badges and the model card of ``repo_id`` (runs off the GUI thread).
+
+    Yields the file list as soon as the Hub listed it (sizes from the listing, badges still
+    missing), then each file's badge and the card as each arrives, so the page shows rows at
+    once and fills in a badge when that file's own header probe is done, not after the slowest.
+    Returns the complete details (for the page's cache)."""
     token = get_token()
-    yield
+    yield None
     files = list_gguf_files(repo_id, token=token)
-    yield
+    yield RepoDetails(repo_id, files, loading=True)
     ram_available, gpus = machine_memory()
-    badges = yield from fit_badges(repo_id, files, ram_available, gpus, token)
-    details = RepoDetails(repo_id, files, badges)
-    try:
-        details.card = model_card(repo_id, token=token)
-    except HubError as exc:  # the files are still worth showing without the card
-        details.card_error = f"The model card could not be loaded: {exc}"
+    details = RepoDetails(repo_id, files)
+    for update in probes(repo_id, files, ram_available, gpus, token):
+        if isinstance(update, BadgeReady):
+            details.badges[update.name] = update.badge
+        else:
+            details.card, details.card_error = update.card, update.error
+        yield update
+    details.badges = {f.name: details.badges[f.name] for f in files if f.name in details.badges}
     return details
 
 
-def fit_badges(repo_id: str, files: list[HubFile], ram_available: int, gpus: list[GpuInfo],
-               token: str | None) -> Generator[None, None, dict[str, FitBadge]]:
-    """A badge per file: the memory estimate from the file's header fetched from the Hub (the
-    first part's, for a split file), or the size rule when the header cannot be had. Projectors
-    get the size rule: they are loaded beside a model, not on their own. Yields after each
-    file; closing the generator drops the header fetches not yet started."""
+def probes(repo_id: str, files: list[HubFile], ram_available: int, gpus: list[GpuInfo],
+           token: str | None) -> Generator[BadgeReady | CardReady, None, None]:
+    """The model card and a badge per file, each yielded as soon as it is in. A badge is the
+    memory estimate from the file's header fetched from the Hub (the first part's, for a split
+    file), or the size rule when the header cannot be had. Projectors get the size rule: they
+    are loaded beside a model, not on their own. Closing the generator drops the fetches not
+    yet started."""
 
-    def badge(hub_file: HubFile) -> FitBadge:
+    def badge(hub_file: HubFile) -> BadgeReady:
         if hub_file.kind == "model":
             try:
                 info, shape = remote_model_info(repo_id, hub_file.name, hub_file.size, token)
-                return estimated_fit(info, shape, ram_available, gpus)
+                return BadgeReady(hub_file.name,
+                                  estimated_fit(info, shape, ram_available, gpus))
             except HubError as exc:
                 log.info("No header for %s/%s (%s); using the size rule", repo_id,
                          hub_file.name, exc.kind)
-        return quick_fit(hub_file.size, ram_available, gpus)
+        return BadgeReady(hub_file.name, quick_fit(hub_file.size, ram_available, gpus))
 
-    if not files:
-        return {}
-    badges: dict[str, FitBadge] = {}
-    pool = ThreadPoolExecutor(max_workers=min(HEADER_WORKERS, len(files)))
+    def card() -> CardReady:
+        try:
+            return CardReady(model_card(repo_id, token=token))
+        except HubError as exc:  # the files are still worth showing without the card
+            return CardReady("", f"The model card could not be loaded: {exc}")
+
+    # One worker more than the header fetches, so the card never queues behind them.
+    pool = ThreadPoolExecutor(max_workers=HEADER_WORKERS + 1)
     try:
-        futures = {pool.submit(badge, f): f.name for f in files}
+        futures = [pool.submit(card)] + [pool.submit(badge, f) for f in files]
         for future in as_completed(futures):
-            badges[futures[future]] = future.result()
-            yield
+            yield future.result()
     finally:
-        # Waits only for the fetches already running (at most HEADER_WORKERS).
+        # Waits only for the fetches already running (at most HEADER_WORKERS + 1).
         pool.shutdown(wait=True, cancel_futures=True)
-    return {f.name: badges[f.name] for f in files}
 
 
 def fetch_targets(repo_id: str, names: list[str]) -> tuple[list[FileTarget], str | None]:

@@ -4,7 +4,9 @@ Every Hub call (search, file list, model card, download targets) runs on the pag
 `TaskRunner`; results carry a generation number so a slow answer to an old query never
 overwrites a newer one. Opening a repository waits for the selection to settle (arrowing through
 the results starts no fetches), stops the fetch of the repository left behind, and keeps the last
-few repositories' details, so going back to one shows it at once. Downloads run in the
+few repositories' details, so going back to one shows it at once. An opened repository's
+file list shows as soon as the Hub lists it; each fit badge and the card fill in as their own
+fetch finishes. Downloads run in the
 engine's `DownloadManager`, whose events reach the GUI thread through `DownloadBridge`. Errors
 become a message in the banner, never a traceback.
 """
@@ -12,8 +14,6 @@ become a message in the banner, never a traceback.
 from __future__ import annotations
 
 import logging
-import time
-from collections import OrderedDict
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelection, Qt, QTimer, Signal
@@ -38,10 +38,12 @@ from app.engine.hub.downloads import DownloadEvent, download_key, part_path
 from app.engine.hub.hf_token import get_token, load_keyring
 from app.models.store import Store
 from app.ui.discover.details import ModelDetails, RepoDetails
+from app.ui.discover.details_cache import DetailsCache
 from app.ui.discover.download_bridge import DownloadBridge
 from app.ui.discover.downloads_panel import DownloadRow, DownloadsPanel
-from app.ui.discover.jobs import fetch_details, fetch_targets, user_message
+from app.ui.discover.jobs import DetailsUpdate, fetch_details, fetch_targets, user_message
 from app.ui.discover.results import results_model
+from app.ui.discover.suggestion import EmbeddingSuggestion
 from app.ui.discover.token_dialog import TokenDialog
 from app.ui.plain_text import plain_label
 from app.ui.workers import TaskRunner
@@ -50,8 +52,6 @@ log = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 350
 DETAILS_DEBOUNCE_MS = 250  # a selection must rest this long before its repository is fetched
-DETAILS_CACHE_SIZE = 16  # repositories whose fetched details are kept
-DETAILS_CACHE_TTL_S = 600.0  # after which free memory (the badges) and the files may be stale
 SORTS = [("Most downloads", "downloads"), ("Most likes", "likes"),
          ("Recently updated", "lastModified")]
 
@@ -71,7 +71,8 @@ class DiscoverPage(QWidget):
         self._details_generation = 0
         self._details_worker: WorkerBase | None = None
         self._details_pending: HubModel | None = None
-        self._details_cache: OrderedDict[str, tuple[float, RepoDetails]] = OrderedDict()
+        self._details_cache = DetailsCache()
+        self._open_when_found: str | None = None  # a repository to open once a search lists it
 
         self.search_box = QLineEdit()
         self.search_box.setObjectName("discoverSearch")
@@ -110,6 +111,7 @@ class DiscoverPage(QWidget):
         self.results.horizontalHeader().setStretchLastSection(True)
         self.details = ModelDetails(models_dir)
         self.downloads_panel = DownloadsPanel()
+        self.suggestion = EmbeddingSuggestion()
 
         bar = QHBoxLayout()
         bar.addWidget(self.search_box, 1)
@@ -132,6 +134,7 @@ class DiscoverPage(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.error_banner)
         layout.addWidget(self.status)
+        layout.addWidget(self.suggestion)
         layout.addWidget(outer, 1)
 
         self._debounce = QTimer(self)
@@ -148,6 +151,7 @@ class DiscoverPage(QWidget):
         self.results.selectionModel().selectionChanged.connect(self._result_selected)
         self.details.downloadRequested.connect(self.download)
         self.token_button.clicked.connect(self.edit_token)
+        self.suggestion.searchRequested.connect(self.find_repo)
         self.downloads.event.connect(self._download_event)
         self.downloads.completed.connect(self._download_completed)
         self.downloads_panel.pauseRequested.connect(self.downloads.pause)
@@ -168,11 +172,21 @@ class DiscoverPage(QWidget):
             on_returned=lambda found: self._search_done(generation, found),
             on_errored=lambda exc: self._search_failed(generation, exc))
 
+    def find_repo(self, repo_id: str) -> None:
+        """Search for ``repo_id`` and open it when the results list it."""
+        self._open_when_found = repo_id
+        self.search_box.setText(repo_id)
+        self.search()
+
     def _search_done(self, generation: int, found: list) -> None:
         if generation != self._search_generation:
             return
         self.error_banner.hide()
         self.results_model.set_records(found)
+        wanted, self._open_when_found = self._open_when_found, None
+        ids = [m.repo_id for m in found]
+        if wanted in ids:
+            self.results.selectRow(ids.index(wanted))
         self.status.setText(f"{len(found)} GGUF repositories" if found
                             else "No GGUF repositories match.")
 
@@ -196,7 +210,7 @@ class DiscoverPage(QWidget):
         model = self.results_model.record(row)
         self._stop_details()
         self.details.show_loading(model)
-        cached = self._cached(model.repo_id)
+        cached = self._details_cache.get(model.repo_id)
         if cached is not None:
             self.details.show_details(cached)
             return
@@ -230,28 +244,20 @@ class DiscoverPage(QWidget):
         generation = self._details_generation
         self._details_worker = self.tasks.start(
             fetch_details, model.repo_id,
+            on_yielded=lambda update: self._details_progress(generation, update),
             on_returned=lambda details: self._details_done(generation, details),
             on_errored=lambda exc: self._details_failed(generation, exc))
 
-    def _cached(self, repo_id: str) -> RepoDetails | None:
-        entry = self._details_cache.get(repo_id)
-        if entry is None:
-            return None
-        if time.monotonic() - entry[0] > DETAILS_CACHE_TTL_S:
-            del self._details_cache[repo_id]
-            return None
-        self._details_cache.move_to_end(repo_id)
-        return entry[1]
+    def _details_progress(self, generation: int, update: DetailsUpdate | None) -> None:
+        if generation == self._details_generation and update is not None:
+            self.details.apply(update)
 
     def _details_done(self, generation: int, details: RepoDetails) -> None:
-        self._details_cache[details.repo_id] = (time.monotonic(), details)
-        self._details_cache.move_to_end(details.repo_id)
-        while len(self._details_cache) > DETAILS_CACHE_SIZE:
-            self._details_cache.popitem(last=False)
+        self._details_cache.put(details)
         if generation == self._details_generation:
             self._details_worker = None
             self.error_banner.hide()
-            self.details.show_details(details)
+            self.details.finish(details)
 
     def _details_failed(self, generation: int, exc: BaseException) -> None:
         if generation == self._details_generation:
