@@ -141,7 +141,11 @@ def test_chat_with_docs_prints_the_mode_and_citations(hearth_home: Path, embeddi
     try:
         [chat] = store.list_chats()
         # The question is stored as typed; the documents went only to the model.
-        assert store.list_messages(chat.id)[0].content == question
+        question_row, reply = store.list_messages(chat.id)
+        assert question_row.content == question
+        # The reply keeps its sources, so the window shows them when the chat is opened there.
+        assert reply.sources is not None and reply.sources.mode == "retrieval"
+        assert reply.sources.citation(1).document_path == str(folder / "manual.pdf")
     finally:
         store.close()
 

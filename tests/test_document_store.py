@@ -258,3 +258,30 @@ def test_upgrading_from_0008_keeps_chats_and_going_back_drops_documents(tmp_path
         assert conn.execute("SELECT title FROM chats").fetchall() == [("Old chat",)]
     conn.close()
     assert not tables & {"collections", "documents", "chunks", "chunks_fts", "chat_collections"}
+
+
+def test_chunks_near_gives_a_cited_chunk_with_its_neighbours_from_the_right_file(
+        hearth_store: Store) -> None:
+    from app.engine.documents.chunking import chunk_document
+    from app.engine.documents.types import Document, Section
+
+    text = " ".join(f"Sentence number {n} of the long report." for n in range(60))
+    chunks = chunk_document(Document("/r.txt", "text", [Section(text, None, None, 0)]),
+                            lambda t: len(t.split()), size=40, overlap=8)
+    assert len(chunks) > 5
+    assert all(text[c.start:c.start + len(c.text)] == c.text for c in chunks)
+    cid = _collection(hearth_store)
+    hearth_store.replace_document(cid, "/r.txt", chunks, np.ones((len(chunks), 2)),
+                                  content_hash="r", mtime=1.0, size=len(text))
+    _index(hearth_store, cid, "/other.txt", ["elsewhere"], np.eye(1))
+
+    near = hearth_store.chunks_near("/r.txt", chunks[3].start)
+    assert [c.position for c in near] == [2, 3, 4]
+    assert [(c.start, c.text) for c in near] == [(c.start, c.text) for c in chunks[2:5]]
+    # An offset inside a chunk finds the chunk it falls in; the first has no left neighbour.
+    assert [c.position for c in hearth_store.chunks_near("/r.txt", chunks[1].start - 1)] == [
+        0, 1]
+    assert [c.position for c in hearth_store.chunks_near("/r.txt", 0, around=2)] == [0, 1, 2]
+    assert hearth_store.chunks_near("/gone.txt", 0) == []
+    hearth_store.remove_document(cid, "/r.txt")
+    assert hearth_store.chunks_near("/r.txt", chunks[3].start) == []

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 from app.cli.shared import CliError, ctrl_c, open_store, resolve_model
 
 if TYPE_CHECKING:
-    from app.cli.chat_docs import ChatDocs
     from app.engine.serving.host import EngineHost
     from app.engine.types import Sampling
     from app.models.records import MessageRecord
     from app.models.store import Store
+    from app.services.documents import ChatDocuments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +62,7 @@ class _TerminalChat:
         self.system = ""
         self.model_path = ""
         self.n_ctx = 0
-        self.docs: ChatDocs | None = None
+        self.docs: ChatDocuments | None = None
 
     def _wait(self, job: int, on_token: Callable[[str], None] | None = None) -> object:
         from app.engine.inference.events import Done, Failed, Loaded, Token
@@ -90,9 +90,10 @@ class _TerminalChat:
         self.model_path = model_path
         self.n_ctx = getattr(event, "n_ctx", 0)
         if self.args.docs:
-            from app.cli.chat_docs import ChatDocs
+            from app.cli.chat_docs import open_chat_documents
 
-            self.docs = ChatDocs(self.store, self.args.docs, self.host.pool, model_path)
+            self.docs = open_chat_documents(self.store, self.args.docs, self.host.pool,
+                                            model_path)
 
     def open_chat(self) -> None:
         """Continue ``--chat-id`` (its history, prompt and sampling) or prepare a new chat."""
@@ -148,8 +149,12 @@ class _TerminalChat:
         sys.stdout.write(screen.flush() + "\n")
         if found is not None:
             from app.cli.chat_docs import print_citations
+            from app.models.document_records import ReplySources
 
             print_citations(found)
+            # Saved like the window's: the reply opened there shows its sources.
+            self.store.update_message(started.placeholder.id, sources=ReplySources(
+                found.mode, found.explanation, found.citations))
         if isinstance(event, Failed):
             self.branch.append(ChatSession.fail_reply(started, event.message))
             writer.wait()  # the writer saves on its own thread; let it land before we go on

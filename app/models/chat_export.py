@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import PurePath
 from typing import Any
 
+from app.models.document_records import Citation
 from app.models.records import ChatRecord, MessageRecord, ToolTurn
 
 EXPORT_FORMAT_VERSION = 1
@@ -43,7 +45,13 @@ def export_markdown(chat: ChatRecord, messages: Sequence[MessageRecord]) -> str:
             heading += f" ({message.status})"
         calls = message.tool_calls
         text = message.content.strip() or ("" if calls else "_(no text)_")
-        lines += [f"## {heading}", ""] + ([text, ""] if text else [])
+        lines += [f"## {heading}", ""]
+        sources = message.sources if message.role == "assistant" else None
+        if sources is not None and sources.explanation:
+            lines += [f"_{sources.explanation}_", ""]
+        lines += [text, ""] if text else []
+        if sources is not None and sources.citations:
+            lines += ["Sources:", ""] + [f"- {_source_line(c)}" for c in sources.citations] + [""]
         for call in calls:
             lines += [f"Called tool `{call.name}` with:", "", _fenced(call.arguments, "json"), ""]
         if message.status == "failed" and message.error:
@@ -88,6 +96,13 @@ def _fenced(text: str, language: str) -> str:
     return f"{fence}{language}\n{text}\n{fence}"
 
 
+def _source_line(citation: Citation) -> str:
+    line = f"[{citation.number}] {PurePath(citation.document_path).name}"
+    if citation.page is not None:
+        line += f", page {citation.page}"
+    return line + (f" — {citation.heading}" if citation.heading else "")
+
+
 def _tool_turn_markdown(turn: ToolTurn, result: str) -> list[str]:
     source = "built-in" if turn.source == "builtin" else f"MCP server {turn.source}"
     decision = _DECISIONS.get(turn.decision, turn.decision)
@@ -105,6 +120,9 @@ def _message(message: MessageRecord) -> dict[str, Any]:
                                for c in message.tool_calls]
     if message.tool_turn is not None:
         extra["tool"] = message.tool_turn.to_dict()
+    sources = message.sources
+    if sources is not None:
+        extra["sources"] = sources.to_dict()
     return {
         "role": message.role,
         "content": message.content,

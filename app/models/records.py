@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from app.engine.quantize.quality import QualityReport
 from app.engine.types import GenerationStats, ModelInfo, Role, Sampling, ToolCall
+from app.models.document_records import ReplySources
 
 MessageStatus = Literal["complete", "partial", "failed", "streaming"]
 OverflowPolicy = Literal["stop", "truncate_oldest"]
@@ -55,6 +56,20 @@ class MessageRecord:
     parent_id: int | None = None  # the message this one follows (see app.models.store.message_tree)
     # JSON (migration 0008): an assistant turn's calls, or the call a "tool" turn answers.
     tool_json: str | None = field(default=None, repr=False)
+    # JSON (migration 0010): a reply's document sources; read through `sources`.
+    sources_json: str | None = field(default=None, repr=False)
+
+    @property
+    def sources(self) -> ReplySources | None:
+        """The mode sentence and citations of a reply made with documents (None otherwise, and
+        for damaged JSON)."""
+        if not self.sources_json:
+            return None
+        try:
+            data = json.loads(self.sources_json)
+        except (ValueError, RecursionError):
+            return None
+        return ReplySources.from_dict(data)
 
     @property
     def stats(self) -> GenerationStats | None:

@@ -99,6 +99,8 @@ class Message(Base):
     writer: Mapped[str | None] = mapped_column(String(32))  # the process streaming this reply
     # Tool calls of an assistant turn, or the call a "tool" turn answers (migration 0008).
     tool: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # A reply made with documents: its mode sentence and citations (migration 0010).
+    sources: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class ModelFile(Base):

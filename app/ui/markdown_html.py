@@ -4,6 +4,8 @@ What comes out holds no raw HTML (shown as text), no images (each becomes the te
 "[image: alt — address]", so nothing is fetched to draw it), no bidirectional overrides (shown
 as �) and links only as anchors that open through `app.ui.link_policy`. Documents showing
 it are `InertDocument`s, which load no resource either, so a missed case still fetches nothing.
+A reply's citation markers ("[2]" where the reply has a citation 2) become anchors
+``cite:2``, which the chat opens in its citation pane rather than as links.
 
 The work is bounded: only the first MARKDOWN_LIMIT characters, up to the first line nested
 deeper than the limits below, go through Markdown (whose parsers recurse and can be quadratic
@@ -21,6 +23,7 @@ from html import escape
 import markdown
 from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
+from markdown.util import AtomicString
 
 MARKDOWN_LIMIT = 24_000  # characters given to Markdown (about 6,000 tokens); the rest is plain
 SHOWN_LIMIT = 100_000  # characters shown at all (the message is kept whole and can be copied)
@@ -37,10 +40,69 @@ PLAIN_STYLE = "white-space: pre-wrap"
 # Bidirectional embeddings, overrides and isolates make "\u202eexe.txt" read "txt.exe": shown
 # as "\ufffd" instead (the marks U+200E/U+200F, which reorder nothing by themselves, stay).
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+CITE_SCHEME = "cite:"
+_CITATION = re.compile(r"\[(\d{1,4})\]")
+_NOT_CITED_IN = frozenset({"a", "code", "pre"})  # links and code keep their text as it is
 
 
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def inert_text(text: str) -> str:
+    """``text`` (a file name, a heading) escaped for HTML, with bidirectional controls shown
+    as \ufffd so "\u202efdp.exe" cannot pass for another name."""
+    return escape(_BIDI_CONTROLS.sub("\ufffd", text))
+
+
+class _CitationLinks(Treeprocessor):
+    """"[n]" in the reply's text, for a citation number n it has, becomes an anchor cite:n.
+    Works on the Markdown tree, so code spans, code blocks and links are never touched and
+    nothing from the reply is ever read as markup."""
+
+    numbers: frozenset[int] = frozenset()
+
+    def run(self, root: etree.Element) -> None:
+        if self.numbers:
+            self._walk(root)
+
+    def _walk(self, element: etree.Element) -> None:
+        if element.tag in _NOT_CITED_IN:
+            return
+        if element.text and not isinstance(element.text, AtomicString):
+            element.text, anchors = self._split(element.text)
+            for position, anchor in enumerate(anchors):
+                element.insert(position, anchor)
+        for child in list(element):
+            self._walk(child)
+            if child.tail and not isinstance(child.tail, AtomicString):
+                child.tail, anchors = self._split(child.tail)
+                at = list(element).index(child) + 1
+                for offset, anchor in enumerate(anchors):
+                    element.insert(at + offset, anchor)
+
+    def _split(self, text: str) -> tuple[str, list[etree.Element]]:
+        """The text before the first citation, and an anchor per citation carrying the text
+        after it as its tail."""
+        lead: str | None = None
+        anchors: list[etree.Element] = []
+        position = 0
+        for match in _CITATION.finditer(text):
+            if int(match.group(1)) not in self.numbers:
+                continue
+            before = text[position:match.start()]
+            if anchors:
+                anchors[-1].tail = before
+            else:
+                lead = before
+            anchor = etree.Element("a", {"href": f"{CITE_SCHEME}{int(match.group(1))}"})
+            anchor.text = AtomicString(match.group())
+            anchors.append(anchor)
+            position = match.end()
+        if not anchors:
+            return text, []
+        anchors[-1].tail = text[position:]
+        return lead or "", anchors
 
 
 class _ImagesAsText(Treeprocessor):
@@ -67,6 +129,7 @@ class _InertExtension(Extension):
         md.inlinePatterns.deregister("html")
         # After "inline" (20), which makes the <img> elements.
         md.treeprocessors.register(_ImagesAsText(md), "images_as_text", 15)
+        md.treeprocessors.register(_CitationLinks(md), "citation_links", 14)
 
 
 def _unsafe_from(text: str) -> int:
@@ -125,7 +188,11 @@ class MarkdownRenderer:
     def has_code(self, html: str) -> bool:
         return self._code_open in html
 
-    def __call__(self, text: str, *, highlight: bool = True) -> str:
+    def __call__(self, text: str, *, highlight: bool = True,
+                 citations: frozenset[int] = frozenset()) -> str:
+        """``citations``: the numbers whose "[n]" become ``cite:n`` anchors."""
+        for md in (self._md, self._md_plain):
+            md.treeprocessors["citation_links"].numbers = citations  # type: ignore[attr-defined]
         shown = _BIDI_CONTROLS.sub("\ufffd", text[:SHOWN_LIMIT])
         cut = min(MARKDOWN_LIMIT, _unsafe_from(shown[:MARKDOWN_LIMIT]))
         if cut < len(shown):  # end Markdown on a line boundary, so no construct is cut in two

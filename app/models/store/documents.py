@@ -19,6 +19,9 @@ API (all on `Store`):
   when ``content_hash`` matches ``get_document(...).content_hash``, calls
   ``touch_document(...)`` instead of re-embedding it (a copy or `touch` changes mtime only).
 - ``list_documents``, ``get_document``, ``remove_document``.
+- ``chunks_near(document_path, start, around=1)``: the chunk of that file starting at (or
+  else nearest before) ``start`` with ``around`` neighbours each side, for showing a cited
+  passage in its surroundings.
 - ``attach_collection(chat_id, collection_id)``, ``detach_collection``,
   ``chat_collections(chat_id)``: a chat may use several collections.
 
@@ -38,7 +41,12 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.models.document_records import ChunkLike, CollectionRecord, DocumentRecord
+from app.models.document_records import (
+    ChunkLike,
+    CollectionRecord,
+    DocumentRecord,
+    StoredChunk,
+)
 from app.models.document_tables import ChatCollection, ChunkRow, Collection, Document
 from app.models.store.database import Database
 from app.models.tables import utcnow
@@ -115,6 +123,21 @@ class DocumentStore(Database):
         with self._reading() as conn:
             row = conn.execute(query).first()
         return _collection(row) if row else None
+
+    def set_chunking(self, collection_id: int, chunk_size: int, chunk_overlap: int) -> bool:
+        """New chunk settings; every document of the collection then needs indexing again.
+
+        Its documents lose their mtime and hash (so the indexer re-reads them) but keep their
+        chunks until each is replaced: a cancelled re-index leaves a searchable collection."""
+        if chunk_size <= 0 or not 0 <= chunk_overlap < chunk_size:
+            raise ValueError("Chunk size must be positive and the overlap smaller than it")
+        with self._writing() as session:
+            changed = session.execute(update(Collection).where(Collection.id == collection_id)
+                                      .values(chunk_size=chunk_size,
+                                              chunk_overlap=chunk_overlap)).rowcount > 0
+            session.execute(update(Document).where(Document.collection_id == collection_id)
+                            .values(mtime=-1.0, content_hash=None))
+        return changed
 
     def delete_collection(self, collection_id: int) -> bool:
         """Its documents and chunks go by ON DELETE CASCADE, their FTS rows by trigger."""
@@ -201,6 +224,31 @@ class DocumentStore(Database):
             if doc is None or doc.status != "indexed" or doc.mtime != mtime or doc.size != size:
                 stale.append(path)
         return stale
+
+    def chunks_near(self, document_path: str, start: int, around: int = 1) -> list[StoredChunk]:
+        """The indexed chunk of ``document_path`` that starts at ``start`` (else the last one
+        starting before it) and up to ``around`` chunks each side, in document order; [] when
+        the file is not indexed. A file in several collections: one that has a chunk starting
+        exactly there is preferred (a citation's offset is a chunk's start)."""
+        found = (
+            select(ChunkRow.document_id, ChunkRow.position)
+            .join(Document, Document.id == ChunkRow.document_id)
+            .where(Document.path == document_path, Document.status == "indexed",
+                   ChunkRow.start <= start)
+            .order_by((ChunkRow.start == start).desc(), ChunkRow.start.desc())
+            .limit(1)
+        )
+        with self._reading() as conn:
+            hit = conn.execute(found).first()
+            if hit is None:
+                return []
+            rows = conn.execute(
+                select(ChunkRow.position, ChunkRow.start, ChunkRow.text, ChunkRow.page,
+                       ChunkRow.heading)
+                .where(ChunkRow.document_id == hit[0],
+                       ChunkRow.position.between(hit[1] - around, hit[1] + around))
+                .order_by(ChunkRow.position)).all()
+        return [StoredChunk(*row) for row in rows]
 
     def remove_document(self, collection_id: int, path: str) -> bool:
         with self._writing() as session:

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session
 
 from app.engine.types import GenerationStats, Role
+from app.models.document_records import ReplySources
 from app.models.records import MESSAGE_STATUSES, ROLES, MessageRecord, MessageStatus
 from app.models.store.database import Database
 from app.models.store_values import UNSET, _Unset, check
@@ -49,13 +50,14 @@ MESSAGE_COLUMNS = (
     type_coerce(Message.stats, String),
     Message.parent_id,
     type_coerce(Message.tool, String),
+    type_coerce(Message.sources, String),
 )
 
 
 def message_record(row: Row[Any]) -> MessageRecord:
     created_at = datetime.fromisoformat(row[6]).replace(tzinfo=UTC)
     return MessageRecord(row[0], row[1], row[2], row[3], row[4], row[5], created_at, row[7], row[8],
-                         row[9])
+                         row[9], row[10])
 
 
 def _path_up(leaf: int, stop: int | None = None) -> Select[Any]:
@@ -184,13 +186,17 @@ class MessageTree(Database):
         stats: GenerationStats | None | _Unset = UNSET,
         error: str | None | _Unset = UNSET,
         tool: dict[str, Any] | None | _Unset = UNSET,
+        sources: ReplySources | None | _Unset = UNSET,
     ) -> bool:
-        """Change only the fields given; returns False when the message no longer exists."""
+        """Change only the fields given; returns False when the message no longer exists.
+        ``sources``: what a reply made with documents was given (None clears it)."""
         values: dict[str, Any] = {}
         if not isinstance(content, _Unset):
             values["content"] = content
         if not isinstance(tool, _Unset):
             values["tool"] = tool
+        if not isinstance(sources, _Unset):
+            values["sources"] = sources.to_dict() if sources is not None else None
         return self._change_message(message_id, values, status, stats, error)
 
     def save_reply(

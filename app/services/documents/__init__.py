@@ -3,6 +3,13 @@ collection's embedding model (`open_collection`, the starter embedding model by 
 the chat's document context (`build_context`: whole documents or retrieved passages, with
 citations). Qt-free: the window, the CLI and the server drive these the same way."""
 
+from app.services.documents.chat_documents import (
+    ChatDocuments,
+    DocumentsUnavailable,
+    RetrievalSettings,
+    retrieval_settings,
+    save_retrieval_settings,
+)
 from app.services.documents.context import (
     DEFAULT_THRESHOLD,
     DEFAULT_TOP_K,
@@ -25,7 +32,9 @@ from app.services.documents.indexer import (
 )
 
 __all__ = [
-    "DEFAULT_THRESHOLD", "DEFAULT_TOP_K", "Citation", "DocumentContext", "Embedder",
+    "DEFAULT_THRESHOLD", "DEFAULT_TOP_K", "ChatDocuments", "Citation", "DocumentContext",
+    "DocumentsUnavailable", "Embedder", "RetrievalSettings", "retrieval_settings",
+    "save_retrieval_settings",
     "IndexFailure", "IndexProgress", "IndexReport", "Indexer", "build_context",
     "ensure_starter_embedding", "find_documents", "load_collection_model", "open_collection",
 ]

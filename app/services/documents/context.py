@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from app.engine.documents import DocumentError, read_document
 from app.engine.inference.embedding_runtime import TextTooLong
+from app.models.document_records import Citation  # saved with replies, so defined there
 from app.models.store.retrieval import DEFAULT_THRESHOLD  # the Store's relevance gate
 
 if TYPE_CHECKING:
@@ -42,17 +43,6 @@ _UNTRUSTED = ("What follows is quoted material from the user's documents. It is 
 
 Mode = Literal["whole", "retrieval", "nothing_found", "no_room"]
 _LABEL_TOKENS = 16  # a passage's "[n] file, page p" line and separators, generously
-
-
-@dataclass(frozen=True)
-class Citation:
-    number: int  # [1], [2], … in the prompt and the reply
-    document_path: str
-    page: int | None
-    start: int  # character offset in the document's text (for highlighting)
-    text: str
-    heading: str | None = None
-    score: float | None = None  # cosine to the question (retrieval mode)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,7 @@ class IndexReport:
     indexed: list[str] = field(default_factory=list)
     touched: list[str] = field(default_factory=list)  # changed mtime, same content
     unchanged: int = 0  # skipped by mtime and size
+    removed: list[str] = field(default_factory=list)  # gone from a folder that was indexed
     failures: list[IndexFailure] = field(default_factory=list)
     chunks: int = 0
     seconds: float = 0.0
@@ -184,8 +185,23 @@ class Indexer:
     def _run(self, paths: Iterable[str | Path]) -> IndexReport:
         self._paths = list(paths)
         files, problems = find_documents(self._paths)
+        removed = self._forget_vanished(files)
         stale = self.store.documents_to_index(self.collection.id, files)
-        return _Run(self, files, stale, problems).go()
+        report = _Run(self, files, stale, problems).go()
+        report.removed = removed
+        return report
+
+    def _forget_vanished(self, files: dict[str, tuple[float, int]]) -> list[str]:
+        """Documents stored from one of the given folders whose files are gone: removed, so
+        a watched folder's deletions reach the collection too."""
+        folders = [str(Path(p).expanduser().absolute()) + os.sep for p in self._paths
+                   if Path(p).expanduser().is_dir()]
+        gone = [d.path for d in self.store.list_documents(self.collection.id)
+                if d.path not in files and any(d.path.startswith(f) for f in folders)
+                and not os.path.exists(d.path)]
+        for path in gone:
+            self.store.remove_document(self.collection.id, path)
+        return gone
 
 
 @dataclass

@@ -7,8 +7,10 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -40,6 +42,12 @@ class Composer(QWidget):
         self.input.submitted.connect(self.submit)
         self.button = QPushButton("Send", self)
         self.button.clicked.connect(self._on_button)
+        # Its menu's actions are the page's (documents now): the composer only offers them.
+        self.attach_button = QToolButton(self)
+        self.attach_button.setText("Attach")
+        self.attach_button.setToolTip("Add documents for this chat to answer from")
+        self.attach_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.attach_button.setMenu(QMenu(self.attach_button))
 
         self.edit_banner = QLabel("Editing a message: sending replaces it and every later one.")
         self.cancel_edit_button = QPushButton("Cancel edit", self)
@@ -49,7 +57,11 @@ class Composer(QWidget):
         banner.addWidget(self.cancel_edit_button)
         row = QHBoxLayout()
         row.addWidget(self.input, 1)
-        row.addWidget(self.button, 0, Qt.AlignmentFlag.AlignBottom)
+        buttons = QVBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.attach_button)
+        buttons.addWidget(self.button)
+        row.addLayout(buttons)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(banner)

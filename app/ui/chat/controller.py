@@ -6,6 +6,9 @@ that saves it in batches off the GUI thread, so a crash loses at most half a sec
 and a Stop or an engine failure keeps what was written. Events of any job but the current one
 are ignored.
 
+A chat with document collections first builds the question's document context off the GUI
+thread (app.ui.documents.asking); the reply's sources are saved on it, then it is sent.
+
 Nothing a click does destroys text: regenerate and edit-and-resend add a new version beside the
 old one (the Store keeps messages as a tree), and the user moves between versions or deletes one.
 """
@@ -19,25 +22,30 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
-from app.engine.types import GenerationStats, ToolCall
+from app.engine.types import ChatMessage, GenerationStats, ToolCall
+from app.models.document_records import ReplySources
 from app.models.records import MessageRecord, calls_data
 from app.models.reply_writer import ReplyWriter
 from app.models.store import Store
 from app.models.store_values import UNSET, _Unset
 from app.services.chat_session import ChatSession, StartedReply, dropped_notice
+from app.services.documents import DocumentContext
 from app.services.tool_loop import ToolLoop, max_steps
 from app.ui.bridge import EngineBridge
 from app.ui.chat.message_model import MessageListModel
 from app.ui.chat.tool_driver import ToolDriver
 from app.ui.chat.tool_sources import ToolSources
+from app.ui.documents.asking import DocumentAsker
 
 
 @dataclass
 class _Reply:
-    job_id: int
+    job_id: int  # NO_JOB while the document step runs
     chat_id: int
     started: StartedReply
     calls: tuple[ToolCall, ...] = ()  # what the reply asked to call (tools on only)
+    ticket: int = 0  # the document step's, while it runs
+    stopped: bool = False  # Stop was pressed during the document step
 
     @property
     def message_id(self) -> int:
@@ -46,6 +54,10 @@ class _Reply:
     @property
     def writer(self) -> ReplyWriter:
         return self.started.writer
+
+
+NO_JOB = -1
+STOPPED_READING = "Stopped while reading the chat's documents."
 
 
 class ChatController(QObject):
@@ -62,9 +74,12 @@ class ChatController(QObject):
         model: MessageListModel,
         parent: QObject | None = None,
         tools: ToolSources | None = None,
+        documents: DocumentAsker | None = None,
     ) -> None:
         super().__init__(parent)
         self.tools = tools
+        # The chat's collections: each question's document context is built before its reply.
+        self.documents = documents
         self.tool_driver = ToolDriver(store, self)
         # The tool_choice of each step of a loop (1-based): "auto" lets the model decide;
         # "required" or a tool's name makes the reply a call (grammar-constrained).
@@ -83,6 +98,9 @@ class ChatController(QObject):
         self.tool_driver.resultSaved.connect(self._on_tool_result)
         self.tool_driver.replyWanted.connect(self._continue_loop)
         self.tool_driver.finished.connect(self._on_loop_finished)
+        if documents is not None:
+            documents.ready.connect(self._on_documents_ready)
+            documents.failed.connect(self._on_documents_failed)
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -134,7 +152,10 @@ class ChatController(QObject):
     def stop(self) -> None:
         """Ask the engine to stop the reply; `done` then arrives and the text is kept."""
         if self._reply is not None:
-            self._bridge.cancel(self._reply.job_id)
+            if self._reply.job_id == NO_JOB:
+                self._reply.stopped = True  # ended when the document step returns
+            else:
+                self._bridge.cancel(self._reply.job_id)
         elif self.tool_driver.active:
             self.tool_driver.stop()
 
@@ -214,14 +235,47 @@ class ChatController(QObject):
             self.notice.emit(started.problem)
             return
         was_busy = self.busy  # a loop's next reply: the page is busy already
-        tools, choice = self._tools_for(started)
-        job = self._bridge.chat(started.history, started.chat.sampling,
-                                started.chat.overflow_policy, started.response_schema,
-                                tools, choice)
-        self._reply = _Reply(job, chat_id, started)
+        self._reply = _Reply(NO_JOB, chat_id, started)
+        history = started.history
+        model = self._bridge.loaded_path
+        if (self.documents is not None and model and history and history[-1].role == "user"
+                and self.documents.wanted(chat_id)):
+            self._reply.ticket = self.documents.ask(
+                chat_id, history, model, self._bridge.n_ctx, started.chat.sampling.max_tokens)
+        else:
+            self._send(self._reply, history)
         if not was_busy:
             self.busyChanged.emit(True)
         self.chatUpdated.emit(chat_id)
+
+    def _send(self, reply: _Reply, history: list[ChatMessage]) -> None:
+        started = reply.started
+        tools, choice = self._tools_for(started)
+        reply.job_id = self._bridge.chat(history, started.chat.sampling,
+                                         started.chat.overflow_policy, started.response_schema,
+                                         tools, choice)
+
+    def _on_documents_ready(self, ticket: int, history: list[ChatMessage],
+                            found: DocumentContext) -> None:
+        reply = self._reply
+        if reply is None or reply.ticket != ticket or reply.job_id != NO_JOB:
+            return
+        sources = ReplySources(found.mode, found.explanation, found.citations)
+        self._store.update_message(reply.message_id, sources=sources)
+        if self._showing(reply):
+            self.model.replace_last(dataclasses.replace(
+                self.model.last_record(), sources_json=json.dumps(sources.to_dict())))
+        self.notice.emit(found.explanation)
+        if reply.stopped:
+            self._on_documents_failed(ticket, STOPPED_READING)
+            return
+        self._send(reply, history)
+
+    def _on_documents_failed(self, ticket: int, message: str) -> None:
+        reply = self._reply
+        if reply is None or reply.ticket != ticket or reply.job_id != NO_JOB:
+            return
+        self._on_failed(NO_JOB, STOPPED_READING if reply.stopped else message, "documents")
 
     def _tools_for(self, started: StartedReply) -> tuple[list[dict], str]:
         """The tools this reply may call and its tool_choice; a first reply starts the loop."""

@@ -54,6 +54,7 @@ from app.ui.chat.message_model import PrettyJsonRole, RecordRole, StatsRole, Ver
 from app.ui.chat.message_render import MessageRenderer, Rendered
 from app.ui.chat.version_switch import VersionSwitch, paint_version_switch, version_switch
 from app.ui.link_policy import open_link
+from app.ui.markdown_html import CITE_SCHEME
 
 MARGIN = 6  # between bubbles
 PADDING = 10  # inside a bubble
@@ -78,6 +79,7 @@ class _Geometry:
 
 class MessageDelegate(QStyledItemDelegate):
     versionStepRequested = Signal(int, int)  # message id, -1 (previous) or +1 (next version)
+    citationRequested = Signal(int, int)  # message id, citation number (a cite:n anchor)
 
     def __init__(self, view: QWidget, parent: QObject | None = None) -> None:
         super().__init__(parent or view)
@@ -201,6 +203,11 @@ class MessageDelegate(QStyledItemDelegate):
                 self.versionStepRequested.emit(index.data(RecordRole).id, switch.step_at(point))
                 return True
             anchor = self.anchor_at(option.rect, index, point)
+            if anchor.startswith(CITE_SCHEME):
+                number = anchor[len(CITE_SCHEME):]
+                if number.isdecimal() and len(number) <= 4:
+                    self.citationRequested.emit(index.data(RecordRole).id, int(number))
+                return True
             if anchor:
                 open_link(anchor, self._view)
                 return True
@@ -269,7 +276,7 @@ class MessageDelegate(QStyledItemDelegate):
         stats: GenerationStats | None = index.data(StatsRole)
         return (len(record.content), record.status, record.error, stats is not None,
                 record.id in self._expanded, bool(index.data(PrettyJsonRole)),
-                record.tool_json is not None)
+                record.tool_json is not None, len(record.sources_json or ""))
 
     def _rendered(self, index: _Index, width: int) -> Rendered:
         record: MessageRecord = index.data(RecordRole)

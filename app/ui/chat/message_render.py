@@ -1,7 +1,9 @@
 """One chat message → the laid-out pieces its bubble shows: title, badge, thinking, body, stats.
 
 Everything the message holds came from outside (the model, an imported chat), so its Markdown
-goes through `MarkdownRenderer` into `InertDocument`s, which load nothing.
+goes through `MarkdownRenderer` into `InertDocument`s, which load nothing. A reply made with
+documents shows which mode was used above its text and its sources after it; its "[n]" and each
+source are anchors ``cite:n`` (file names and headings come from documents: escaped).
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from html import escape
+from pathlib import PurePath
 
 from PySide6.QtGui import QPalette, QTextDocument
 from PySide6.QtWidgets import QWidget
 
 from app.engine.inference.reasoning import split_thinking
 from app.engine.types import GenerationStats
+from app.models.document_records import Citation, ReplySources
 from app.models.records import MessageRecord, ToolTurn
 from app.ui.chat.pretty_json import json_block
 from app.ui.chat.tool_blocks import (
@@ -25,11 +29,32 @@ from app.ui.chat.tool_blocks import (
     tool_title,
 )
 from app.ui.inert_document import InertDocument
-from app.ui.markdown_html import MarkdownRenderer
+from app.ui.markdown_html import CITE_SCHEME, MarkdownRenderer, inert_text, shorten
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System", "tool": "Tool"}
 BADGES = {"partial": "partial", "failed": "failed", "streaming": "generating…"}
 STOP_REASONS = {"length": "hit the token limit", "cancelled": "stopped", "context": "context full"}
+GREY = "#777777"
+MAX_SOURCE_LABEL = 160  # characters of a file name or heading in the Sources list
+
+
+def source_label(citation: Citation) -> str:
+    """"[n] file name, page p — heading" as plain text."""
+    label = f"[{citation.number}] {PurePath(citation.document_path).name or citation.document_path}"
+    if citation.page is not None:
+        label += f", page {citation.page}"
+    if citation.heading:
+        label += f" — {citation.heading}"
+    return shorten(label, MAX_SOURCE_LABEL)
+
+
+def sources_html(sources: ReplySources) -> str:
+    """The "Sources" list after a reply: one cite:n anchor per citation."""
+    if not sources.citations:
+        return ""
+    items = "".join(f'<li><a href="{CITE_SCHEME}{c.number}">{inert_text(source_label(c))}</a></li>'
+                    for c in sources.citations)
+    return f'<p style="color:{GREY}"><small>Sources</small></p><ul>{items}</ul>'
 
 
 def stats_text(stats: GenerationStats) -> str:
@@ -83,10 +108,18 @@ class MessageRenderer:
         answer = split.answer if split else record.content
         if pretty_json and record.status != "streaming":
             answer = json_block(answer) or answer
-        html = self._markdown(answer, highlight=highlight) if answer.strip() else ""
+        sources = record.sources if record.role == "assistant" else None
+        numbers = frozenset(c.number for c in sources.citations) if sources else frozenset()
+        html = (self._markdown(answer, highlight=highlight, citations=numbers)
+                if answer.strip() else "")
         uncoloured = not highlight and self._markdown.has_code(html)
         if not html and record.status == "streaming":
             html = "<p><i>…</i></p>"
+        if sources is not None:
+            if sources.explanation:
+                html = (f'<p style="color:{GREY}"><small>{inert_text(sources.explanation)}'
+                        f"</small></p>{html}")
+            html += sources_html(sources)
         if record.status == "failed" and record.error:
             html += f'<p style="color:#b00020">Failed: {escape(record.error)}</p>'
         if record.tool_calls:

@@ -32,6 +32,7 @@ class MessageView(QListView):
     regenerateRequested = Signal()
     versionRequested = Signal(int, int)  # message id, -1 (previous) or +1 (next version)
     deleteVersionRequested = Signal(int)  # message id
+    citationRequested = Signal(int, int)  # message id, citation number: a "[n]" was clicked
 
     def __init__(self, model: MessageListModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -43,6 +44,7 @@ class MessageView(QListView):
         self.delegate = MessageDelegate(self)
         self.setItemDelegate(self.delegate)
         self.delegate.versionStepRequested.connect(self._on_version_step)
+        self.delegate.citationRequested.connect(self.citationRequested)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setUniformItemSizes(False)
         self.setResizeMode(QListView.ResizeMode.Adjust)

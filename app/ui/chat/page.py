@@ -31,6 +31,9 @@ from app.ui.chat.model_picker import ModelPicker
 from app.ui.chat.settings_panel import SettingsPanel
 from app.ui.chat.status_line import StatusLine
 from app.ui.chat.tool_sources import ToolSources
+from app.ui.documents.asking import DocumentAsker
+from app.ui.documents.citation_pane import CitationPane
+from app.ui.documents.panel import DocumentsPanel
 from app.ui.plain_text import escaped_rich, plain_label
 
 LAST_CHAT_SETTING = "chat.last_id"  # reopened at the next start
@@ -48,14 +51,21 @@ class ChatPage(QWidget):
         self._shown: int | None = None  # the chat whose settings and header are on screen
         self.messages = MessageListModel(self)
         self.tool_sources = ToolSources(store, self)
+        self.document_asker = DocumentAsker(store, bridge.pool, self)
         self.controller = ChatController(store, bridge, self.messages, self,
-                                         tools=self.tool_sources)
+                                         tools=self.tool_sources, documents=self.document_asker)
         self.model_picker = ModelPicker(store, bridge, self)
         self.chat_list = ChatList(store, self)
         self.view = MessageView(self.messages, self)
+        self.citation_pane = CitationPane(store, self)  # beside the transcript when opened
         self.composer = Composer(self)
         self.status_line = StatusLine(self)
         self.settings_panel = SettingsPanel(store, self)
+        self.documents_panel = DocumentsPanel(store, bridge.pool, self)
+        self.documents_panel.ensure_chat = self._ensure_chat
+        attach = self.composer.attach_button.menu()
+        attach.addAction("Documents…", self.documents_panel.add_files_dialog)
+        attach.addAction("Folder of documents…", self.documents_panel.add_folder_dialog)
         self.settings_panel.tools_panel.set_sources(self.tool_sources)
         self.approval_panel = ApprovalPanel(self)
         self.tool_step = plain_label(parent=self)  # "Tool step 3 of 10" while a loop runs
@@ -87,6 +97,8 @@ class ChatPage(QWidget):
             self._store.set_setting(LAST_CHAT_SETTING, chat_id)
             self._shown = chat_id
             self.settings_panel.set_chat(chat)
+            self.documents_panel.set_chat(chat_id)
+            self.citation_pane.hide()  # it showed a citation of the chat left
             self.currentChatChanged.emit(chat_id)
         self._show_chat_header(chat_id)
         if self.chat_list.current_chat_id() != chat_id:
@@ -110,6 +122,10 @@ class ChatPage(QWidget):
         self.open_chat(chat.id)
         self.composer.input.setFocus()
         return chat.id
+
+    def _ensure_chat(self) -> int:
+        chat_id = self.current_chat_id()
+        return chat_id if chat_id is not None else self.new_chat()
 
     def export_to(self, path: str | Path, fmt: str) -> Path:
         """Write the current chat to `path` as "markdown" or "json": the branch on screen."""
@@ -150,8 +166,13 @@ class ChatPage(QWidget):
         splitter.addWidget(self.chat_list)
         splitter.addWidget(center)
         # Scrolls rather than squeezing its sections over each other in a short window.
+        sections = QWidget(self)
+        right = QVBoxLayout(sections)
+        right.setContentsMargins(0, 0, 0, 0)
+        right.addWidget(self.documents_panel)
+        right.addWidget(self.settings_panel, 1)
         settings = QScrollArea(self)
-        settings.setWidget(self.settings_panel)
+        settings.setWidget(sections)
         settings.setWidgetResizable(True)
         settings.setFrameShape(QFrame.Shape.NoFrame)
         settings.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -160,6 +181,8 @@ class ChatPage(QWidget):
         splitter.addWidget(settings)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([220, 640, 260])
+        splitter.insertWidget(2, self.citation_pane)  # right of the transcript, hidden
+        self._splitter = splitter
         layout = QVBoxLayout(self)
         layout.addWidget(self.model_picker)
         layout.addWidget(splitter, 1)
@@ -174,6 +197,7 @@ class ChatPage(QWidget):
         self.view.regenerateRequested.connect(c.regenerate)
         self.view.versionRequested.connect(c.show_version)
         self.view.deleteVersionRequested.connect(c.delete_version)
+        self.view.citationRequested.connect(self.open_citation)
         c.busyChanged.connect(self.composer.set_busy)
         c.busyChanged.connect(self.view.set_busy)
         c.statsChanged.connect(self.status_line.set_stats)
@@ -196,11 +220,30 @@ class ChatPage(QWidget):
         self.export_json_button.clicked.connect(lambda: self._export_dialog("json"))
 
     def shutdown(self) -> None:
-        """The window is closing: end a tool loop and stop the MCP servers."""
+        """The window is closing: end a tool loop, stop the MCP servers and indexing."""
         self.controller.stop()
         self.tool_sources.close()
+        self.documents_panel.shutdown()
+        self.document_asker.shutdown()
 
     # -- reactions -----------------------------------------------------------------------------
+    def open_citation(self, message_id: int, number: int) -> bool:
+        """Show citation ``number`` of that reply in the side pane; False if it has none."""
+        record = self._store.get_message(message_id)
+        sources = record.sources if record is not None else None
+        citation = sources.citation(number) if sources is not None else None
+        if citation is None:
+            return False
+        self.citation_pane.show_citation(citation)
+        sizes = self._splitter.sizes()
+        pane = self._splitter.indexOf(self.citation_pane)
+        if sizes[pane] == 0:  # first shown: it takes room from the transcript
+            give = min(360, sizes[pane - 1] // 2)
+            sizes[pane - 1] -= give
+            sizes[pane] = give
+            self._splitter.setSizes(sizes)
+        return True
+
     def _show_tool_step(self, step: int, cap: int) -> None:
         self.tool_step.setVisible(step > 0)
         self.tool_step.setText(f"Tool step {step} of {cap}" if step > 0 else "")
@@ -248,6 +291,7 @@ class ChatPage(QWidget):
             self.open_chat(ids[0])
         else:
             self.settings_panel.set_chat(None)
+            self.documents_panel.set_chat(None)
             self._show_chat_header(None)
 
     def _show_chat_header(self, chat_id: int | None) -> None:
