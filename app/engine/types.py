@@ -25,12 +25,24 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class DecodedImage:
+    """An image's pixels row by row, 3 bytes (R, G, B) each: ``len(rgb) == width * height * 3``
+    (`app.engine.vision.images.load_image` makes them from files and bytes)."""
+
+    width: int
+    height: int
+    rgb: bytes = field(repr=False)
+    format: str = "PNG"  # "PNG", "JPEG", "WEBP" or "GIF": what the bytes were
+
+
+@dataclass(frozen=True)
 class ChatMessage:
     role: Role
     content: str
     tool_calls: tuple[ToolCall, ...] = ()  # an assistant turn that called tools
     tool_call_id: str = ""  # a "tool" turn: the call it answers
     name: str = ""  # a "tool" turn: the tool's name
+    images: tuple[DecodedImage, ...] = ()  # a user turn's images, shown before its text
 
 
 @dataclass
@@ -126,6 +138,7 @@ class GenerationStats:
     stop_reason: StopReason = "eos"
     context_used: int = 0  # tokens in the context after the reply
     n_ctx: int = 0
+    image_tokens: int = 0  # of prompt_tokens, those that are images' embeddings
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.engine.gguf.info import GGUFError, read_model_info
 from app.engine.gguf.names import is_mmproj, split_part, split_siblings
+from app.engine.gguf.projector_pairing import PROJECTOR_ARCHITECTURE, find_projector
 from app.engine.paths import data_paths
 from app.engine.starter import install_starter
 from app.models.records import ModelFileRecord, ModelSource
@@ -113,6 +114,9 @@ def iter_import(
             log.exception("reading %s failed", file)
             report.errors.append(f"{file} could not be read ({exc})")
             continue
+        if info.architecture == PROJECTOR_ARCHITECTURE:  # a projector not named "mmproj"
+            report.skipped.append(f"{file}: a vision projector (mmproj), not a language model")
+            continue
         report.added.append(store.add_model_file(info, source))
         known.add(str(file))
     return report
@@ -126,6 +130,13 @@ def import_path(store: Store, path: str | Path, source: ModelSource = "import") 
             next(steps)
         except StopIteration as stop:
             return stop.value
+
+
+def projector_for(model_path: str | Path) -> Path | None:
+    """The vision projector (mmproj) that goes with the model file at ``model_path``: one in
+    the same folder, chosen by the name rules of `app.engine.gguf.projector_pairing` from the
+    files whose GGUF header says they are projectors; None for a text-only model."""
+    return find_projector(Path(model_path))
 
 
 def known_model_folders() -> list[Path]:

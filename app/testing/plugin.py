@@ -3,6 +3,8 @@
 - `hearth_home`: an isolated data folder (`HEARTH_HOME`), so a test never touches real chats,
   the user's Hugging Face login or their OS keyring.
 - `tiny_model` / `tiny_chat_model`: real GGUF files with random weights, built in milliseconds.
+- `tiny_vision_model`: a tiny chat model with a random-weight vision projector (mmproj)
+  that llama.cpp's mtmd loads and runs.
 - `starter_model`: the real Gemma 3 270M starter model, assembled once and shared.
 - `embedding_model`: the real all-MiniLM-L6-v2 embedding model (BERT, 384 dimensions, mean
   pooling) converted to GGUF from its PyPI package once per test session.
@@ -86,6 +88,15 @@ def tiny_chat_model(_tiny_models_dir: Path) -> Path:
         _tiny_models_dir / "tiny-chatml-f16.gguf", dtype="f16", chat_template=CHATML_TEMPLATE,
         name="tiny-chatml",
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_vision_model(_tiny_models_dir: Path) -> Any:
+    """A tiny ChatML model and its random-weight LLaVA-style projector (mtmd loads both), in
+    their own folder as a Hub repo ships them: ``.model``, ``.mmproj``, ``.image_tokens``."""
+    from app.testing.tiny_mmproj import build_tiny_vision_model
+
+    return build_tiny_vision_model(_tiny_models_dir / "tiny-vl")
 
 
 @pytest.fixture(scope="session")

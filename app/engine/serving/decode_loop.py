@@ -40,6 +40,8 @@ from app.engine.serving.logprobs import token_logprobs
 from app.engine.structured import vocab_index
 from app.engine.structured.grammar_sampling import GrammarError, GrammarSampler
 from app.engine.types import GenerationStats
+from app.engine.vision.projector import Projector, ProjectorError
+from app.engine.vision.prompt import ImageSpan, is_placeholder
 
 OnEvent = Callable[[SequenceEvent], None]
 IDLE_WAIT_S = 0.5
@@ -57,6 +59,9 @@ class _Slot:
     seq: int
     interactive: bool
     cached: list[int] = field(default_factory=list)  # tokens whose K/V this sequence holds
+    # Position of cached[i] is i + shift: an M-RoPE image (Qwen2-VL) takes fewer positions
+    # than tokens. 0 for text, and for images of every other kind.
+    shift: int = 0
     request: _Request | None = None
     pending: list[int] = field(default_factory=list)  # prompt tokens not decoded yet
     next_token: int | None = None  # sampled, decoded at the next step
@@ -71,10 +76,12 @@ class _Slot:
 
 
 class DecodeLoop:
-    def __init__(self, runtime: Any, parallel: int, n_ctx_seq: int, n_batch: int) -> None:
+    def __init__(self, runtime: Any, parallel: int, n_ctx_seq: int, n_batch: int,
+                 projector: Projector | None = None) -> None:
         """``runtime``: a loaded `Runtime` with ``parallel + 1`` sequences; this loop's thread
-        owns it from now on."""
+        owns it from now on, and ``projector`` (a vision model's) with it."""
         self._rt = runtime
+        self._projector = projector
         self._ctx, self._vocab = runtime._ctx, runtime._vocab
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
@@ -170,8 +177,9 @@ class DecodeLoop:
         tokens = request.job.tokens
         # At least the last prompt token is decoded again: its logits give the first reply token.
         keep = min(_common_prefix(slot.cached, tokens), len(tokens) - 1)
-        llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, keep, -1)
         job = request.job
+        keep, slot.shift = _image_boundary(keep, job.images)
+        llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, keep + slot.shift, -1)
         slot.request, slot.cached, slot.pending = request, tokens[:keep], tokens[keep:]
         slot.next_token, slot.generated, slot.logprobs = None, 0, []
         slot.chain = make_chain(job.sampling, self._n_vocab,
@@ -181,7 +189,8 @@ class DecodeLoop:
         slot.grammar = grammar
         slot.stream = StopTextStream(list(job.stop) + list(job.sampling.stop))
         slot.stats = GenerationStats(prompt_tokens=len(tokens), cached_tokens=keep,
-                                     n_ctx=self.n_ctx_seq)
+                                     n_ctx=self.n_ctx_seq,
+                                     image_tokens=sum(s.n_tokens for s in job.images))
         slot.started = slot.first_token = time.perf_counter()
 
     def _drop_cancelled(self) -> None:
@@ -200,7 +209,8 @@ class DecodeLoop:
         """
         generating = [s for s in self._slots if s.request is not None and s.next_token is not None]
         if generating:
-            rows = [(slot, slot.next_token, len(slot.cached), True) for slot in generating]
+            rows = [(slot, slot.next_token, len(slot.cached) + slot.shift, True)
+                    for slot in generating]
             if not self._decode(rows, generating):
                 return
             for slot in generating:
@@ -213,9 +223,14 @@ class DecodeLoop:
         for slot in sorted(self._slots, key=lambda s: not s.interactive):
             if slot.request is None or not slot.pending:
                 continue
+            if is_placeholder(slot.pending[0]):
+                self._decode_image(slot)
+                continue
             chunk = slot.pending[: self._n_batch]
+            chunk = chunk[: next((i for i, t in enumerate(chunk) if is_placeholder(t)),
+                                 len(chunk))]  # text up to the next image
             last = len(chunk) == len(slot.pending)
-            start = len(slot.cached)
+            start = len(slot.cached) + slot.shift
             rows = [(slot, token, start + i, last and i == len(chunk) - 1)
                     for i, token in enumerate(chunk)]
             if not self._decode(rows, [slot]):
@@ -224,6 +239,27 @@ class DecodeLoop:
             slot.pending = slot.pending[len(chunk):]
             if last:
                 self._sample(slot, len(chunk) - 1)
+
+    def _decode_image(self, slot: _Slot) -> None:
+        """Encode the image the slot's prompt reaches now and decode it into its sequence, in
+        one step of its own (like a prompt chunk: never shared with other sequences)."""
+        request = slot.request
+        assert request is not None
+        span = next((s for s in request.job.images if s.start == len(slot.cached)), None)
+        if span is None or self._projector is None:
+            self._fail_all([slot], "This model was loaded without a vision projector, so it "
+                                   "cannot read images.")
+            return
+        start = len(slot.cached) + slot.shift
+        try:
+            end = self._projector.eval_image(self._ctx, span.chunk.handle, start, slot.seq,
+                                             self._n_batch)
+        except ProjectorError as exc:
+            self._fail_all([slot], str(exc))
+            return
+        slot.cached.extend(slot.pending[: span.n_tokens])
+        slot.pending = slot.pending[span.n_tokens:]
+        slot.shift += (end - start) - span.n_tokens
 
     def _decode(self, rows: list[tuple[_Slot, int, int, bool]], slots: list[_Slot]) -> bool:
         """Decode ``rows`` (slot, token, position, wants logits) in one call; on failure the
@@ -320,7 +356,7 @@ class DecodeLoop:
                 continue
             # What this batch wrote to its KV range is unknown now: start that slot afresh.
             llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, 0, -1)
-            slot.cached = []
+            slot.cached, slot.shift = [], 0
             self._release(slot)
             _send(request, SequenceFailed(message))
             request.handle._end()
@@ -344,3 +380,15 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+def _image_boundary(keep: int, images: tuple[ImageSpan, ...]) -> tuple[int, int]:
+    """A reusable prefix of ``keep`` tokens cut back to the start of an image it would split
+    (an image is decoded whole), and the position shift of the tokens before it."""
+    shift = 0
+    for span in images:
+        if span.start < keep < span.end:
+            keep = span.start
+        if span.end <= keep:
+            shift += span.n_pos - span.n_tokens
+    return keep, shift

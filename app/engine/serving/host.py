@@ -59,6 +59,7 @@ class _Load:
     job_id: int
     path: str
     settings: LoadSettings
+    projector: str | None = None  # a vision model's projector (mmproj)
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,11 @@ class EngineHost:
         self._thread.start()
 
     # -- API for any thread --------------------------------------------------------------------
-    def load(self, path: str | Path, settings: LoadSettings | None = None) -> int:
-        return self._submit(lambda i: _Load(i, str(path), settings or LoadSettings()))
+    def load(self, path: str | Path, settings: LoadSettings | None = None,
+             projector: str | Path | None = None) -> int:
+        """Load the model at ``path`` for the chat; ``projector``: its vision projector."""
+        mmproj = str(projector) if projector is not None else None
+        return self._submit(lambda i: _Load(i, str(path), settings or LoadSettings(), mmproj))
 
     def unload(self) -> int:
         return self._submit(_Unload)
@@ -207,13 +211,15 @@ class EngineHost:
             # (with mmap the old weights are page cache the OS can reclaim).
             key = self._model_key(job.path)
             same = self.pool.get(key)
-            if same is not None and same.settings != job.settings:
+            if same is not None and (same.settings != job.settings
+                                     or same.projector_path != job.projector):
                 # Loaded with other settings (a new context length, say): load it afresh.
                 if same is self._runtime:
                     self._runtime = None
                 self.pool.unload(key)
             runtime = self.pool.load(key, job.path, job.settings, progress=progress,
-                                     cancelled=lambda: job.job_id in self._cancelled)
+                                     cancelled=lambda: job.job_id in self._cancelled,
+                                     projector=job.projector)
         except (GGUFError, LoadError) as exc:
             reason = "Loading was cancelled." if job.job_id in self._cancelled else str(exc)
             self._emit(Failed(job.job_id, reason, "load"))
@@ -338,7 +344,7 @@ class EngineHost:
         reader = ReplyReader(family, prompt.opens_thinking) if job.tools else None
         handle = model.submit(
             SequenceJob(fitted.tokens, sampling, stop=prompt.stop, interactive=True,
-                        grammar=grammar,
+                        grammar=grammar, images=prompt.images,
                         control_text=reader.control_text if reader else frozenset()),
             lambda event: self._relay(job.job_id, event, ended, reader))
         while not handle.wait(CANCEL_POLL_S):

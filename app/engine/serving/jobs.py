@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from app.engine.types import GenerationStats, Sampling
+from app.engine.vision.prompt import ImageSpan
 
 FinishReason = Literal["eos", "stop", "length", "context", "cancelled"]
 
@@ -31,6 +32,9 @@ class SequenceJob:
     # Llama's <|python_tag|> or Mistral's [TOOL_CALLS] are control tokens, and the reply's
     # parser must see them; any other control token still never shows.
     control_text: frozenset[str] = frozenset()
+    # Where ``tokens`` holds images' placeholders (a vision model's prompt, see
+    # `app.engine.vision.prompt`): the decode loop encodes and decodes each image there.
+    images: tuple[ImageSpan, ...] = ()
 
 
 @dataclass(frozen=True)

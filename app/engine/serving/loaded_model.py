@@ -11,7 +11,7 @@ from typing import Any
 import llama_cpp
 
 from app.engine.inference.context_window import ContextOverflow, fits, too_long
-from app.engine.inference.runtime import ModelUnloaded, Runtime
+from app.engine.inference.runtime import ModelUnloaded, Runtime, default_threads
 from app.engine.serving.decode_loop import DecodeLoop
 from app.engine.serving.jobs import (
     Finished,
@@ -22,6 +22,8 @@ from app.engine.serving.jobs import (
 )
 from app.engine.tools.families import detect_family
 from app.engine.types import ChatMessage, LoadSettings, ModelInfo
+from app.engine.vision.projector import Projector
+from app.engine.vision.prompt import ImageSpan, image_overflow, vision_prompt
 
 __all__ = ["ChatPrompt", "ContextOverflow", "LoadedModel", "load_llm"]
 
@@ -31,11 +33,16 @@ class ChatPrompt:
     tokens: list[int]
     stop: list[str] = field(default_factory=list)  # the template's own end-of-turn strings
     opens_thinking: bool = False  # the reply starts inside "<think>"
+    images: tuple[ImageSpan, ...] = ()  # where ``tokens`` holds images (a vision model's)
+
+    @property
+    def image_tokens(self) -> int:
+        return sum(span.n_tokens for span in self.images)
 
 
 class LoadedModel:
     def __init__(self, key: str, runtime: Runtime, *, jit: bool, ttl_s: float | None,
-                 memory_bytes: int) -> None:
+                 memory_bytes: int, projector: Projector | None = None) -> None:
         self.key = key
         self.kind = "llm"
         self.path = runtime.path
@@ -48,6 +55,8 @@ class LoadedModel:
         self.memory_bytes = memory_bytes
         self.last_used = time.monotonic()
         self._runtime = runtime
+        self.projector = projector  # a vision model's; its context is the decode loop's too
+        self.projector_path = projector.path if projector is not None else None
         # The template runs in one child process per model: one render at a time.
         self._template_lock = threading.Lock()
         # Held by `submit` and `close`: no request lands on a decode loop that has stopped.
@@ -64,7 +73,7 @@ class LoadedModel:
         self.tool_family = (detect_family(formatter.template, self.info.architecture)
                             if formatter.supports_tools else "generic")
         self._loop = DecodeLoop(runtime, self.parallel, runtime.n_ctx,
-                                llama_cpp.llama_n_batch(runtime._ctx))
+                                llama_cpp.llama_n_batch(runtime._ctx), projector)
 
     # -- prompts (any thread) ------------------------------------------------------------------
     def chat_prompt(self, messages: Sequence[ChatMessage],
@@ -72,10 +81,38 @@ class LoadedModel:
                     tools: Sequence[dict[str, Any]] | None = None) -> ChatPrompt:
         """The conversation through the model's template; `PromptFormatError` if it can't.
         ``tools`` (OpenAI function tools) go to a template that reads them, else into the
-        system turn."""
+        system turn. Messages with images need a projector (`NoVisionError` without);
+        `ContextOverflow` when the last message's images alone leave no room."""
+        if any(message.images for message in messages):
+            return self._image_prompt(messages, cancelled, tools)
         with self._template_lock:
             prompt, tokens = self._runtime.render(messages, cancelled, tools)
         return ChatPrompt(tokens, list(prompt.stop), prompt.opens_thinking)
+
+    def _image_prompt(self, messages: Sequence[ChatMessage],
+                      cancelled: Callable[[], bool] | None,
+                      tools: Sequence[dict[str, Any]] | None) -> ChatPrompt:
+        runtime = self._runtime
+        assert runtime.formatter is not None
+
+        def tokenize(piece: Any, first: bool) -> list[int]:
+            if first or piece.uses_template:
+                return runtime.prompt_tokens(piece)
+            # A plain transcript's later pieces: its users' text, without another BOS.
+            return runtime.tokenize(piece.text, add_special=False, parse_special=False)
+
+        with self._template_lock:
+            built = vision_prompt(
+                messages, self.projector,
+                lambda marked: runtime.formatter.render(marked, cancelled, tools=tools),
+                tokenize)
+        newest = len(messages[-1].images)
+        first_new = sum(len(m.images) for m in messages) - newest
+        newest_tokens = sum(s.n_tokens for s in built.images if s.image >= first_new)
+        if newest and not fits(newest_tokens, self.n_ctx):
+            raise image_overflow(newest_tokens, newest_tokens, newest, self.n_ctx)
+        return ChatPrompt(built.tokens, list(built.rendered.stop),
+                          built.rendered.opens_thinking, built.images)
 
     def text_tokens(self, text: str) -> list[int]:
         """A raw completion prompt: the model's BOS, then the text as plain text."""
@@ -96,6 +133,9 @@ class LoadedModel:
                ) -> SequenceHandle:
         """`ModelUnloaded` once the model is closed."""
         if not fits(len(job.tokens), self.n_ctx):
+            if job.images:
+                raise image_overflow(len(job.tokens), sum(s.n_tokens for s in job.images),
+                                     len(job.images), self.n_ctx)
             raise too_long(len(job.tokens), self.n_ctx)
 
         def relay(event: SequenceEvent) -> None:
@@ -120,16 +160,29 @@ class LoadedModel:
         with self._open_lock:
             self._closed = True
         self._loop.stop()
+        if self.projector is not None:
+            self.projector.close()  # before the text model it was opened on
         self._runtime.close()
 
 
 def load_llm(key: str, path: str, settings: LoadSettings, *, jit: bool, ttl_s: float | None,
              memory_bytes: int, progress: Callable[[float], bool] | None = None,
-             cancelled: Callable[[], bool] | None = None) -> LoadedModel:
+             cancelled: Callable[[], bool] | None = None,
+             projector: str | None = None) -> LoadedModel:
+    """``projector``: a vision projector (mmproj) to open on the model (`ProjectorError`, a
+    `LoadError`, if mtmd refuses it)."""
     runtime: Any = Runtime(path, settings, progress=progress, cancelled=cancelled,
                            sequences=settings.parallel + 1)
+    vision = None
     try:
-        return LoadedModel(key, runtime, jit=jit, ttl_s=ttl_s, memory_bytes=memory_bytes)
+        if projector is not None:
+            vision = Projector(projector, runtime._model,
+                               n_threads=settings.n_threads or default_threads(),
+                               use_gpu=settings.n_gpu_layers != 0)
+        return LoadedModel(key, runtime, jit=jit, ttl_s=ttl_s, memory_bytes=memory_bytes,
+                           projector=vision)
     except BaseException:
+        if vision is not None:
+            vision.close()
         runtime.close()
         raise

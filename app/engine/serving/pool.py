@@ -71,16 +71,20 @@ class ModelPool:
     def load(self, key: str, path: str | Path, settings: LoadSettings, *, kind: Kind = "llm",
              jit: bool = False, ttl_s: float | None = None,
              progress: Callable[[float], bool] | None = None,
-             cancelled: Callable[[], bool] | None = None) -> LoadedModel:
+             cancelled: Callable[[], bool] | None = None,
+             projector: str | Path | None = None) -> LoadedModel:
         """The model under ``key``, loading it first if needed (see the module doc).
 
         ``progress`` returning False aborts loading the weights; ``cancelled`` is polled while
-        the chat template is checked."""
+        the chat template is checked; ``projector``: a vision projector (mmproj) to load with
+        it."""
+        mmproj = str(projector) if projector is not None else None
         with self._lock:
             model = self._find(key)
             if model is None:
                 model = next((m for m in self._models.values()
-                              if m.path == str(path) and m.settings == settings), None)
+                              if m.path == str(path) and m.settings == settings
+                              and getattr(m, "projector_path", None) == mmproj), None)
                 if model is not None:
                     self._aliases[key] = model.key
             if model is not None:
@@ -96,7 +100,7 @@ class ModelPool:
         try:
             model = self._load(key, str(path), settings, kind, jit,
                                (ttl_s if ttl_s is not None else DEFAULT_TTL_S) if jit else ttl_s,
-                               progress, cancelled)
+                               progress, cancelled, mmproj)
         except BaseException as exc:
             with self._lock:
                 del self._loading[key]
@@ -150,7 +154,8 @@ class ModelPool:
     # -- loading -------------------------------------------------------------------------------
     def _load(self, key: str, path: str, settings: LoadSettings, kind: Kind, jit: bool,
               ttl_s: float | None, progress: Callable[[float], bool] | None,
-              cancelled: Callable[[], bool] | None) -> LoadedModel:
+              cancelled: Callable[[], bool] | None, projector: str | None = None
+              ) -> LoadedModel:
         try:
             info = read_model_info(path)
         except GGUFError as exc:
@@ -162,7 +167,7 @@ class ModelPool:
             return load_embeddings(key, path, settings, jit=jit, ttl_s=ttl_s,
                                    memory_bytes=needed)
         return load_llm(key, path, settings, jit=jit, ttl_s=ttl_s, memory_bytes=needed,
-                        progress=progress, cancelled=cancelled)
+                        progress=progress, cancelled=cancelled, projector=projector)
 
     def _make_room(self, info: ModelInfo, settings: LoadSettings, kind: Kind) -> int:
         """The estimated RAM the model needs, after unloading idle JIT models if it must."""

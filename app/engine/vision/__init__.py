@@ -1,0 +1,18 @@
+"""Images for vision models: attached images decoded safely, and run through a vision
+projector (mmproj) with llama.cpp's multimodal library (mtmd).
+
+Interface:
+
+- ``images.load_image(path | bytes) -> DecodedImage`` (RGB pixels, see `app.engine.types`);
+  ``ImageError(reason, name)`` for empty, too big, truncated or damaged files, non-images and
+  decompression bombs (the header's declared size is checked before decoding).
+- ``projector.Projector(path, llama_model, n_threads=, use_gpu=)``: an mtmd context on a loaded
+  text model; ``ProjectorError`` (a ``LoadError``) with mtmd's reason when refused, e.g. an
+  embedding size that does not match the model.
+- ``prompt.vision_prompt(messages, projector, render, tokenize) -> VisionPrompt``: a chat whose
+  ``ChatMessage.images`` become image chunks between its text tokens (``ImageSpan``s over
+  placeholder ids); ``NoVisionError`` without a projector. The serving decode loop encodes and
+  decodes each span on its own thread (`app.engine.serving.decode_loop`).
+
+Which projector goes with which model file is `app.engine.gguf.projector_pairing`'s job.
+"""

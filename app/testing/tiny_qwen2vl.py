@@ -1,0 +1,115 @@
+"""A tiny Qwen2-VL pair for tests: a text model with M-RoPE and its "qwen2vl_merger" projector.
+
+Qwen-VL models place an image on a 2-D grid of positions: its ``n_tokens`` embeddings advance
+the sequence by only ``n_pos`` positions (the grid's longer side), so the text after an image
+sits at a position other than its index. This pair lets tests check that path against llama.cpp's
+own mtmd helper. Random weights, seeded; the shapes follow clip.cpp's qwen2vl graph (two patch
+convolutions, no class or position embedding, biased attention, a 2×2 patch merger MLP).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model
+from app.testing.tiny_mmproj import TinyVisionModel
+
+_MEAN = (0.48145466, 0.4578275, 0.40821073)
+_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _add_keys(path: Path, extra: dict[str, tuple[object, gguf.GGUFValueType,
+                                                 gguf.GGUFValueType | None]]) -> None:
+    """Rewrite the GGUF at ``path`` with ``extra`` keys (name → value, type, item type)."""
+    reader = gguf.GGUFReader(path)
+    arch = reader.fields["general.architecture"].contents()
+    tmp = path.with_suffix(".tmp")
+    writer = gguf.GGUFWriter(tmp, arch)
+    for name, field in reader.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        vtype = field.types[0]
+        sub = field.types[1] if vtype == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(name, field.contents(), vtype, sub)
+    for name, (value, vtype, sub) in extra.items():
+        writer.add_key_value(name, value, vtype, sub)
+    for tensor in reader.tensors:
+        writer.add_tensor(tensor.name, np.array(tensor.data),
+                          raw_shape=list(reversed(tensor.shape.tolist())),
+                          raw_dtype=tensor.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    del reader
+    tmp.replace(path)
+
+
+def build_tiny_qwen2vl_mmproj(path: Path, *, text_n_embd: int = 64, n_embd: int = 32,
+                              n_head: int = 4, n_ff: int = 64, n_layer: int = 2,
+                              patch_size: int = 4, proj_hidden: int = 64,
+                              seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+
+    def weights(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape, dtype=np.float32) * 0.02
+
+    writer = gguf.GGUFWriter(path, "clip")
+    writer.add_name("tiny-qwen2vl-mmproj")
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_bool("clip.has_vision_encoder", True)
+    writer.add_string("clip.projector_type", "qwen2vl_merger")
+    writer.add_bool("clip.use_gelu", True)
+    writer.add_uint32("clip.vision.image_size", 64)
+    writer.add_uint32("clip.vision.patch_size", patch_size)
+    writer.add_uint32("clip.vision.embedding_length", n_embd)
+    writer.add_uint32("clip.vision.feed_forward_length", n_ff)
+    writer.add_uint32("clip.vision.block_count", n_layer)
+    writer.add_uint32("clip.vision.projection_dim", text_n_embd)
+    writer.add_uint32("clip.vision.attention.head_count", n_head)
+    writer.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-6)
+    writer.add_array("clip.vision.image_mean", list(_MEAN))
+    writer.add_array("clip.vision.image_std", list(_STD))
+    writer.add_tensor("v.patch_embd.weight", weights(n_embd, 3, patch_size, patch_size))
+    writer.add_tensor("v.patch_embd.weight.1", weights(n_embd, 3, patch_size, patch_size))
+    for i in range(n_layer):
+        blk = f"v.blk.{i}"
+        for part in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            writer.add_tensor(f"{blk}.{part}.weight", weights(n_embd, n_embd))
+            writer.add_tensor(f"{blk}.{part}.bias", weights(n_embd))
+        for norm in ("ln1", "ln2"):
+            writer.add_tensor(f"{blk}.{norm}.weight", np.ones(n_embd, dtype=np.float32))
+            writer.add_tensor(f"{blk}.{norm}.bias", np.zeros(n_embd, dtype=np.float32))
+        writer.add_tensor(f"{blk}.ffn_up.weight", weights(n_ff, n_embd))
+        writer.add_tensor(f"{blk}.ffn_up.bias", weights(n_ff))
+        writer.add_tensor(f"{blk}.ffn_down.weight", weights(n_embd, n_ff))
+        writer.add_tensor(f"{blk}.ffn_down.bias", weights(n_embd))
+    writer.add_tensor("mm.0.weight", weights(proj_hidden, n_embd * 4))  # 2×2 patches merged
+    writer.add_tensor("mm.0.bias", weights(proj_hidden))
+    writer.add_tensor("mm.2.weight", weights(text_n_embd, proj_hidden))
+    writer.add_tensor("mm.2.bias", weights(text_n_embd))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def build_tiny_qwen2vl(folder: Path, *, seed: int = 0) -> TinyVisionModel:
+    """``Tiny-Qwen2-VL-F16.gguf`` (architecture qwen2vl, M-RoPE, ChatML) and
+    ``mmproj-Tiny-Qwen2-VL-f32.gguf`` in ``folder``. A 48 px image becomes 36 tokens on a
+    6 × 6 grid (4 px patches merged 2 × 2): 36 tokens, 6 positions."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = build_tiny_model(folder / "Tiny-Qwen2-VL-F16.gguf", dtype="f16", n_embd=64,
+                             chat_template=CHATML_TEMPLATE, name="tiny-qwen2vl", seed=seed,
+                             architecture="qwen2vl",
+                             control_tokens=["<|vision_start|>", "<|vision_end|>"])
+    # Qwen2-VL's text rotary sections (time, height, width, unused) over head_dim / 2 = 8.
+    _add_keys(model, {"qwen2vl.rope.dimension_sections": (
+        [2, 3, 3, 0], gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.INT32)})
+    mmproj = build_tiny_qwen2vl_mmproj(folder / "mmproj-Tiny-Qwen2-VL-f32.gguf", seed=seed)
+    return TinyVisionModel(model, mmproj, 36)
