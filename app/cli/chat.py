@@ -62,6 +62,7 @@ class _TerminalChat:
         self.system = ""
         self.model_path = ""
         self.n_ctx = 0
+        self.chat_template: str | None = None  # the loaded model's: whether it reads reasoning
         self.docs: ChatDocuments | None = None
 
     def _wait(self, job: int, on_token: Callable[[str], None] | None = None) -> object:
@@ -89,6 +90,8 @@ class _TerminalChat:
             raise CliError(f"Could not load {model_path}: {event.message}")
         self.model_path = model_path
         self.n_ctx = getattr(event, "n_ctx", 0)
+        info = getattr(event, "info", None)
+        self.chat_template = info.chat_template if info is not None else None
         if self.args.docs:
             from app.cli.chat_docs import open_chat_documents
 
@@ -124,11 +127,13 @@ class _TerminalChat:
         """Send one user message and stream the reply to stdout; False if the reply failed."""
         from app.cli.terminal_text import TerminalText, terminal_safe
         from app.engine.inference.events import Done, Failed
+        from app.engine.inference.reasoning import template_keeps_reasoning
         from app.services.chat_session import ChatSession
 
         chat, _ = self.session.ensure_chat(self.system, self.sampling, self.model_path)
         self.branch.append(self.session.add_user_message(chat, text, self.branch))
-        started = self.session.start_reply(self.branch)
+        started = self.session.start_reply(
+            self.branch, keep_reasoning=template_keeps_reasoning(self.chat_template))
         assert started is not None  # the chat was just made sure of
         writer = started.writer
         screen = TerminalText()  # the reply may carry escape sequences: never act on them

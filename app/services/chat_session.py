@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from app.engine.inference.reasoning import without_reasoning
 from app.engine.types import ChatMessage, GenerationStats, Sampling
 from app.models.records import ChatRecord, MessageRecord
 from app.models.reply_writer import ReplyWriter
@@ -45,12 +46,17 @@ def dropped_notice(dropped: int) -> str:
 NOT_RUN_TEXT = "Not run: the user stopped the chat before this call ran."
 
 
-def history_for_model(system_prompt: str, branch: Iterable[MessageRecord]) -> list[ChatMessage]:
+def history_for_model(system_prompt: str, branch: Iterable[MessageRecord], *,
+                      keep_reasoning: bool = False) -> list[ChatMessage]:
     """The messages the model is sent for a branch: the system prompt, then every finished
     (complete or stopped) non-empty message of the branch, oldest first. An assistant turn
     keeps the calls it made, and each tool result is a "tool" turn naming its call; a call the
     user stopped before it ran is answered as not run, since templates refuse a call without
-    its result."""
+    its result.
+
+    Replies go back without their `<think>` reasoning (it wastes context, and reasoning models
+    are trained without it) unless ``keep_reasoning``: pass
+    `template_keeps_reasoning(chat_template)` for the loaded model's template."""
     messages = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
     unanswered: list[ChatMessage] = []  # results still owed to the last turn's calls
     for record in branch:
@@ -64,9 +70,12 @@ def history_for_model(system_prompt: str, branch: Iterable[MessageRecord]) -> li
                 unanswered = [m for m in unanswered if m.tool_call_id != turn.call_id]
             continue
         calls = record.tool_calls
-        if record.content.strip() or calls:
+        content = record.content
+        if record.role == "assistant" and not keep_reasoning:
+            content = without_reasoning(content)
+        if content.strip() or calls:
             messages.extend(unanswered)
-            messages.append(ChatMessage(record.role, record.content, tool_calls=calls))
+            messages.append(ChatMessage(record.role, content, tool_calls=calls))
             unanswered = [ChatMessage("tool", NOT_RUN_TEXT, tool_call_id=c.id, name=c.name)
                           for c in calls]
     return messages + unanswered
@@ -117,13 +126,15 @@ class ChatSession:
         return self.store.add_message(chat.id, "user", text, parent_id=parent_id)
 
     def start_reply(self, branch: Iterable[MessageRecord], parent_id: int | None | _Unset = UNSET,
-                    model_path: str | None = None) -> StartedReply | None:
+                    model_path: str | None = None, *, keep_reasoning: bool = False
+                    ) -> StartedReply | None:
         """Add the streaming placeholder (after `parent_id`: a regenerate makes it a sibling of
-        the old reply) and return the history for `branch`, the messages before it."""
+        the old reply) and return the history for `branch`, the messages before it
+        (``keep_reasoning``: see `history_for_model`)."""
         chat = self.chat()
         if chat is None:
             return None
-        history = history_for_model(chat.system_prompt, branch)
+        history = history_for_model(chat.system_prompt, branch, keep_reasoning=keep_reasoning)
         if model_path and chat.model_path != model_path:
             self.store.update_chat(chat.id, model_path=model_path)
         placeholder = self.store.add_message(chat.id, "assistant", "", status="streaming",

@@ -65,6 +65,26 @@ def split_thinking(text: str, *, starts_in_thinking: bool = False) -> ThinkingSp
     return ThinkingSplit(thinking, "".join(answer).strip(), is_open)
 
 
+def without_reasoning(text: str) -> str:
+    """A reply as it goes back to the model in the history: its think blocks removed, including
+    the template-opened form whose reasoning is ended by "</think>" alone. A reply stopped
+    inside its thinking has no answer and comes back empty."""
+    if OPEN_TAG not in text and CLOSE_TAG not in text:
+        return text
+    return split_thinking(text).answer
+
+
+def template_keeps_reasoning(chat_template: str | None) -> bool:
+    """True when a chat template reads earlier replies' reasoning itself: it looks at a message's
+    ``reasoning_content`` or splits replies at "</think>". Such a template decides which turns
+    keep their reasoning (Qwen3 keeps it for the turn still calling tools and drops it from
+    older ones), so it is given the replies as written; any other template would paste the
+    reasoning into the prompt verbatim, so it gets the answers alone."""
+    if not chat_template:
+        return False
+    return "reasoning_content" in chat_template or CLOSE_TAG in chat_template
+
+
 def _without_partial_close(text: str) -> str:
     # While streaming, the end of an open block may hold the first characters of "</think>";
     # showing them would make "</thi" flicker in the thinking text.

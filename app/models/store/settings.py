@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 
@@ -65,6 +65,56 @@ class SettingsStore(Database):
         )
         with self._writing() as session:
             return _preset(session.execute(statement).one())
+
+    def save_user_presets(
+        self, presets: list[tuple[str, str, Sampling | None]]
+    ) -> list[PresetRecord]:
+        """Save (name, system prompt, sampling) as user presets in one transaction, replacing
+        user presets of the same names. ValueError, and nothing saved, when a name is a
+        built-in preset's: those are read-only."""
+        names = [name for name, _prompt, _sampling in presets]
+        saved = []
+        with self._writing() as session:
+            taken = session.execute(
+                select(Preset.name).where(Preset.name.in_(names), Preset.builtin.is_(True))
+            ).scalars().first()
+            if taken is not None:
+                raise ValueError(f"{taken!r} is a built-in preset's name")
+            for name, system_prompt, sampling in presets:
+                values = {
+                    "system_prompt": system_prompt,
+                    "sampling": sampling.to_dict() if sampling is not None else None,
+                    "builtin": False,
+                }
+                statement = (
+                    sqlite_insert(Preset)
+                    .values(name=name, **values)
+                    .on_conflict_do_update(index_elements=[Preset.name], set_=values)
+                    .returning(*_PRESET_COLUMNS)
+                )
+                saved.append(_preset(session.execute(statement).one()))
+        return saved
+
+    def rename_preset(self, name: str, new_name: str) -> PresetRecord:
+        """Rename a user preset. ValueError for a built-in one or a name already in use,
+        KeyError when there is no preset ``name``."""
+        with self._writing() as session:
+            builtin = session.execute(
+                select(Preset.builtin).where(Preset.name == name)
+            ).scalar_one_or_none()
+            if builtin is None:
+                raise KeyError(name)
+            if builtin:
+                raise ValueError(f"preset {name!r} is built in and cannot be renamed")
+            if new_name != name and session.execute(
+                select(Preset.id).where(Preset.name == new_name)
+            ).first():
+                raise ValueError(f"a preset named {new_name!r} already exists")
+            row = session.execute(
+                update(Preset).where(Preset.name == name).values(name=new_name)
+                .returning(*_PRESET_COLUMNS)
+            ).one()
+            return _preset(row)
 
     def delete_preset(self, name: str) -> bool:
         """Delete a user preset; ValueError for a built-in one, False if there is none."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
+from app.engine.inference.reasoning import template_keeps_reasoning
 from app.engine.types import ChatMessage, GenerationStats, ToolCall
 from app.models.document_records import ReplySources
 from app.models.records import MessageRecord, calls_data
@@ -220,8 +221,10 @@ class ChatController(QObject):
 
     # -- starting a reply --------------------------------------------------------------------
     def _start_reply(self, chat_id: int, parent_id: int | None | _Unset = UNSET) -> None:
-        started = self._session.start_reply(self.model.records(), parent_id,
-                                            model_path=self._bridge.loaded_path or None)
+        info = self._bridge.loaded_info
+        started = self._session.start_reply(
+            self.model.records(), parent_id, model_path=self._bridge.loaded_path or None,
+            keep_reasoning=template_keeps_reasoning(info.chat_template if info else None))
         if started is None:
             return
         self.model.append_message(started.placeholder)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QSpinBox,
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 from app.engine.types import Sampling
 from app.models.records import ChatRecord, OverflowPolicy, PresetRecord
 from app.models.store import Store
+from app.ui.chat.preset_menu import PresetMenu
 from app.ui.chat.schema_editor import SchemaEditor
 from app.ui.chat.tools_panel import ToolsPanel
 
@@ -69,6 +71,7 @@ class SettingsPanel(QWidget):
         self._dirty = False  # a user edit not yet saved
 
         self.preset_combo = QComboBox(self)
+        self.preset_menu = PresetMenu(store, self.current_preset, self._shown_values, self)
         self.system_prompt = QPlainTextEdit(self)
         self.system_prompt.setPlaceholderText("System prompt (instructions for every reply)")
         self.temperature = _double(0.0, 2.0, 0.05)
@@ -94,7 +97,10 @@ class SettingsPanel(QWidget):
         form.addRow("Seed", self.seed)
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Preset"))
-        layout.addWidget(self.preset_combo)
+        preset_row = QHBoxLayout()
+        preset_row.addWidget(self.preset_combo, 1)
+        preset_row.addWidget(self.preset_menu)
+        layout.addLayout(preset_row)
         layout.addWidget(QLabel("System prompt"))
         layout.addWidget(self.system_prompt, 1)
         layout.addWidget(QLabel("Sampling"))
@@ -109,6 +115,9 @@ class SettingsPanel(QWidget):
         self._save_timer.setInterval(SAVE_DELAY_MS)
         self._save_timer.timeout.connect(self.flush)
         self.preset_combo.currentIndexChanged.connect(self._on_preset)
+        self.preset_combo.currentIndexChanged.connect(
+            lambda _row: self.preset_menu.update_actions())
+        self.preset_menu.changed.connect(self._on_presets_changed)
         self.system_prompt.textChanged.connect(self._on_prompt_edited)
         for name in SAMPLING_FIELDS:
             getattr(self, name).valueChanged.connect(
@@ -130,6 +139,11 @@ class SettingsPanel(QWidget):
                 self.preset_combo.addItem(preset.name, preset.name)
         finally:
             self._filling = False
+
+    def current_preset(self) -> PresetRecord | None:
+        """The preset selected in the list (None for "Custom")."""
+        name = self.preset_combo.currentData()
+        return next((p for p in self._presets if p.name == name), None)
 
     def set_chat(self, chat: ChatRecord | None) -> None:
         """Show a chat's settings without saving anything."""
@@ -198,6 +212,25 @@ class SettingsPanel(QWidget):
             self._filling = False
         self._dirty = True
         self.flush()
+
+    def _shown_values(self) -> tuple[str, Sampling]:
+        return self.system_prompt.toPlainText(), self.sampling()
+
+    def _on_presets_changed(self, name: str, apply: bool) -> None:
+        """The preset menu changed the presets: list them again and select ``name`` (applied to
+        the chat when ``apply``), or the preset matching the chat when there is none."""
+        self.reload_presets()
+        row = self.preset_combo.findData(name) if name else -1
+        if row < 0:
+            self._match_preset()
+        elif apply:
+            self.preset_combo.setCurrentIndex(row)
+            self.system_prompt.setFocus()
+        else:
+            filling, self._filling = self._filling, True
+            self.preset_combo.setCurrentIndex(row)
+            self._filling = filling
+        self.preset_menu.update_actions()
 
     def _on_prompt_edited(self) -> None:
         if self._filling:
