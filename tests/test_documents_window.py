@@ -78,10 +78,10 @@ def test_attaching_a_folder_indexes_it_lists_it_on_the_chat_and_names_unreadable
     chat_id = page.current_chat_id()
     assert chat_id is not None, "adding documents with no chat open starts one"
     attached = hearth_store.chat_collections(chat_id)
-    assert [c.name for c in attached] == ["Files of “New chat”"]
+    assert [c.name for c in attached] == ["notes"], "named after the folder added"
     panel = page.documents_panel
     item = panel.collections.item(0)
-    assert "3 documents" in item.text() and "1 unreadable" in item.text()
+    assert item.text().splitlines() == ["notes", "3 documents · 3 chunks · 1 unreadable"]
     assert item.checkState().name == "Checked"
     assert any("chunks/s" in text and "of 4 documents" in text for text in seen)
     assert panel.progress_label.text().startswith("Indexed 3 documents")
@@ -98,7 +98,10 @@ def test_cancel_stops_indexing_and_keeps_what_was_finished(qtbot, page, monkeypa
     panel = page.documents_panel
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
 
+    counts: list[str] = []
+
     def cancel_after_first(p) -> None:
+        counts.append(panel.collections.item(0).text().splitlines()[1])
         if p.documents_done >= 1 and panel.cancel_button.isEnabled():
             assert panel.cancel_button.isVisible()
             panel.cancel_button.click()
@@ -107,6 +110,8 @@ def test_cancel_stops_indexing_and_keeps_what_was_finished(qtbot, page, monkeypa
     report = _finish(qtbot, page, panel.add_folder_button.click)
 
     assert report.cancelled
+    assert counts[0].startswith("0 documents") and any(
+        not c.startswith("0 documents") for c in counts), "the counts grow while it indexes"
     collection = hearth_store.list_collections()[0]
     kept = hearth_store.list_documents(collection.id)
     assert 1 <= len(kept) < 30 and all(d.status == "indexed" for d in kept)

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -209,6 +209,17 @@ class DocumentStore(Database):
                  .order_by(Document.path))
         with self._reading() as conn:
             return [_document(row) for row in conn.execute(query)]
+
+    def collection_counts(self, collection_id: int) -> tuple[int, int, int]:
+        """(indexed documents, failed documents, chunks) of a collection, counted in SQL: cheap
+        enough to show while it is being indexed."""
+        failed = case((Document.status == "failed", 1), else_=0)
+        query = select(func.count(Document.id), func.coalesce(func.sum(failed), 0),
+                       func.coalesce(func.sum(Document.chunk_count), 0)
+                       ).where(Document.collection_id == collection_id)
+        with self._reading() as conn:
+            total, failures, chunks = conn.execute(query).one()
+        return int(total) - int(failures), int(failures), int(chunks)
 
     def failed_documents(self, collection_id: int) -> list[DocumentRecord]:
         return [d for d in self.list_documents(collection_id) if d.status == "failed"]

@@ -18,6 +18,7 @@ from app.services.documents.context import (
     build_context,
 )
 from app.services.documents.embedder import (
+    collection_name_for,
     ensure_starter_embedding,
     load_collection_model,
     open_collection,
@@ -33,7 +34,8 @@ from app.services.documents.indexer import (
 
 __all__ = [
     "DEFAULT_THRESHOLD", "DEFAULT_TOP_K", "ChatDocuments", "Citation", "DocumentContext",
-    "DocumentsUnavailable", "Embedder", "RetrievalSettings", "retrieval_settings",
+    "DocumentsUnavailable", "Embedder", "RetrievalSettings", "collection_name_for",
+    "retrieval_settings",
     "save_retrieval_settings",
     "IndexFailure", "IndexProgress", "IndexReport", "Indexer", "build_context",
     "ensure_starter_embedding", "find_documents", "load_collection_model", "open_collection",

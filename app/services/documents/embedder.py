@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from app.models.records import ModelFileRecord
     from app.models.store import Store
 
-__all__ = ["ensure_starter_embedding", "load_collection_model", "open_collection"]
+__all__ = ["collection_name_for", "ensure_starter_embedding", "load_collection_model",
+           "open_collection"]
 
 
 def ensure_starter_embedding(store: Store, models_dir: Path | None = None) -> ModelFileRecord:
@@ -62,3 +63,15 @@ def load_collection_model(pool: ModelPool, collection: CollectionRecord) -> Embe
     model = pool.load(f"embeddings:{collection.embedding_model}", collection.embedding_model,
                       LoadSettings(), kind="embeddings")
     return model  # type: ignore[return-value]  # kind="embeddings" gives an EmbeddingModel
+
+
+def collection_name_for(store: Store, first: str | Path) -> str:
+    """A free name for a chat's own collection, after what was added first (a folder's name,
+    a file's stem): the chat's title is often not known yet."""
+    path = Path(first)
+    base = (path.name if path.is_dir() else path.stem) or "Documents"
+    taken = {c.name for c in store.list_collections()}
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base} ({n})", n + 1
+    return name

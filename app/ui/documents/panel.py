@@ -39,6 +39,7 @@ from app.services.documents import (
     IndexProgress,
     IndexReport,
     RetrievalSettings,
+    collection_name_for,
     open_collection,
     retrieval_settings,
     save_retrieval_settings,
@@ -47,42 +48,12 @@ from app.services.documents.chat_documents import MAX_TOP_K
 from app.services.documents.watched import forget_collection, watch_folder, watched_folders
 from app.ui.documents.chunking_dialog import ask_chunking
 from app.ui.documents.indexing import CollectionSource, IndexingJob
+from app.ui.documents.progress_text import progress_text, report_text
 from app.ui.plain_text import escaped_rich, plain_label
 
 RESCAN_MS = 30_000
 FAILURES_SHOWN = 4
 CollectionRole = Qt.ItemDataRole.UserRole
-
-
-def progress_text(p: IndexProgress) -> str:
-    """"3 of 10 documents · 45.2 chunks/s · about 12 s left · notes.pdf"."""
-    parts = [f"{p.documents_done} of {p.documents_total} documents",
-             f"{p.chunks_per_s:.1f} chunks/s"]
-    if p.eta_s is not None:
-        parts.append(f"about {_duration(p.eta_s)} left")
-    if p.current:
-        parts.append(Path(p.current).name)
-    return " · ".join(parts)
-
-
-def report_text(report: IndexReport) -> str:
-    if report.cancelled:
-        head = f"Cancelled: {len(report.indexed)} documents indexed before the stop"
-    else:
-        head = f"Indexed {len(report.indexed)} documents ({report.chunks} chunks)"
-    unchanged = report.unchanged + len(report.touched)
-    if unchanged:
-        head += f", {unchanged} unchanged"
-    if report.removed:
-        head += f", {len(report.removed)} removed (deleted from their folder)"
-    if report.failures:
-        head += f", {len(report.failures)} could not be read"
-    return head + "."
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds} s" if seconds < 90 else f"{round(seconds / 60)} min"
 
 
 class DocumentsPanel(QWidget):
@@ -102,7 +73,11 @@ class DocumentsPanel(QWidget):
 
         self.collections = QListWidget(self)
         self.collections.setMinimumHeight(60)
-        self.collections.setMaximumHeight(110)
+        self.collections.setMaximumHeight(120)
+        # Name on one line, counts on the next, wrapped rather than cut at the panel's width.
+        self.collections.setWordWrap(True)
+        self.collections.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.collections.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.collections.setToolTip("Ticked collections are searched for this chat's questions")
         self.add_files_button = QPushButton("Add files…", self)
         self.add_folder_button = QPushButton("Add folder…", self)
@@ -144,7 +119,8 @@ class DocumentsPanel(QWidget):
         self.job.progress.connect(self._on_progress)
         self.job.finished.connect(self._on_finished)
         self.job.failed.connect(self._on_failed)
-        self.job.started.connect(lambda _cid: self.refresh())
+        self._indexing: int | None = None  # the collection being indexed
+        self.job.started.connect(self._on_started)
         self._rescan = QTimer(self)
         self._rescan.setInterval(RESCAN_MS)
         self._rescan.timeout.connect(self.rescan_watched)
@@ -197,13 +173,7 @@ class DocumentsPanel(QWidget):
         self._filling = True
         self.collections.clear()
         for collection in self._store.list_collections():
-            documents = self._store.list_documents(collection.id)
-            failed = sum(d.status == "failed" for d in documents)
-            text = (f"{collection.name} · {len(documents) - failed} documents · "
-                    f"{sum(d.chunk_count for d in documents)} chunks")
-            if failed:
-                text += f" · {failed} unreadable"
-            item = QListWidgetItem(text, self.collections)
+            item = QListWidgetItem(self._item_text(collection), self.collections)
             item.setData(CollectionRole, collection.id)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if collection.id in attached
@@ -219,9 +189,25 @@ class DocumentsPanel(QWidget):
         self.delete_action.setEnabled(selected)
         self._show_failures()
 
+    def _item_text(self, collection: CollectionRecord) -> str:
+        indexed, failed, chunks = self._store.collection_counts(collection.id)
+        text = f"{collection.name}\n{indexed} documents · {chunks} chunks"
+        return text + (f" · {failed} unreadable" if failed else "")
+
+    def _update_counts(self, collection_id: int) -> None:
+        collection = self._store.get_collection(collection_id)
+        for row in range(self.collections.count()):
+            item = self.collections.item(row)
+            if collection is not None and item.data(CollectionRole) == collection_id:
+                self._filling = True
+                item.setText(self._item_text(collection))
+                self._filling = False
+
     def _show_failures(self) -> None:
-        collection = self.selected_collection()
-        failed = self._store.failed_documents(collection.id) if collection else []
+        """Unreadable files of the selected collection, or of the chat's when none is."""
+        selected = self.selected_collection()
+        shown = [selected] if selected is not None else self.attached()
+        failed = [d for c in shown for d in self._store.failed_documents(c.id)]
         if not failed:
             self.failures.setText("")
             self.failures.hide()
@@ -267,7 +253,7 @@ class DocumentsPanel(QWidget):
         if target is None:
             attached = self.attached()
             target = attached[0] if len(attached) == 1 else None
-        name = target.name if target is not None else self._new_name(chat_id)
+        name = target.name if target is not None else collection_name_for(self._store, paths[0])
         store, models_dir = self._store, self._models_dir
         folders = [str(Path(p).absolute()) for p in paths if Path(p).is_dir()]
 
@@ -281,15 +267,6 @@ class DocumentsPanel(QWidget):
 
         self._enqueue(collection, [str(p) for p in paths])
         return True
-
-    def _new_name(self, chat_id: int) -> str:
-        chat = self._store.get_chat(chat_id)
-        base = f"Files of “{chat.title if chat else 'a chat'}”"
-        taken = {c.name for c in self._store.list_collections()}
-        name, n = base, 2
-        while name in taken:
-            name, n = f"{base} ({n})", n + 1
-        return name
 
     def _enqueue(self, source: CollectionSource, paths: list[str]) -> None:
         self._queue.append((source, paths))
@@ -324,12 +301,19 @@ class DocumentsPanel(QWidget):
         self.cancel_button.setEnabled(running)
 
     def _on_progress(self, p: IndexProgress) -> None:
+        if p.documents_done != self.progress_bar.value() and self._indexing is not None:
+            self._update_counts(self._indexing)  # the list's counts grow as documents finish
         self.progress_bar.setRange(0, max(1, p.documents_total))
         self.progress_bar.setValue(p.documents_done)
         self.progress_label.setText(progress_text(p))
         self.progress_label.show()
 
+    def _on_started(self, collection_id: int) -> None:
+        self._indexing = collection_id
+        self.refresh()
+
     def _on_finished(self, _collection_id: int, report: IndexReport) -> None:
+        self._indexing = None
         self._show_running(False)
         self.progress_label.setText(report_text(report))
         self.refresh()
@@ -337,6 +321,7 @@ class DocumentsPanel(QWidget):
         self._next()
 
     def _on_failed(self, reason: str) -> None:
+        self._indexing = None
         self._show_running(False)
         self.progress_label.setText(reason)
         self.refresh()
