@@ -68,6 +68,7 @@ def test_attaching_a_folder_indexes_it_lists_it_on_the_chat_and_names_unreadable
         qtbot, page, monkeypatch, tmp_path, hearth_store):
     folder = _folder(tmp_path, NOTES)
     (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj <<")  # truncated
+    assert page.documents_panel.empty_hint.isVisible()
     seen: list[str] = []
     page.documents_panel.job.progress.connect(
         lambda _p: seen.append(page.documents_panel.progress_label.text()))
@@ -85,7 +86,7 @@ def test_attaching_a_folder_indexes_it_lists_it_on_the_chat_and_names_unreadable
     assert item.checkState().name == "Checked"
     assert any("chunks/s" in text and "of 4 documents" in text for text in seen)
     assert panel.progress_label.text().startswith("Indexed 3 documents")
-    assert not panel.cancel_button.isVisible()
+    assert not panel.cancel_button.isVisible() and not panel.empty_hint.isVisible()
     panel.collections.setCurrentRow(0)
     assert "broken.pdf" in panel.failures.text() and panel.failures.isVisible()
 
@@ -200,3 +201,26 @@ def test_a_question_the_documents_do_not_cover_gets_the_honest_answer(
     assert sources.citations == ()
     assert "no passage was relevant" in sources.explanation
 
+
+
+def test_retrieval_follows_the_top_k_setting_and_cites_the_right_file(
+        qtbot, page, bridge, monkeypatch, tmp_path, hearth_store, tiny_chat_model):
+    filler = "\n\n".join(f"Note {n}: the orchard's apple trees were pruned in row {n}."
+                         for n in range(200))  # more than 70% of the context
+    folder = _folder(tmp_path, {"orchard.md": filler, **NOTES})
+    _add_folder(qtbot, page, monkeypatch, folder)
+    collection = hearth_store.list_collections()[0]
+    # Short passages, so more than two would fit the tiny model's context.
+    _finish(qtbot, page, lambda: page.documents_panel.change_chunking(collection, 32, 0))
+    page.documents_panel.retrieval.top_k.setValue(2)
+    load(qtbot, bridge, page, tiny_chat_model, n_ctx=512)
+    use_sampling(page, max_tokens=8)
+
+    send(qtbot, page, "How many hours of sun do tomatoes need?")
+    wait_idle(qtbot, page)
+
+    sources = page.messages.last_record().sources
+    assert sources is not None and sources.mode == "retrieval"
+    assert len(sources.citations) == 2, "the top-k setting is what the chat retrieves"
+    assert Path(sources.citations[0].document_path).name == "garden.md"
+    assert "six hours of sun" in sources.citations[0].text

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
     QListWidget,
@@ -25,7 +24,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -38,17 +36,14 @@ from app.models.store import Store
 from app.services.documents import (
     IndexProgress,
     IndexReport,
-    RetrievalSettings,
     collection_name_for,
     open_collection,
-    retrieval_settings,
-    save_retrieval_settings,
 )
-from app.services.documents.chat_documents import MAX_TOP_K
 from app.services.documents.watched import forget_collection, watch_folder, watched_folders
 from app.ui.documents.chunking_dialog import ask_chunking
 from app.ui.documents.indexing import CollectionSource, IndexingJob
 from app.ui.documents.progress_text import progress_text, report_text
+from app.ui.documents.retrieval_row import RetrievalRow
 from app.ui.plain_text import escaped_rich, plain_label
 
 RESCAN_MS = 30_000
@@ -79,6 +74,11 @@ class DocumentsPanel(QWidget):
         self.collections.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.collections.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.collections.setToolTip("Ticked collections are searched for this chat's questions")
+        self.empty_hint = plain_label(
+            "No collections yet. Add files or a folder and the chat answers from them, with "
+            "citations; they are indexed here, offline.", parent=self)
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setStyleSheet("color: palette(placeholder-text);")
         self.add_files_button = QPushButton("Add files…", self)
         self.add_folder_button = QPushButton("Add folder…", self)
         self.more_button = QToolButton(self)
@@ -89,17 +89,7 @@ class DocumentsPanel(QWidget):
         self.chunking_action = menu.addAction("Chunk size and overlap…", self._edit_chunking)
         self.delete_action = menu.addAction("Delete collection…", self._delete_collection)
         self.more_button.setMenu(menu)
-        self.top_k = QSpinBox(self)
-        self.top_k.setRange(1, MAX_TOP_K)
-        self.top_k.setPrefix("Top ")
-        self.top_k.setSuffix(" passages")
-        self.threshold = QDoubleSpinBox(self)
-        self.threshold.setRange(-1.0, 1.0)
-        self.threshold.setSingleStep(0.05)
-        self.threshold.setPrefix("relevance ≥ ")
-        self.threshold.setToolTip("The best passage must be at least this similar to the "
-                                  "question; otherwise the chat says the documents have "
-                                  "nothing on it")
+        self.retrieval = RetrievalRow(store, self)
         self.progress_bar = QProgressBar(self)
         self.progress_label = plain_label(parent=self)
         self.progress_label.setWordWrap(True)
@@ -114,8 +104,6 @@ class DocumentsPanel(QWidget):
         self.cancel_button.clicked.connect(self.job.cancel)
         self.collections.itemChanged.connect(self._on_item_changed)
         self.collections.currentItemChanged.connect(lambda *_: self._show_failures())
-        self.top_k.valueChanged.connect(self._save_retrieval)
-        self.threshold.valueChanged.connect(self._save_retrieval)
         self.job.progress.connect(self._on_progress)
         self.job.finished.connect(self._on_finished)
         self.job.failed.connect(self._on_failed)
@@ -125,10 +113,6 @@ class DocumentsPanel(QWidget):
         self._rescan.setInterval(RESCAN_MS)
         self._rescan.timeout.connect(self.rescan_watched)
         self._rescan.start()
-        settings = retrieval_settings(store)
-        self._filling = True
-        self.top_k.setValue(settings.top_k)
-        self.threshold.setValue(settings.threshold)
         self._filling = False
         self._show_running(False)
         self.refresh()
@@ -138,17 +122,15 @@ class DocumentsPanel(QWidget):
         buttons.addWidget(self.add_files_button)
         buttons.addWidget(self.add_folder_button)
         buttons.addWidget(self.more_button)
-        retrieval = QHBoxLayout()
-        retrieval.addWidget(self.top_k)
-        retrieval.addWidget(self.threshold)
         running = QHBoxLayout()
         running.addWidget(self.progress_bar, 1)
         running.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.addWidget(plain_label("Documents", parent=self))
         layout.addWidget(self.collections)
+        layout.addWidget(self.empty_hint)
         layout.addLayout(buttons)
-        layout.addLayout(retrieval)
+        layout.addWidget(self.retrieval)
         layout.addLayout(running)
         layout.addWidget(self.progress_label)
         layout.addWidget(self.failures)
@@ -184,6 +166,9 @@ class DocumentsPanel(QWidget):
             if collection.id == keep:
                 self.collections.setCurrentItem(item)
         self._filling = False
+        empty = self.collections.count() == 0
+        self.collections.setVisible(not empty)
+        self.empty_hint.setVisible(empty)
         selected = self.selected_collection() is not None
         self.chunking_action.setEnabled(selected)
         self.delete_action.setEnabled(selected)
@@ -388,10 +373,6 @@ class DocumentsPanel(QWidget):
             forget_collection(self._store, collection.id)
             self.refresh()
 
-    def _save_retrieval(self) -> None:
-        if not self._filling:
-            save_retrieval_settings(self._store, RetrievalSettings(self.top_k.value(),
-                                                                   self.threshold.value()))
 
 
 def _gone(collection_id: int) -> CollectionRecord:
