@@ -30,6 +30,30 @@ def image_tokens(image_size: int, patch_size: int) -> int:
     return (image_size // patch_size) ** 2
 
 
+def clip_writer(path: Path, name: str, projector_type: str, *, image_size: int,
+                patch_size: int, n_embd: int, n_ff: int, n_layer: int, text_n_embd: int,
+                n_head: int, eps: float) -> gguf.GGUFWriter:
+    """A projector file's writer with the keys every clip.cpp vision encoder reads (F32,
+    CLIP's normalisation); the caller adds its projector type's tensors."""
+    writer = gguf.GGUFWriter(path, "clip")
+    writer.add_name(name)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_bool("clip.has_vision_encoder", True)
+    writer.add_string("clip.projector_type", projector_type)
+    writer.add_bool("clip.use_gelu", True)
+    writer.add_uint32("clip.vision.image_size", image_size)
+    writer.add_uint32("clip.vision.patch_size", patch_size)
+    writer.add_uint32("clip.vision.embedding_length", n_embd)
+    writer.add_uint32("clip.vision.feed_forward_length", n_ff)
+    writer.add_uint32("clip.vision.block_count", n_layer)
+    writer.add_uint32("clip.vision.projection_dim", text_n_embd)
+    writer.add_uint32("clip.vision.attention.head_count", n_head)
+    writer.add_float32("clip.vision.attention.layer_norm_epsilon", eps)
+    writer.add_array("clip.vision.image_mean", list(_CLIP_MEAN))
+    writer.add_array("clip.vision.image_std", list(_CLIP_STD))
+    return writer
+
+
 def build_tiny_mmproj(
     path: Path,
     *,
@@ -70,22 +94,9 @@ def build_tiny_mmproj(
     def zeros(n: int) -> np.ndarray:
         return np.zeros(n, dtype=np.float32)
 
-    writer = gguf.GGUFWriter(path, "clip")
-    writer.add_name(name)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_bool("clip.has_vision_encoder", True)
-    writer.add_string("clip.projector_type", "mlp")
-    writer.add_bool("clip.use_gelu", True)
-    writer.add_uint32("clip.vision.image_size", image_size)
-    writer.add_uint32("clip.vision.patch_size", patch_size)
-    writer.add_uint32("clip.vision.embedding_length", n_embd)
-    writer.add_uint32("clip.vision.feed_forward_length", n_ff)
-    writer.add_uint32("clip.vision.block_count", n_layer)
-    writer.add_uint32("clip.vision.projection_dim", text_n_embd)
-    writer.add_uint32("clip.vision.attention.head_count", n_head)
-    writer.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-5)
-    writer.add_array("clip.vision.image_mean", list(_CLIP_MEAN))
-    writer.add_array("clip.vision.image_std", list(_CLIP_STD))
+    writer = clip_writer(path, name, "mlp", image_size=image_size, patch_size=patch_size,
+                         n_embd=n_embd, n_ff=n_ff, n_layer=n_layer, text_n_embd=text_n_embd,
+                         n_head=n_head, eps=1e-5)
 
     # A 2-D convolution kernel: ggml ne = [patch, patch, 3, n_embd].
     writer.add_tensor("v.patch_embd.weight", weights(n_embd, 3, patch_size, patch_size))

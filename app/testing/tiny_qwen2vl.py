@@ -15,10 +15,7 @@ import gguf
 import numpy as np
 
 from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model
-from app.testing.tiny_mmproj import TinyVisionModel
-
-_MEAN = (0.48145466, 0.4578275, 0.40821073)
-_STD = (0.26862954, 0.26130258, 0.27577711)
+from app.testing.tiny_mmproj import TinyVisionModel, clip_writer
 
 
 def _add_keys(path: Path, extra: dict[str, tuple[object, gguf.GGUFValueType,
@@ -57,22 +54,9 @@ def build_tiny_qwen2vl_mmproj(path: Path, *, text_n_embd: int = 64, n_embd: int 
     def weights(*shape: int) -> np.ndarray:
         return rng.standard_normal(shape, dtype=np.float32) * 0.02
 
-    writer = gguf.GGUFWriter(path, "clip")
-    writer.add_name("tiny-qwen2vl-mmproj")
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_bool("clip.has_vision_encoder", True)
-    writer.add_string("clip.projector_type", "qwen2vl_merger")
-    writer.add_bool("clip.use_gelu", True)
-    writer.add_uint32("clip.vision.image_size", 64)
-    writer.add_uint32("clip.vision.patch_size", patch_size)
-    writer.add_uint32("clip.vision.embedding_length", n_embd)
-    writer.add_uint32("clip.vision.feed_forward_length", n_ff)
-    writer.add_uint32("clip.vision.block_count", n_layer)
-    writer.add_uint32("clip.vision.projection_dim", text_n_embd)
-    writer.add_uint32("clip.vision.attention.head_count", n_head)
-    writer.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-6)
-    writer.add_array("clip.vision.image_mean", list(_MEAN))
-    writer.add_array("clip.vision.image_std", list(_STD))
+    writer = clip_writer(path, "tiny-qwen2vl-mmproj", "qwen2vl_merger", image_size=64,
+                         patch_size=patch_size, n_embd=n_embd, n_ff=n_ff, n_layer=n_layer,
+                         text_n_embd=text_n_embd, n_head=n_head, eps=1e-6)
     writer.add_tensor("v.patch_embd.weight", weights(n_embd, 3, patch_size, patch_size))
     writer.add_tensor("v.patch_embd.weight.1", weights(n_embd, 3, patch_size, patch_size))
     for i in range(n_layer):
