@@ -1,11 +1,13 @@
 """llama.cpp's own `llama-server`, the benchmarks' baseline: build it once, start it, stop it.
+(`ensure_built("llama-embedding")` builds llama.cpp's embedding example the same way.)
 
 The binary is built from the llama.cpp vendored in llama-cpp-python's sdist of the installed
 version, with the options llama-cpp-python's own build uses (Release, shared libraries, native
 CPU flags, OpenMP, no curl), so that the two differ only in what sits above llama.cpp. It is
 cached in `~/.cache/hearth-bench/llama-server-<version>/` (`HEARTH_BENCH_CACHE` moves the root).
 
-`python bench/_llama_server.py` builds it (about 5–10 minutes on two cores) and prints its path.
+`python bench/_llama_server.py [TARGET]` builds it (about 5–10 minutes on two cores) and prints
+its path.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ BUILD_JOBS = os.environ.get("HEARTH_BENCH_BUILD_JOBS", "2")
 
 # llama-cpp-python's CMakeLists forces these on llama.cpp; the rest are llama.cpp's defaults,
 # which llama-cpp-python keeps (GGML_NATIVE on, OpenMP on). The web UI is neither built nor
-# fetched: the prebuilt one would come from the network.
+# fetched: the prebuilt one would come from the network. Examples are configured (llama-embedding
+# is one) but, like every tool, only built when a bench asks for its target.
 CMAKE_OPTIONS = (
     "-DCMAKE_BUILD_TYPE=Release",
     "-DBUILD_SHARED_LIBS=ON",
@@ -49,19 +52,19 @@ CMAKE_OPTIONS = (
     "-DLLAMA_BUILD_TOOLS=ON",
     "-DLLAMA_BUILD_SERVER=ON",
     "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=ON",
     "-DLLAMA_BUILD_UI=OFF",
     "-DLLAMA_USE_PREBUILT_UI=OFF",
 )
 
 
-def binary_path() -> Path:
-    return CACHE / "build" / "bin" / "llama-server"
+def binary_path(tool: str = "llama-server") -> Path:
+    return CACHE / "build" / "bin" / tool
 
 
-def _stamp() -> Path:
+def _stamp(tool: str = "llama-server") -> Path:
     # Written last: a build killed halfway leaves no stamp and is redone, never used.
-    return CACHE / "built"
+    return CACHE / ("built" if tool == "llama-server" else f"built-{tool}")
 
 
 def _run(cmd: list[str], log: Path, cwd: Path | None = None) -> None:
@@ -91,27 +94,27 @@ def _vendored_source(log: Path) -> Path:
     return vendored
 
 
-def ensure_built() -> Path:
-    """The llama-server binary, building it first if this version has none in the cache."""
-    if _stamp().exists() and binary_path().exists():
-        return binary_path()
+def ensure_built(tool: str = "llama-server") -> Path:
+    """The ``tool`` binary (a llama.cpp CMake target: llama-server, llama-embedding), building
+    it first if this version has none in the cache."""
+    if _stamp(tool).exists() and binary_path(tool).exists():
+        return binary_path(tool)
     CACHE.mkdir(parents=True, exist_ok=True)
     log = CACHE / "build.log"
     with (CACHE / "lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second bench waits for the first one's build
-        if _stamp().exists() and binary_path().exists():
-            return binary_path()
-        print(f"building llama-server {VERSION} in {CACHE} (log: {log}) ...", flush=True)
+        if _stamp(tool).exists() and binary_path(tool).exists():
+            return binary_path(tool)
+        print(f"building {tool} {VERSION} in {CACHE} (log: {log}) ...", flush=True)
         vendored = _vendored_source(log)
         build = CACHE / "build"
         generator = ["-G", "Ninja"] if shutil.which("ninja") else []
         _run(["cmake", "-S", str(vendored), "-B", str(build), *generator, *CMAKE_OPTIONS], log)
-        _run(["cmake", "--build", str(build), "--target", "llama-server", "-j", BUILD_JOBS],
-             log)
-        if not binary_path().exists():
-            raise RuntimeError(f"the build made no {binary_path()}; see {log}")
-        _stamp().write_text(f"{VERSION}\n")
-    return binary_path()
+        _run(["cmake", "--build", str(build), "--target", tool, "-j", BUILD_JOBS], log)
+        if not binary_path(tool).exists():
+            raise RuntimeError(f"the build made no {binary_path(tool)}; see {log}")
+        _stamp(tool).write_text(f"{VERSION}\n")
+    return binary_path(tool)
 
 
 def free_port() -> int:
@@ -312,4 +315,4 @@ def stream_concurrently(base_url: str, bodies: list[dict]) -> list[StreamResult]
 
 
 if __name__ == "__main__":
-    print(ensure_built())
+    print(ensure_built(*sys.argv[1:2]))  # a target name, llama-server by default

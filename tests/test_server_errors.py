@@ -70,7 +70,8 @@ def test_a_missing_field_is_named(hearth_server):
 
 LATER_FEATURES = [
     ({"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "data:,"}}]}]}, "messages[0].content"),
+        {"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}]}]},
+     "messages[0].content"),
 ]
 
 

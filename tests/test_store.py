@@ -64,7 +64,7 @@ def test_open_creates_folder_schema_and_fts(db_path: Path) -> None:
     assert {"ix_messages_chat_id_id", "ix_chats_updated_at"} <= schema["index"]
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            ("0010_message_sources",)
+            ("0012_message_reasoning",)
         ]
     conn.close()
 

@@ -169,7 +169,8 @@ def test_a_reply_follows_the_schema_and_is_shown_pretty_printed(
         value = json.loads(reply.content)
         jsonschema.validate(value, SCHEMA)
         row = page.messages.rowCount() - 1
-        assert shown_text(page, row).startswith(json.dumps(value, indent=2))
+        # A code block: its language label line, then the indented JSON.
+        assert shown_text(page, row).startswith("json\n" + json.dumps(value, indent=2))
 
     # Switched off, the replies are shown as the model wrote them, not indented.
     qtbot.mouseClick(editor.switch, Qt.MouseButton.LeftButton)
@@ -220,7 +221,7 @@ def test_the_setting_survives_closing_and_reopening_the_window(qtbot, make_main_
     assert editor.is_on() and json.loads(editor.schema_text()) == SCHEMA
     qtbot.waitUntil(lambda: not editor.checking and editor.check.ok, timeout=5_000)
     shown = shown_text(page, page.messages.rowCount() - 1)
-    assert shown.startswith('{\n  "mood": "calm",\n  "tags": [\n    "a"\n  ]\n}')
+    assert shown.startswith('json\n{\n  "mood": "calm",\n  "tags": [\n    "a"\n  ]\n}')
 
 
 @pytest.mark.parametrize("text", ['{"a": 1', "[1, 2", "not json at all", '"just a string"',

@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     chat.add_argument("--system", metavar="TEXT", help="system prompt")
     chat.add_argument("--prompt", metavar="TEXT",
                       help="send this one message, print the reply and exit")
-    chat.add_argument("--max-tokens", type=int, metavar="N", help="longest reply, in tokens")
+    chat.add_argument("--max-tokens", type=int, metavar="N",
+                      help="longest reply, in tokens (0: until the model stops)")
     chat.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
     chat.add_argument("--seed", type=int, metavar="N",
                       help="sampling seed, for a reply you can reproduce")

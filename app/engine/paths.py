@@ -16,9 +16,10 @@ class DataPaths:
     models: Path
     logs: Path
     exports: Path
+    images: Path  # images attached to chats, named by content hash (see app.models.store)
 
     def ensure(self) -> DataPaths:
-        for folder in (self.root, self.models, self.logs, self.exports):
+        for folder in (self.root, self.models, self.logs, self.exports, self.images):
             folder.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -28,7 +29,9 @@ def data_paths() -> DataPaths:
     home = os.environ.get("HEARTH_HOME")
     if home:
         root = Path(home)
-        return DataPaths(root, root / "hearth.db", root / "models", root / "logs", root / "exports")
+        return DataPaths(root, root / "hearth.db", root / "models", root / "logs", root / "exports",
+                         root / "images")
     root = Path(platformdirs.user_data_dir("hearth", appauthor=False))
     logs = Path(platformdirs.user_log_dir("hearth", appauthor=False))
-    return DataPaths(root, root / "hearth.db", root / "models", logs, root / "exports")
+    return DataPaths(root, root / "hearth.db", root / "models", logs, root / "exports",
+                     root / "images")

@@ -43,6 +43,8 @@ class ChatMessage:
     tool_call_id: str = ""  # a "tool" turn: the call it answers
     name: str = ""  # a "tool" turn: the tool's name
     images: tuple[DecodedImage, ...] = ()  # a user turn's images, shown before its text
+    # An earlier reply's reasoning, for a template that reads it (see reasoning_for_template).
+    reasoning_content: str = ""
 
 
 @dataclass
@@ -102,6 +104,9 @@ class LoadSettings:
         return asdict(self)
 
 
+NO_LIMIT = 0  # Sampling.max_tokens: no limit on the reply's length
+
+
 @dataclass
 class Sampling:
     temperature: float = 0.8
@@ -109,9 +114,15 @@ class Sampling:
     top_k: int = 40
     min_p: float = 0.05
     repeat_penalty: float = 1.1
-    max_tokens: int = 512
+    # NO_LIMIT (0, or less): until the model stops or the context is full, as LM Studio.
+    max_tokens: int = 0
     seed: int = -1
     stop: list[str] = field(default_factory=list)
+
+    @property
+    def reply_limit(self) -> int | None:
+        """The longest reply in tokens, or None for no limit."""
+        return self.max_tokens if self.max_tokens > NO_LIMIT else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,6 +150,10 @@ class GenerationStats:
     context_used: int = 0  # tokens in the context after the reply
     n_ctx: int = 0
     image_tokens: int = 0  # of prompt_tokens, those that are images' embeddings
+    # The reply's reasoning: how long it took (first token to "</think>"), and whether the
+    # template opened it (the reply starts inside "<think>", its text has only the close tag).
+    thinking_seconds: float = 0.0
+    opens_thinking: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
+from app.engine.types import GenerationStats
 from app.models.document_records import Citation
+from app.models.image_records import StoredImage
 from app.models.records import ChatRecord, MessageRecord, ToolTurn
 
 EXPORT_FORMAT_VERSION = 1
@@ -15,7 +17,9 @@ _ROLE_TITLES = {"system": "System", "user": "You", "assistant": "Assistant", "to
 _DECISIONS = {"allowed": "allowed once", "always": "always allowed", "denied": "denied by the user"}
 
 
-def export_markdown(chat: ChatRecord, messages: Sequence[MessageRecord]) -> str:
+def export_markdown(chat: ChatRecord, messages: Sequence[MessageRecord], *,
+                    images_folder: Path | None = None) -> str:
+    """``images_folder``: where attached images are kept (the Store's), for their paths."""
     lines = [f"# {chat.title}", ""]
     lines.append(f"- Model: `{chat.model_path}`" if chat.model_path else "- Model: none recorded")
     lines.append(f"- Created: {chat.created_at.isoformat(timespec='seconds')}")
@@ -23,8 +27,8 @@ def export_markdown(chat: ChatRecord, messages: Sequence[MessageRecord]) -> str:
     s = chat.sampling
     lines.append(
         f"- Sampling: temperature {s.temperature}, top_p {s.top_p}, top_k {s.top_k}, "
-        f"min_p {s.min_p}, repeat penalty {s.repeat_penalty}, max tokens {s.max_tokens}, "
-        f"seed {s.seed}"
+        f"min_p {s.min_p}, repeat penalty {s.repeat_penalty}, "
+        f"max tokens {s.reply_limit or 'until it stops'}, seed {s.seed}"
     )
     if chat.structured_output:
         lines.append("- Structured output: on (replies follow the response schema below)")
@@ -44,8 +48,12 @@ def export_markdown(chat: ChatRecord, messages: Sequence[MessageRecord]) -> str:
         if message.status in ("partial", "failed"):
             heading += f" ({message.status})"
         calls = message.tool_calls
-        text = message.content.strip() or ("" if calls else "_(no text)_")
+        answer, reasoning = message.answer_and_reasoning
+        text = answer.strip() or ("" if calls or reasoning else "_(no text)_")
         lines += [f"## {heading}", ""]
+        lines += _reasoning_markdown(reasoning, message.stats)
+        lines += [_image_line(i, images_folder) for i in message.images]
+        lines += [""] if message.images else []
         sources = message.sources if message.role == "assistant" else None
         if sources is not None and sources.explanation:
             lines += [f"_{sources.explanation}_", ""]
@@ -66,7 +74,8 @@ def export_markdown(chat: ChatRecord, messages: Sequence[MessageRecord]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def export_json(chat: ChatRecord, messages: Sequence[MessageRecord]) -> str:
+def export_json(chat: ChatRecord, messages: Sequence[MessageRecord], *,
+                images_folder: Path | None = None) -> str:
     data: dict[str, Any] = {
         "format": "hearth-chat",
         "version": EXPORT_FORMAT_VERSION,
@@ -80,9 +89,19 @@ def export_json(chat: ChatRecord, messages: Sequence[MessageRecord]) -> str:
         "tools_enabled": chat.tools_enabled,
         "created_at": chat.created_at.isoformat(),
         "updated_at": chat.updated_at.isoformat(),
-        "messages": [_message(m) for m in messages],
+        "messages": [_message(m, images_folder) for m in messages],
     }
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+def _reasoning_markdown(reasoning: str, stats: GenerationStats | None) -> list[str]:
+    """The reasoning as a quoted block under its own label, apart from the answer."""
+    if not reasoning.strip():
+        return []
+    took = stats.thinking_seconds if stats is not None else 0.0
+    label = f"> **Reasoning** (thought for {took:.1f} s)" if took else "> **Reasoning**"
+    quoted = [f"> {line}".rstrip() for line in reasoning.strip().splitlines()]
+    return [label, ">", *quoted, ""]
 
 
 def _fenced(text: str, language: str) -> str:
@@ -112,9 +131,35 @@ def _tool_turn_markdown(turn: ToolTurn, result: str) -> list[str]:
             f"{label} (from the tool, untrusted):", "", _fenced(result, "text"), ""]
 
 
-def _message(message: MessageRecord) -> dict[str, Any]:
+def _image_path(image: StoredImage, folder: Path | None) -> str:
+    return str(image.path_in(folder)) if folder is not None else image.file
+
+
+def _image_line(image: StoredImage, folder: Path | None) -> str:
+    # The user's file name is outside text: no Markdown of its own.
+    name = "".join(" " if ch in "\r\n" else ch for ch in image.name)
+    path = _fenced_inline(_image_path(image, folder))
+    return (f"- Image: {_fenced_inline(name)} ({image.width} × {image.height}, "
+            f"{image.media_type}, {image.size} bytes) — {path}")
+
+
+def _fenced_inline(text: str) -> str:
+    """Inline code whose fence is longer than any backtick run inside."""
+    run, current = 0, 0
+    for ch in text:
+        current = current + 1 if ch == "`" else 0
+        run = max(run, current)
+    fence = "`" * (run + 1)
+    return f"{fence} {text} {fence}" if run else f"`{text}`"
+
+
+def _message(message: MessageRecord, images_folder: Path | None = None) -> dict[str, Any]:
     stats = message.stats
     extra: dict[str, Any] = {}
+    if message.images:
+        extra["images"] = [{"name": i.name, "path": _image_path(i, images_folder),
+                            "size": i.size, "media_type": i.media_type, "width": i.width,
+                            "height": i.height} for i in message.images]
     if message.tool_calls:
         extra["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments}
                                for c in message.tool_calls]
@@ -123,9 +168,12 @@ def _message(message: MessageRecord) -> dict[str, Any]:
     sources = message.sources
     if sources is not None:
         extra["sources"] = sources.to_dict()
+    answer, reasoning = message.answer_and_reasoning
+    if reasoning:
+        extra["reasoning"] = reasoning
     return {
         "role": message.role,
-        "content": message.content,
+        "content": answer,
         "status": message.status,
         "error": message.error,
         "stats": stats.to_dict() if stats is not None else None,

@@ -32,7 +32,7 @@ SAMPLING_LIMITS: dict[str, tuple[type, float, float]] = {
     "top_k": (int, 0, 1000),
     "min_p": (float, 0.0, 1.0),
     "repeat_penalty": (float, 0.5, 2.0),
-    "max_tokens": (int, 1, 131072),
+    "max_tokens": (int, 0, 131072),  # 0: until the model stops
     "seed": (int, -1, 2**31 - 1),
 }
 

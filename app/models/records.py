@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from app.engine.inference.reasoning import (
+    ThinkingSplit,
+    reasoning_apart,
+    reasoning_joined,
+    split_thinking,
+)
 from app.engine.quantize.quality import QualityReport
 from app.engine.types import GenerationStats, ModelInfo, Role, Sampling, ToolCall
 from app.models.document_records import ReplySources
+from app.models.image_records import StoredImage, images_from_json
 
 MessageStatus = Literal["complete", "partial", "failed", "streaming"]
 OverflowPolicy = Literal["stop", "truncate_oldest"]
@@ -58,6 +66,46 @@ class MessageRecord:
     tool_json: str | None = field(default=None, repr=False)
     # JSON (migration 0010): a reply's document sources; read through `sources`.
     sources_json: str | None = field(default=None, repr=False)
+    # JSON (migration 0011): a user message's attached images; read through `images`.
+    images_json: str | None = field(default=None, repr=False)
+    # Migration 0012: a reply's reasoning, stored apart from its answer when it ended (None
+    # for rows written before, whose reasoning is still inside `content`).
+    reasoning: str | None = field(default=None, repr=False)
+
+    @property
+    def thinking(self) -> ThinkingSplit:
+        """How the window shows a reply: its reasoning (open while a reply streams inside its
+        think block) and its answer."""
+        if self.reasoning:
+            return ThinkingSplit(self.reasoning, self.content, False)
+        stats = self.stats if self.stats_json else None
+        split = split_thinking(self.content,
+                               starts_in_thinking=stats is not None and stats.opens_thinking)
+        # Open only while it streams: a reply that ended inside its reasoning thought no more.
+        return split if self.status == "streaming" else dataclasses.replace(split,
+                                                                           thinking_open=False)
+
+    @property
+    def text_with_reasoning(self) -> str:
+        """The reply whole, stored reasoning back in its think tags (Copy with reasoning)."""
+        return reasoning_joined(self.content, self.reasoning or "")
+
+    @property
+    def answer_and_reasoning(self) -> tuple[str, str]:
+        """A reply's answer and its reasoning: stored apart since migration 0012, split off the
+        text for older rows and a reply still streaming (reasoning "" when there is none)."""
+        if self.reasoning:
+            return self.content, self.reasoning
+        if self.role != "assistant":
+            return self.content, ""
+        stats = self.stats if self.stats_json else None
+        opened = stats.opens_thinking if stats is not None else False
+        return reasoning_apart(self.content, starts_in_thinking=opened)
+
+    @property
+    def images(self) -> tuple[StoredImage, ...]:
+        """The images attached to a user message (none for others, and for damaged JSON)."""
+        return images_from_json(self.images_json)
 
     @property
     def sources(self) -> ReplySources | None:

@@ -15,6 +15,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 
+from app.engine.inference.reasoning import reasoning_apart
 from app.engine.types import GenerationStats
 from app.models.records import MessageStatus
 from app.models.store import Store
@@ -49,12 +50,14 @@ class ReplyWriter:
     interval (a new one starts with the next text), so an abandoned writer leaves no thread.
     """
 
-    def __init__(self, store: Store, message_id: int, interval: float = 0.5) -> None:
+    def __init__(self, store: Store, message_id: int, interval: float = 0.5,
+                 initial: str = "") -> None:
+        """``initial``: the text already stored (a continued reply goes on after it)."""
         self._store = store
         self._message_id = message_id
         self._interval = interval
         self._cond = threading.Condition()
-        self._parts: list[str] = []  # the whole reply so far
+        self._parts: list[str] = [initial] if initial else []  # the whole reply so far
         self._pending: list[str] = []  # not saved yet
         self._flush_now = False
         self._ending: _Ending | None = None
@@ -147,6 +150,11 @@ class ReplyWriter:
         try:
             if ending is None:
                 self._store.save_reply(self._message_id, piece)
+            elif reasoning := self._reasoning(ending):
+                # Reasoning is stored apart: the answer replaces the text in the same write.
+                self._store.update_message(self._message_id, content=reasoning[0],
+                                           reasoning=reasoning[1], status=ending.status,
+                                           stats=ending.stats, error=ending.error)
             else:
                 self._store.save_reply(self._message_id, piece, status=ending.status,
                                        stats=ending.stats, error=ending.error)
@@ -155,3 +163,9 @@ class ReplyWriter:
             # The text stays on screen; a reply left "streaming" is marked partial at the next
             # start. Nothing here may take down the thread that streams the reply.
             log.exception("could not save reply %d", self._message_id)
+
+    def _reasoning(self, ending: _Ending) -> tuple[str, str] | None:
+        """The ended reply as (answer, reasoning) when it has reasoning, else None."""
+        opened = ending.stats.opens_thinking if ending.stats is not None else False
+        answer, reasoning = reasoning_apart(self.text, starts_in_thinking=opened)
+        return (answer, reasoning) if reasoning else None

@@ -101,6 +101,10 @@ class Message(Base):
     tool: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     # A reply made with documents: its mode sentence and citations (migration 0010).
     sources: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # A user message's attached images, files in the images folder (migration 0011).
+    images: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
+    # A reply's reasoning, split off its answer when it ended (migration 0012).
+    reasoning: Mapped[str | None] = mapped_column(Text)
 
 
 class ModelFile(Base):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.engine.inference.context_window import (
@@ -14,9 +14,15 @@ from app.engine.inference.context_window import (
 from app.engine.inference.prompt_format import PromptFormatError
 from app.engine.serving.loaded_model import ChatPrompt, LoadedModel
 from app.engine.tools.spec import parse_tool_call
-from app.engine.types import ChatMessage, ToolCall
-from app.server.errors import invalid
+from app.engine.types import ChatMessage, DecodedImage, ToolCall
+from app.server.errors import ApiError, invalid
 from app.server.generation import LATER, overflow_error
+from app.server.image_parts import (
+    MAX_IMAGES,
+    MAX_REQUEST_PIXELS,
+    decode_image_part,
+    over_budget,
+)
 from app.server.schemas import ChatMessageIn
 
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
@@ -24,21 +30,38 @@ _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant"
 
 
 def chat_messages(messages: Sequence[ChatMessageIn]) -> list[ChatMessage]:
-    """The turns, tool calls and results included; anything else is refused, naming the
-    message (legacy "function" turns, non-text parts, a turn with no content)."""
+    """The turns, tool calls and results included, user turns' images decoded; anything else
+    is refused, naming the message (legacy "function" turns, audio or file parts, a bad image,
+    a turn with no content)."""
     turns: list[ChatMessage] = []
+    n_images = 0
+    pixels = 0
     for i, message in enumerate(messages):
         if message.role not in _ROLES:
             raise invalid(f"messages[{i}].role", "Legacy 'function' messages are not supported; "
                           "send 'tool' messages with a tool_call_id.", "unsupported_parameter")
         content = message.content
+        images: list[DecodedImage] = []
         if isinstance(content, list):
             texts = []
-            for part in content:
+            for j, part in enumerate(content):
+                if part.type == "image_url":
+                    where = f"messages[{i}].content[{j}]"
+                    if message.role != "user":
+                        raise invalid(where, "Images are read in user messages only.")
+                    n_images += 1
+                    if n_images > MAX_IMAGES:
+                        raise invalid(where, f"At most {MAX_IMAGES} images per request.")
+                    image = decode_image_part(part, where)
+                    pixels += image.width * image.height
+                    if pixels > MAX_REQUEST_PIXELS:
+                        raise over_budget(where, pixels, MAX_REQUEST_PIXELS)
+                    images.append(image)
+                    continue
                 if part.type != "text" or part.text is None:
                     raise invalid(f"messages[{i}].content",
-                                  f"Content parts of type '{part.type[:40]}' (images, audio, "
-                                  f"files) {LATER}; send text.", "unsupported_parameter")
+                                  f"Content parts of type '{part.type[:40]}' (audio, files) "
+                                  f"{LATER}; send text or images.", "unsupported_parameter")
                 texts.append(part.text)
             content = "\n".join(texts)
         calls = _tool_calls(message, i)
@@ -46,8 +69,21 @@ def chat_messages(messages: Sequence[ChatMessageIn]) -> list[ChatMessage]:
             raise invalid(f"messages[{i}].content", "A message needs text content.")
         turns.append(ChatMessage(_ROLES[message.role], content or "",  # type: ignore[arg-type]
                                  tool_calls=calls, tool_call_id=message.tool_call_id or "",
-                                 name=message.name or ""))
+                                 name=message.name or "", images=tuple(images)))
     return turns
+
+
+def check_vision(model: LoadedModel, turns: Sequence[ChatMessage],
+                 vision_models: Callable[[], list[str]]) -> None:
+    """A 400 when ``turns`` carry images and ``model`` was loaded without a vision projector,
+    naming the models on this server that can read them (``vision_models``)."""
+    if model.projector is not None or not any(turn.images for turn in turns):
+        return
+    others = [name for name in vision_models() if name != model.key]
+    offer = (f" Models here that read images: {', '.join(others[:10])}." if others else
+             " No model on this server has a vision projector (mmproj) beside it.")
+    raise ApiError(400, f"Model '{model.key}' cannot read images: it has no vision projector "
+                        f"(mmproj).{offer}", param="messages", code="model_not_vision")
 
 
 def _tool_calls(message: ChatMessageIn, i: int) -> tuple[ToolCall, ...]:
@@ -90,6 +126,9 @@ def fit_chat(model: LoadedModel, turns: list[ChatMessage], rolling_window: bool,
         fitted = fit_conversation(turns, tokens, model.n_ctx, reserve,
                                   "truncate_oldest" if rolling_window else "stop")
     except ContextOverflow as exc:
+        if any(turn.images for turn in turns):  # the engine's message has the images' numbers
+            raise ApiError(400, str(exc), param="messages",
+                           code="context_length_exceeded") from exc
         raise overflow_error(exc.prompt_tokens, model.n_ctx, model.key, "messages",
                              exc.reserve) from exc
     return rendered[len(fitted.messages)]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 
 from app.engine.serving.jobs import Piece, TokenLogprob
 from app.engine.tools import ToolCallStream
-from app.server.chat_prompt import chat_messages, fit_chat
+from app.server.chat_prompt import chat_messages, check_vision, fit_chat
 from app.server.context import server_context
 from app.server.errors import invalid
 from app.server.generation import (
@@ -49,6 +49,7 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
     turns = await asyncio.to_thread(chat_messages, req.messages)
     model = await model_for(ctx, req.model, "llm", req.ttl)
     note(request.state, model=model.key)
+    await asyncio.to_thread(check_vision, model, turns, ctx.catalog.vision_model_ids)
     plan = tool_plan(model, tools, grammar) if tools else None
     max_tokens = req.max_completion_tokens or req.max_tokens
     prompt = await asyncio.to_thread(fit_chat, model, turns,
@@ -57,7 +58,8 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
     job = build_job(req, model, prompt.tokens, max_tokens=max_tokens, stop=prompt.stop,
                     top_logprobs=(req.top_logprobs or 0) if req.logprobs else None,
                     grammar=plan.grammar if plan else grammar,
-                    control_text=plan.control_text if plan else frozenset())
+                    control_text=plan.control_text if plan else frozenset(),
+                    images=prompt.images)
     running = Running(model, job, "messages")
     note(request.state, prompt_tokens=len(prompt.tokens))
     reply_id, created = new_id("chatcmpl"), now()

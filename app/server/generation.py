@@ -9,6 +9,7 @@ from typing import Any
 from app.engine.serving.jobs import Finished, SequenceJob
 from app.engine.serving.loaded_model import LoadedModel
 from app.engine.types import Sampling
+from app.engine.vision.prompt import ImageSpan
 from app.server.errors import ApiError, invalid
 from app.server.schemas import CompletionRequest, _Generation
 
@@ -54,8 +55,9 @@ def _logit_bias(req: _Generation, model: LoadedModel) -> dict[int, float]:
 
 def build_job(req: _Generation, model: LoadedModel, tokens: list[int], *,
               max_tokens: int | None, stop: list[str], top_logprobs: int | None,
-              grammar: str | None = None, control_text: frozenset[str] = frozenset()
-              ) -> SequenceJob:
+              grammar: str | None = None, control_text: frozenset[str] = frozenset(),
+              images: tuple[ImageSpan, ...] = ()) -> SequenceJob:
+    """``images``: where ``tokens`` holds images (`ChatPrompt.images`, a vision model's)."""
     room = max(1, model.n_ctx - len(tokens))
     # No limit asked: until the context is full, as OpenAI's "up to the context length".
     limit = room if max_tokens is None else max_tokens
@@ -64,7 +66,7 @@ def build_job(req: _Generation, model: LoadedModel, tokens: list[int], *,
         presence_penalty=req.presence_penalty or 0.0,
         frequency_penalty=req.frequency_penalty or 0.0,
         logit_bias=_logit_bias(req, model), top_logprobs=top_logprobs, grammar=grammar,
-        control_text=control_text)
+        control_text=control_text, images=images)
 
 
 def overflow_error(prompt_tokens: int, n_ctx: int, model: str, param: str,
@@ -93,7 +95,9 @@ def usage(finished: Finished) -> dict[str, Any]:
     completion = finished.stats.generated_tokens
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": finished.stats.cached_tokens}}
+            # image_tokens (of prompt_tokens, images' embeddings): Hearth's, beside OpenAI's.
+            "prompt_tokens_details": {"cached_tokens": finished.stats.cached_tokens,
+                                      "image_tokens": finished.stats.image_tokens}}
 
 
 def new_id(prefix: str) -> str:

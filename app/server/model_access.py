@@ -32,7 +32,8 @@ async def load_servable(ctx: ServerContext, model: ServableModel, *, jit: bool,
     def load() -> LoadedModel:
         ready = ctx.catalog.prepare(model)  # assembles the starter on its first use
         return ctx.pool.load(ready.id, ready.path, ctx.catalog.load_settings(ready),
-                             kind=ready.kind, jit=jit, ttl_s=ttl_s)
+                             kind=ready.kind, jit=jit, ttl_s=ttl_s,
+                             projector=ctx.catalog.projector(ready))
 
     try:
         return await asyncio.to_thread(load)

@@ -1,5 +1,9 @@
 """Which models this server offers: OpenAI's /v1/models, LM Studio's /api/v0/models (with
-state, type, architecture, quantization, context), explicit load/unload, and /health."""
+state, type, architecture, quantization, context), explicit load/unload, and /health.
+
+A model that reads images (it loads with a vision projector) is marked the way the local servers
+clients know do it: ``"capabilities": ["vision"]`` on both listings (Ollama's word, a list so
+more can join it), and LM Studio's ``"type": "vlm"`` on /api/v0/models."""
 
 from __future__ import annotations
 
@@ -24,19 +28,31 @@ def _entries(ctx: ServerContext) -> list[dict[str, Any]]:
     # An id that is another key of a model loaded under its own is served by it: loaded too.
     loaded = {key: m for m in served_models for key in (*m.aliases, m.key)}
     entries: dict[str, dict[str, Any]] = {}
-    for servable in ctx.catalog.models():
-        entries[servable.id] = _entry(servable, loaded.get(servable.id))
+    servables = ctx.catalog.models()
+    vision = ctx.catalog.vision(servables)
+    for servable in servables:
+        entries[servable.id] = _entry(servable, loaded.get(servable.id),
+                                      servable.id in vision)
     for served in served_models:  # loaded by a front end under a key of its own
         if served.key not in entries:
             entries[served.key] = _loaded_entry(served)
     return list(entries.values())
 
 
-def _entry(servable: ServableModel, served: ServedModel | None) -> dict[str, Any]:
-    entry = {"id": servable.id, "object": "model", "type": servable.kind,
+def _capabilities(vision: bool) -> dict[str, Any]:
+    return {"capabilities": ["vision"] if vision else []}
+
+
+def _entry(servable: ServableModel, served: ServedModel | None, vision: bool
+           ) -> dict[str, Any]:
+    if served is not None:  # what a request gets is the loaded copy, with or without one
+        vision = served.projector_path is not None
+    entry = {"id": servable.id, "object": "model",
+             "type": "vlm" if vision else servable.kind,
              "publisher": "hearth", "arch": servable.architecture,
              "compatibility_type": "gguf", "quantization": servable.quantization,
-             "state": "not-loaded", "max_context_length": servable.max_context}
+             "state": "not-loaded", "max_context_length": servable.max_context,
+             **_capabilities(vision)}
     if served is not None:
         entry.update(_loaded_fields(served))
     return entry
@@ -44,10 +60,12 @@ def _entry(servable: ServableModel, served: ServedModel | None) -> dict[str, Any
 
 def _loaded_entry(served: ServedModel) -> dict[str, Any]:
     info = served.info
-    return {"id": served.key, "object": "model", "type": model_kind(info.architecture),
+    vision = served.projector_path is not None
+    return {"id": served.key, "object": "model",
+            "type": "vlm" if vision else model_kind(info.architecture),
             "publisher": "hearth", "arch": info.architecture, "compatibility_type": "gguf",
             "quantization": info.file_type, "max_context_length": info.context_length,
-            **_loaded_fields(served)}
+            **_capabilities(vision), **_loaded_fields(served)}
 
 
 def _loaded_fields(served: ServedModel) -> dict[str, Any]:
@@ -57,7 +75,8 @@ def _loaded_fields(served: ServedModel) -> dict[str, Any]:
 
 
 def _openai(entry: dict[str, Any]) -> dict[str, Any]:
-    return {"id": entry["id"], "object": "model", "created": 0, "owned_by": "hearth"}
+    return {"id": entry["id"], "object": "model", "created": 0, "owned_by": "hearth",
+            "capabilities": entry["capabilities"]}
 
 
 @router.get("/v1/models")
@@ -87,7 +106,8 @@ async def _one(request: Request, model_id: str) -> dict[str, Any]:
     served = next((m for m in ctx.pool.models() if model_id in (m.key, *m.aliases)), None)
     servable = await asyncio.to_thread(ctx.catalog.get, model_id)
     if servable is not None:
-        return _entry(servable, served)
+        vision = await asyncio.to_thread(ctx.catalog.vision, [servable])
+        return _entry(servable, served, servable.id in vision)
     if served is not None:  # loaded by a front end under a key of its own
         return _loaded_entry(served)
     raise unknown_model(model_id)

@@ -90,10 +90,14 @@ class _Generation(_Request):
 
 
 class TextPart(BaseModel):
+    """A content part: ``{"type": "text", "text"}`` or ``{"type": "image_url", "image_url":
+    {"url": "data:image/png;base64,…"}}`` (checked in `app.server.image_parts`)."""
+
     model_config = ConfigDict(extra="allow")
 
     type: str
     text: str | None = None
+    image_url: dict[str, Any] | str | None = None
 
 
 class ChatMessageIn(BaseModel):

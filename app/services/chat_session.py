@@ -9,16 +9,19 @@ through its bridge, the CLI through its EngineHost, and both hand the reply's en
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from app.engine.inference.reasoning import without_reasoning
-from app.engine.types import ChatMessage, GenerationStats, Sampling
+from app.engine.inference.reasoning import CLOSE_TAG, OPEN_TAG, reasoning_apart
+from app.engine.types import ChatMessage, DecodedImage, GenerationStats, Sampling
+from app.models.image_records import StoredImage
 from app.models.records import ChatRecord, MessageRecord
 from app.models.reply_writer import ReplyWriter
 from app.models.store import Store
 from app.models.store_values import UNSET, _Unset
+from app.services.chat_images import turn_images
 from app.services.response_schema import parse_schema_text
 
 DEFAULT_TITLE = "New chat"
@@ -47,16 +50,22 @@ NOT_RUN_TEXT = "Not run: the user stopped the chat before this call ran."
 
 
 def history_for_model(system_prompt: str, branch: Iterable[MessageRecord], *,
-                      keep_reasoning: bool = False) -> list[ChatMessage]:
+                      keep_reasoning: bool = False,
+                      images: Callable[[MessageRecord], tuple[DecodedImage, ...]] | None = None,
+                      ) -> list[ChatMessage]:
     """The messages the model is sent for a branch: the system prompt, then every finished
     (complete or stopped) non-empty message of the branch, oldest first. An assistant turn
     keeps the calls it made, and each tool result is a "tool" turn naming its call; a call the
     user stopped before it ran is answered as not run, since templates refuse a call without
     its result.
 
-    Replies go back without their `<think>` reasoning (it wastes context, and reasoning models
-    are trained without it) unless ``keep_reasoning``: pass
-    `template_keeps_reasoning(chat_template)` for the loaded model's template."""
+    Replies go back without their reasoning (it wastes context, and reasoning models are
+    trained without it) unless ``keep_reasoning`` (pass `template_keeps_reasoning(chat_template)`
+    for the loaded model's template): then it goes as ``reasoning_content``, which the prompt
+    format gives the template in the form it reads.
+
+    ``images``: a user turn's attached images, decoded (`turn_images` over the Store's
+    folder); without it turns go as text only."""
     messages = [ChatMessage("system", system_prompt)] if system_prompt.strip() else []
     unanswered: list[ChatMessage] = []  # results still owed to the last turn's calls
     for record in branch:
@@ -70,15 +79,58 @@ def history_for_model(system_prompt: str, branch: Iterable[MessageRecord], *,
                 unanswered = [m for m in unanswered if m.tool_call_id != turn.call_id]
             continue
         calls = record.tool_calls
-        content = record.content
-        if record.role == "assistant" and not keep_reasoning:
-            content = without_reasoning(content)
-        if content.strip() or calls:
+        content, reasoning = record.answer_and_reasoning
+        if not keep_reasoning:
+            reasoning = ""
+        elif not record.reasoning:  # a row from before 0012 (or no reasoning): as written
+            content, reasoning = record.content, ""
+        pictures = images(record) if images is not None and record.role == "user" else ()
+        if content.strip() or reasoning.strip() or calls or pictures:
             messages.extend(unanswered)
-            messages.append(ChatMessage(record.role, content, tool_calls=calls))
+            messages.append(ChatMessage(record.role, content, tool_calls=calls,
+                                        images=pictures, reasoning_content=reasoning))
             unanswered = [ChatMessage("tool", NOT_RUN_TEXT, tool_call_id=c.id, name=c.name)
                           for c in calls]
     return messages + unanswered
+
+
+def can_continue(record: MessageRecord | None) -> bool:
+    """Whether Continue can resume this reply: it stopped on its length limit, or the user
+    stopped it (a reply that called tools, failed or filled the context cannot)."""
+    if record is None or record.role != "assistant" or record.tool_calls:
+        return False
+    if record.status == "partial":
+        return True
+    stats = record.stats if record.stats_json else None
+    return record.status == "complete" and stats is not None and stats.stop_reason == "length"
+
+
+def continuation_text(record: MessageRecord) -> str:
+    """A reply's text as the model wrote it, for Continue: stored reasoning goes back into its
+    think tags (left open when the reply stopped inside it; without the opening tag where the
+    template wrote that)."""
+    if not record.reasoning:
+        return record.content
+    stats = record.stats if record.stats_json else None
+    head = "" if stats is not None and stats.opens_thinking else OPEN_TAG + "\n"
+    if not record.content:
+        return head + record.reasoning
+    return f"{head}{record.reasoning}\n{CLOSE_TAG}\n\n{record.content}"
+
+
+def merged_stats(earlier: GenerationStats, later: GenerationStats) -> GenerationStats:
+    """One reply's stats over two runs (Continue): tokens and times add up, the speed is over
+    both runs' decoding, and the prompt and context figures are the later run's."""
+    generated = earlier.generated_tokens + later.generated_tokens
+    decoding = (max(0.0, earlier.total_seconds - earlier.time_to_first_token)
+                + max(0.0, later.total_seconds - later.time_to_first_token))
+    return dataclasses.replace(
+        later, generated_tokens=generated,
+        time_to_first_token=earlier.time_to_first_token or later.time_to_first_token,
+        total_seconds=earlier.total_seconds + later.total_seconds,
+        thinking_seconds=earlier.thinking_seconds + later.thinking_seconds,
+        tokens_per_second=generated / decoding if decoding > 0 else later.tokens_per_second,
+        opens_thinking=earlier.opens_thinking or later.opens_thinking)
 
 
 @dataclass
@@ -94,6 +146,9 @@ class StartedReply:
     # Why the reply cannot be generated (the switch is on but the schema is unusable): the
     # caller fails the reply with it instead of sending.
     problem: str | None = None
+    # Continue: the reply's text so far (the engine's ``continue_from``) and its stats then.
+    continue_from: str = ""
+    earlier: GenerationStats | None = None
 
 
 class ChatSession:
@@ -118,12 +173,15 @@ class ChatSession:
         return chat, True
 
     def add_user_message(self, chat: ChatRecord, text: str, branch: Iterable[MessageRecord],
-                         parent_id: int | None | _Unset = UNSET) -> MessageRecord:
-        """Store a user message (after `parent_id`, default the end of the branch); the first
-        one names a chat that still has the default title."""
+                         parent_id: int | None | _Unset = UNSET,
+                         images: tuple[StoredImage, ...] = ()) -> MessageRecord:
+        """Store a user message (after `parent_id`, default the end of the branch) with its
+        images (saved with `Store.save_image`); the first one names a chat that still has the
+        default title."""
         if chat.title == DEFAULT_TITLE and not any(r.role == "user" for r in branch):
-            self.store.rename_chat(chat.id, title_from(text))
-        return self.store.add_message(chat.id, "user", text, parent_id=parent_id)
+            self.store.rename_chat(chat.id, title_from(text or "Image"))
+        return self.store.add_message(chat.id, "user", text, parent_id=parent_id,
+                                      images=images)
 
     def start_reply(self, branch: Iterable[MessageRecord], parent_id: int | None | _Unset = UNSET,
                     model_path: str | None = None, *, keep_reasoning: bool = False
@@ -134,7 +192,9 @@ class ChatSession:
         chat = self.chat()
         if chat is None:
             return None
-        history = history_for_model(chat.system_prompt, branch, keep_reasoning=keep_reasoning)
+        folder = self.store.images_folder
+        history = history_for_model(chat.system_prompt, branch, keep_reasoning=keep_reasoning,
+                                    images=lambda record: turn_images(record, folder))
         if model_path and chat.model_path != model_path:
             self.store.update_chat(chat.id, model_path=model_path)
         placeholder = self.store.add_message(chat.id, "assistant", "", status="streaming",
@@ -148,16 +208,46 @@ class ChatSession:
                                    + check.message)
         return started
 
+    def continue_reply(self, branch: Iterable[MessageRecord], reply: MessageRecord, *,
+                       keep_reasoning: bool = False) -> StartedReply | None:
+        """Continue ``reply`` (the last of ``branch``, `can_continue`) in the same message: its
+        text goes back to "streaming" as one text again (reasoning rejoined) and a writer
+        appends the rest; the history is the messages before it. None when it can't."""
+        chat = self.chat()
+        if chat is None or chat.structured_output or not can_continue(reply):
+            return None
+        folder = self.store.images_folder
+        before = [r for r in branch if r.id != reply.id]
+        history = history_for_model(chat.system_prompt, before, keep_reasoning=keep_reasoning,
+                                    images=lambda record: turn_images(record, folder))
+        text = continuation_text(reply)
+        if not self.store.update_message(reply.id, content=text, reasoning=None,
+                                         status="streaming", error=None):
+            return None
+        placeholder = dataclasses.replace(reply, content=text, reasoning=None,
+                                          status="streaming", error=None)
+        writer = ReplyWriter(self.store, reply.id, initial=text)
+        return StartedReply(chat, placeholder, history, writer, continue_from=text,
+                            earlier=reply.stats)
+
     @staticmethod
     def end_reply(reply: StartedReply, stats: GenerationStats) -> MessageRecord:
-        """The reply ended: kept as complete, or as partial when it was stopped."""
+        """The reply ended: kept as complete, or as partial when it was stopped. A continued
+        reply's stats count both runs."""
         stopped = stats.stop_reason == "cancelled"
+        if reply.earlier is not None:
+            stats = merged_stats(reply.earlier, stats)
         if stopped:
             reply.writer.stop(stats)
         else:
             reply.writer.finish(stats)
-        return dataclasses.replace(reply.placeholder, content=reply.writer.text,
-                                   status="partial" if stopped else "complete")
+        text = reply.writer.text
+        answer, reasoning = reasoning_apart(text, starts_in_thinking=stats.opens_thinking)
+        if not reasoning:
+            answer = text
+        return dataclasses.replace(reply.placeholder, content=answer, reasoning=reasoning or None,
+                                   status="partial" if stopped else "complete",
+                                   stats_json=json.dumps(stats.to_dict()))
 
     @staticmethod
     def fail_reply(reply: StartedReply, message: str) -> MessageRecord:

@@ -21,6 +21,7 @@ from app.engine.types import LoadSettings, ModelInfo
 from app.models.store import Store
 from app.services.library import ensure_starter
 from app.services.load_settings import saved_load_settings
+from app.services.projectors import library_projectors, projector_path
 
 ModelKind = Literal["llm", "embeddings"]
 STARTER_ID = "starter"
@@ -188,6 +189,25 @@ class ModelCatalog:
             self.refresh()  # the listing now has the starter's file
             return _servable(STARTER_ID, record.info)
         return model
+
+    def projector(self, model: ServableModel) -> Path | None:
+        """The vision projector the model loads with: the user's pick in My Models, else the
+        one beside it (`app.services.projectors`); None for a text-only model."""
+        if not model.path or model.kind != "llm":
+            return None
+        return projector_path(self._store, model.path)
+
+    def vision(self, models: list[ServableModel]) -> set[str]:
+        """The ids of ``models`` that load with a vision projector (one read of the picks)."""
+        llms = {m.path: m.id for m in models if m.path and m.kind == "llm"}
+        choices = library_projectors(self._store, llms)
+        return {llms[path] for path, choice in choices.items() if choice.vision}
+
+    def vision_model_ids(self) -> list[str]:
+        """The ids of every servable model that reads images."""
+        models = self.models()
+        vision = self.vision(models)
+        return [m.id for m in models if m.id in vision]
 
     def load_settings(self, model: ServableModel) -> LoadSettings:
         """The settings saved for this file in the window's load dialog, else the defaults."""

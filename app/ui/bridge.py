@@ -75,21 +75,29 @@ class EngineBridge(QObject):
         self.loaded_info = None
         self.n_ctx = 0
         self.memory_check: MemoryCheck | None = None  # the loaded model's latest
+        self.loaded_projector: str | None = None  # the loaded model's vision projector
+        self._projectors: dict[int, str | None] = {}  # load job → its projector
 
     # -- requests (GUI thread) -----------------------------------------------------------------
-    def load(self, path: str | Path, settings: LoadSettings | None = None) -> int:
-        return self.host.load(path, settings)
+    def load(self, path: str | Path, settings: LoadSettings | None = None,
+             projector: str | Path | None = None) -> int:
+        """``projector``: the model's vision projector (mmproj), for images in the chat."""
+        job = self.host.load(path, settings, projector=projector)
+        self._projectors[job] = str(projector) if projector is not None else None
+        return job
 
     def unload(self) -> int:
         return self.host.unload()
 
     def chat(self, messages: Sequence[ChatMessage], sampling: Sampling,
              policy: str = "truncate_oldest", schema: dict[str, Any] | None = None,
-             tools: Sequence[dict[str, Any]] = (), tool_choice: str = "auto") -> int:
+             tools: Sequence[dict[str, Any]] = (), tool_choice: str = "auto",
+             continue_from: str = "") -> int:
         """``schema``: structured output; the host turns it into a grammar on its thread.
-        ``tools``: OpenAI function tools the reply may call (`toolCalls` reports the calls)."""
+        ``tools``: OpenAI function tools the reply may call (`toolCalls` reports the calls).
+        ``continue_from``: Continue, the reply's text so far (see `EngineHost.chat`)."""
         return self.host.chat(messages, sampling, policy, schema,  # type: ignore[arg-type]
-                              tools, tool_choice)  # type: ignore[arg-type]
+                              tools, tool_choice, continue_from)  # type: ignore[arg-type]
 
     def cancel(self, job_id: int) -> None:
         self.host.cancel(job_id)
@@ -138,6 +146,7 @@ class EngineBridge(QObject):
         elif isinstance(event, Loaded):
             self.loaded_path, self.loaded_info, self.n_ctx = event.path, event.info, event.n_ctx
             self.memory_check = event.memory
+            self.loaded_projector = self._projectors.pop(event.job_id, None)
             self.loaded.emit(event.job_id, event.path, event.info, event.n_ctx)
             if event.memory is not None:
                 self.memoryChecked.emit(event.memory)
@@ -147,6 +156,7 @@ class EngineBridge(QObject):
         elif isinstance(event, Unloaded):
             self.loaded_path, self.loaded_info, self.n_ctx = None, None, 0
             self.memory_check = None
+            self.loaded_projector = None
             self.unloaded.emit(event.job_id, event.path)
         elif isinstance(event, PromptInfo):
             self.promptInfo.emit(event.job_id, event.prompt_tokens, event.n_ctx,
@@ -156,4 +166,5 @@ class EngineBridge(QObject):
                 self.toolCalls.emit(event.job_id, event.tool_calls)
             self.done.emit(event.job_id, event.text, event.stats)
         elif isinstance(event, Failed):
+            self._projectors.pop(event.job_id, None)
             self.failed.emit(event.job_id, event.message, event.kind)

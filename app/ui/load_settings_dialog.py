@@ -45,6 +45,7 @@ from app.services.load_settings import (  # noqa: F401 - re-exported for the win
     saved_load_settings,
     settings_key,
 )
+from app.services.projectors import projector_choice
 from app.ui.plain_text import escaped_rich
 
 KV_TYPES = ("f16", "q8_0", "q4_0")
@@ -82,10 +83,11 @@ def ask_load_anyway(parent: QWidget | None, name: str, estimate: FitEstimate) ->
 
 
 def confirm_fit(parent: QWidget | None, info: ModelInfo, settings: LoadSettings,
-                gpus: list[GpuInfo] | None = None) -> bool:
-    """True when the model fits, or when it does not and the user chose to load it anyway."""
+                gpus: list[GpuInfo] | None = None, projector_bytes: int = 0) -> bool:
+    """True when the model fits, or when it does not and the user chose to load it anyway.
+    ``projector_bytes``: the vision projector loaded with it (`ProjectorChoice.size`)."""
     estimate = estimate_memory(info, settings, known_gpus() if gpus is None else gpus,
-                               ram_available=ram_available())
+                               ram_available=ram_available(), projector_bytes=projector_bytes)
     if estimate.verdict != "does not fit":
         return True
     return ask_load_anyway(parent, info.name or info.path, estimate)
@@ -100,6 +102,8 @@ class LoadSettingsDialog(QDialog):
         self._store = store
         self.info = info
         self.gpus = known_gpus() if gpus is None else gpus
+        # The projector a vision model loads with counts in the estimate (its file size).
+        self.projector_bytes = projector_choice(store, info.path).size
         self.setWindowTitle(f"Load settings · {info.name or info.path}")
         settings = saved_load_settings(store, info.path, info.context_length)
         max_layers = info.block_count + 1  # every block plus the output layer
@@ -248,7 +252,8 @@ class LoadSettingsDialog(QDialog):
         self.layers_label.setText(f"{layers} / {self.layers.maximum()}" + (" (max)" if at_max
                                                                           else ""))
         est = self.estimate = estimate_memory(self.info, self.settings(), self.gpus,
-                                              ram_available=ram_available())
+                                              ram_available=ram_available(),
+                                              projector_bytes=self.projector_bytes)
         color = _VERDICT_COLORS.get(est.verdict, "#555555")
         avail = f"RAM available {human_bytes(est.ram_available)}"
         if self.gpus:

@@ -30,13 +30,16 @@ from app.models.records import ModelFileRecord
 from app.services.library import ensure_starter, starter_record
 from app.ui.app_context import AppContext
 from app.ui.chat.page import ChatPage
+from app.ui.chat.shortcuts import ChatShortcuts
 from app.ui.developer.page import DeveloperPage
 from app.ui.discover.page import DiscoverPage
+from app.ui.gguf_drop import GgufDrop
 from app.ui.hardware.page import HardwarePage
 from app.ui.loaded_models import LoadedModelsStrip
 from app.ui.models.page import ModelsPage
 from app.ui.plain_text import install_safe_tooltips
 from app.ui.pool_watcher import PoolWatcher
+from app.ui.theme import ThemeController, theme_button
 from app.ui.workers import TaskRunner
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,12 @@ class MainWindow(QMainWindow):
         # A server started with Hearth may fail while another page is shown: say so there too.
         self.developer_page.control.failed.connect(
             lambda message: self.statusBar().showMessage(f"Local server: {message}", 15000))
+        self.shortcuts = ChatShortcuts(self, self.chat_page, lambda: self.show_page(CHAT_PAGE))
+        self.gguf_drop = GgufDrop(self, store, self.tasks, self._library_changed)
+        self.gguf_drop.watch(self.chat_page.composer.input.viewport())
+        self.theme = ThemeController(store, self)  # follows the system unless told otherwise
+        self.theme_button = theme_button(self.theme, self)
+        self.statusBar().addPermanentWidget(self.theme_button)
 
         self.nav.setCurrentRow(CHAT_PAGE)
         self._restore_geometry()
@@ -125,6 +134,10 @@ class MainWindow(QMainWindow):
     # -- navigation ----------------------------------------------------------------------------
     def show_page(self, index: int) -> None:
         self.nav.setCurrentRow(index)
+
+    def _library_changed(self) -> None:
+        self.models_page.refresh()
+        self.chat_page.model_picker.refresh()
 
     def load_in_chat(self, path: str) -> None:
         self.show_page(CHAT_PAGE)

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as etree
+from dataclasses import dataclass
 from html import escape
 
 import markdown
 from markdown.extensions import Extension
+from markdown.extensions.fenced_code import FencedBlockPreprocessor
+from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AtomicString
 
@@ -105,6 +108,46 @@ class _CitationLinks(Treeprocessor):
         return lead or "", anchors
 
 
+CODE_LABEL_ANCHOR = "hearthcode-"  # the anchor name on a fenced code block's label line
+MAX_LANGUAGE_SHOWN = 32
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """A fenced code block as written: its code without the fences, and its language."""
+
+    language: str
+    code: str
+
+
+class _CodeLabels(Preprocessor):
+    """Before each fenced code block, a label line with its language, carrying an anchor name
+    ``hearthcode-N`` (raw HTML from the reply is never read, so only this can make one); the
+    code itself is kept in ``blocks`` for the block's Copy button. Runs just before
+    fenced_code, with its pattern, so both see the same blocks."""
+
+    blocks: list[CodeBlock]
+    enabled = True
+
+    def run(self, lines: list[str]) -> list[str]:
+        self.blocks = []
+        text = "\n".join(lines)
+        if not self.enabled or ("```" not in text and "~~~" not in text):
+            return lines
+        index = 0
+        while match := FencedBlockPreprocessor.FENCED_BLOCK_RE.search(text, index):
+            attrs = re.search(r"\.?([\w#+-][\w#.+-]*)", match.group("attrs") or "")
+            language = (match.group("lang") or (attrs.group(1) if attrs else "") or "")
+            language = shorten(language, MAX_LANGUAGE_SHOWN)
+            label = (f'<p style="color: #777777"><small><a name="{CODE_LABEL_ANCHOR}'
+                     f'{len(self.blocks)}">{escape(language or "code")}</a></small></p>')
+            self.blocks.append(CodeBlock(language, match.group("code").removesuffix("\n")))
+            placeholder = self.md.htmlStash.store(label)
+            text = f"{text[:match.start()]}\n{placeholder}\n\n{text[match.start():]}"
+            index = match.start() + len(placeholder) + 3 + len(match.group())
+        return text.split("\n")
+
+
 class _ImagesAsText(Treeprocessor):
     """Every <img> becomes the text "[image: alt — address]": shown, never fetched."""
 
@@ -130,6 +173,7 @@ class _InertExtension(Extension):
         # After "inline" (20), which makes the <img> elements.
         md.treeprocessors.register(_ImagesAsText(md), "images_as_text", 15)
         md.treeprocessors.register(_CitationLinks(md), "citation_links", 14)
+        md.preprocessors.register(_CodeLabels(md), "code_labels", 26)  # fenced_code is 25
 
 
 def _unsafe_from(text: str) -> int:
@@ -182,8 +226,12 @@ class MarkdownRenderer:
             },
         )
         self._md_plain = markdown.Markdown(extensions=extensions)
+        labels = self._md.preprocessors["code_labels"]
+        labels.enabled = False  # type: ignore[attr-defined]  # the frame alone
         self._code_open, _, self._code_close = self._markdown(
             f"```\n{_MARKER}\n```", highlight=True).partition(_MARKER)
+        labels.enabled = True  # type: ignore[attr-defined]
+        self.code_blocks: tuple[CodeBlock, ...] = ()  # the fenced blocks of the last call
 
     def has_code(self, html: str) -> bool:
         return self._code_open in html
@@ -198,6 +246,7 @@ class MarkdownRenderer:
         if cut < len(shown):  # end Markdown on a line boundary, so no construct is cut in two
             newline = shown.rfind("\n", 0, cut)
             cut = newline + 1 if newline >= 0 else 0
+        self.code_blocks = ()
         html = self._markdown(shown[:cut], highlight) + plain_html(shown[cut:])
         if len(text) > len(shown):
             html += (f'<p style="color: #777777"><i>{len(text) - len(shown):,} more characters '
@@ -207,10 +256,12 @@ class MarkdownRenderer:
     def _markdown(self, text: str, highlight: bool) -> str:
         if not text.strip():
             return ""
+        md = self._md if highlight else self._md_plain
         try:
-            html = (self._md if highlight else self._md_plain).reset().convert(text)
+            html = md.reset().convert(text)
         except RecursionError:  # a structure the limits above did not foresee: show it as text
             return plain_html(text)
+        self.code_blocks = tuple(md.preprocessors["code_labels"].blocks)  # type: ignore[attr-defined]
         # QTextDocument draws tables without borders unless told, and shows the newline
         # that closes every code block as an empty last line.
         html = html.replace("<table>", '<table border="1" cellspacing="0" cellpadding="4">')

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.engine.inference.prompt_spans import TextSpan, match_contents
-from app.engine.inference.reasoning import prompt_opens_thinking
+from app.engine.inference.reasoning import prompt_opens_thinking, reasoning_for_template
 from app.engine.inference.template_sandbox import (
     RENDER_DEADLINE_S,
     TemplateFailure,
@@ -172,7 +172,7 @@ class PromptFormatter:
         template has no tool support. Tool calls and ``tool`` turns in ``messages`` are
         rendered either way."""
         native = bool(tools) and self.supports_tools
-        turns = normalize(messages)
+        turns = reasoning_for_template(normalize(messages), self._template)
         if not self.supports_tools:
             turns = as_plain_turns(turns)
         if tools and not native:

@@ -7,7 +7,9 @@ the reply on every repaint, including while the reply is still streaming and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from app.engine.types import ChatMessage
 
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
@@ -92,3 +94,75 @@ def _without_partial_close(text: str) -> str:
         if text.endswith(CLOSE_TAG[:size]):
             return text[:-size]
     return text
+
+
+class ThinkingClock:
+    """Times a streaming reply's reasoning, for "Thought for 3.4 s": from its first token to
+    its last "</think>", or to the end when the reply stops still thinking. Fed piece by piece,
+    with tags split across pieces found (only a tag's length of text is kept)."""
+
+    def __init__(self, *, starts_in_thinking: bool = False) -> None:
+        self._open = self._seen = starts_in_thinking
+        self._tail = ""
+        self._first: float | None = None
+        self._ended: float | None = None
+
+    def feed(self, text: str, now: float) -> None:
+        if self._first is None:
+            self._first = now
+        buf = self._tail + text
+        pos = 0
+        while (found := buf.find(CLOSE_TAG if self._open else OPEN_TAG, pos)) != -1:
+            pos = found + len(CLOSE_TAG if self._open else OPEN_TAG)
+            self._open = not self._open
+            self._seen = True
+            if not self._open:
+                self._ended = now
+        self._tail = buf[max(pos, len(buf) - len(CLOSE_TAG) + 1):]
+
+    def seconds(self, now: float) -> float:
+        """How long the reply reasoned (0.0 for a reply without reasoning)."""
+        if not self._seen or self._first is None:
+            return 0.0
+        end = now if self._open or self._ended is None else self._ended
+        return max(0.0, end - self._first)
+
+
+def reasoning_apart(text: str, *, starts_in_thinking: bool = False) -> tuple[str, str]:
+    """A finished reply as (answer, reasoning) for storing them apart. A reply without think
+    tags (and not opened by its template) comes back exactly as written, with no reasoning."""
+    if not starts_in_thinking and OPEN_TAG not in text and CLOSE_TAG not in text:
+        return text, ""
+    split = split_thinking(text, starts_in_thinking=starts_in_thinking)
+    return split.answer, split.thinking
+
+
+def reasoning_joined(answer: str, reasoning: str) -> str:
+    """A stored answer and reasoning as one reply text again, the reasoning in think tags (for
+    a template that reads it after "</think>", and for Continue)."""
+    if not reasoning:
+        return answer
+    return f"{OPEN_TAG}\n{reasoning}\n{CLOSE_TAG}\n\n{answer}"
+
+
+def thinking_open(partial: str, starts_in_thinking: bool) -> bool:
+    """Whether a reply whose text so far is ``partial`` is still inside its reasoning (a
+    continued reply goes on inside the block it stopped in)."""
+    if not partial:
+        return starts_in_thinking
+    return split_thinking(partial, starts_in_thinking=starts_in_thinking).thinking_open
+
+
+def reasoning_for_template(turns: list[ChatMessage], chat_template: str | None
+                           ) -> list[ChatMessage]:
+    """Turns as a template reads their reasoning: as ``reasoning_content`` where it reads that
+    field, else joined back in think tags before the answer (a template that splits at
+    "</think>"); without a template, left out."""
+    if not any(t.reasoning_content for t in turns):
+        return turns
+    if not chat_template:
+        return [replace(t, reasoning_content="") for t in turns]
+    if "reasoning_content" in chat_template:
+        return turns
+    return [replace(t, content=reasoning_joined(t.content, t.reasoning_content),
+                    reasoning_content="") if t.reasoning_content else t for t in turns]

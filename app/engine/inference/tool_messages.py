@@ -99,6 +99,9 @@ def template_messages(turns: Sequence[ChatMessage]) -> TemplateMessages:
     for m in turns:
         plain: dict[str, Any] = {"role": m.role, "content": m.content}
         stand_in: dict[str, Any] = {"role": m.role, "content": mark(m.content)}
+        if m.reasoning_content:  # the model's own earlier text: marked like any content
+            plain["reasoning_content"] = m.reasoning_content
+            stand_in["reasoning_content"] = mark(m.reasoning_content)
         if m.tool_calls:
             plain["tool_calls"] = [_call(c, c.name, _arguments(c.arguments))
                                    for c in m.tool_calls]

@@ -109,6 +109,12 @@ class DecodeLoop:
             self._wake.notify()
         return handle
 
+    def cached_after(self, prefix: list[int]) -> list[int]:
+        """What an idle slot holds after ``prefix`` (a reply it wrote to it: Continue's)."""
+        with self._wake:
+            return max((s.cached[len(prefix):] for s in self._slots if s.request is None
+                        and s.cached[:len(prefix)] == prefix), key=len, default=[])
+
     def busy_slots(self) -> int:
         return sum(1 for slot in self._slots if slot.request is not None) + len(self._queue)
 
@@ -309,7 +315,7 @@ class DecodeLoop:
             slot.logprobs = []
         if slot.stream.stopped:
             self._finish(slot, "stop")
-        elif slot.generated >= request.job.sampling.max_tokens:
+        elif 0 < request.job.sampling.max_tokens <= slot.generated:  # 0: no limit
             self._finish(slot, "length")
         elif len(slot.cached) >= self.n_ctx_seq:
             self._finish(slot, "context")

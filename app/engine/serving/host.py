@@ -36,15 +36,16 @@ from app.engine.inference.events import (
     MemoryCheck,
     MemoryMeasured,
     PromptInfo,
-    Token,
     Unloaded,
 )
 from app.engine.inference.prompt_format import PromptCancelled, PromptFormatError
+from app.engine.inference.reasoning import thinking_open
 from app.engine.inference.runtime import LoadError, ModelUnloaded
 from app.engine.serving.chat_tools import ReplyReader, WindowToolChoice, tool_plan
-from app.engine.serving.jobs import Finished, Piece, SequenceEvent, SequenceFailed, SequenceJob
+from app.engine.serving.jobs import SequenceJob
 from app.engine.serving.loaded_model import LoadedModel
-from app.engine.serving.pool import ModelPool
+from app.engine.serving.pool import ModelPool, projector_file_bytes
+from app.engine.serving.reply_relay import ReplyRelay
 from app.engine.sizing.hardware import offload_gpus, vram_used
 from app.engine.sizing.memory_estimate import estimate_memory
 from app.engine.structured.schema_grammar import schema_to_grammar
@@ -76,6 +77,7 @@ class _Chat:
     schema: dict[str, Any] | None = None  # structured output: the reply follows this schema
     tools: tuple[dict[str, Any], ...] = ()  # OpenAI function tools the model may call
     tool_choice: WindowToolChoice = "auto"  # "required": the reply must be one call
+    continue_from: str = ""  # Continue: the partial reply the assistant turn starts with
 
 
 _STOP = object()
@@ -143,14 +145,17 @@ class EngineHost:
         schema: dict[str, Any] | None = None,
         tools: Sequence[dict[str, Any]] = (),
         tool_choice: WindowToolChoice = "auto",
+        continue_from: str = "",
     ) -> int:
         """A reply to `messages`; with `schema` (structured output) it is JSON that follows it,
         constrained by a grammar built on the host's thread (never the caller's). With
         `tools`, the reply may call them: its `Done` carries the calls, and its tokens are
-        only the visible text."""
+        only the visible text. ``continue_from``: Continue a reply that stopped; the prompt is
+        `messages` ready for the reply, then this text as plain text (never control tokens),
+        so the model goes on from it and the decode loop's cached prefix is reused."""
         return self._submit(
             lambda i: _Chat(i, tuple(messages), sampling or Sampling(), policy, schema,
-                            tuple(tools), tool_choice))
+                            tuple(tools), tool_choice, continue_from))
 
     def cancel(self, job_id: int) -> None:
         """Stop that job: a running reply ends within one token, a queued job never starts."""
@@ -246,7 +251,8 @@ class EngineHost:
         """The estimate for the settings the model was loaded with, beside measured growth."""
         try:
             est = estimate_memory(runtime.info, settings, offload_gpus(),
-                                  sequences=runtime.parallel + 1)
+                                  sequences=runtime.parallel + 1,
+                                  projector_bytes=projector_file_bytes(runtime.projector_path))
         except Exception:  # the check is informative; it must never fail a load
             log.warning("memory estimate after load failed", exc_info=True)
             return None
@@ -320,11 +326,13 @@ class EngineHost:
         def tokens(messages: Sequence[ChatMessage]) -> list[int]:
             prompt = prompts[len(messages)] = model.chat_prompt(messages, job_cancelled,
                                                                 tools=offered)
-            return prompt.tokens
+            if not job.continue_from:
+                return prompt.tokens
+            return prompt.tokens + model.continuation_tokens(prompt.tokens, job.continue_from)
 
         try:
             fitted = fit_conversation(job.messages, tokens, model.n_ctx,
-                                      reply_reserve(model.n_ctx, job.sampling.max_tokens),
+                                      reply_reserve(model.n_ctx, job.sampling.reply_limit),
                                       job.policy)
         except ContextOverflow as exc:
             self._emit(Failed(job.job_id, str(exc), "context"))
@@ -339,14 +347,15 @@ class EngineHost:
         sampling = job.sampling
         if sampling.seed < 0 <= model.settings.seed:
             sampling = replace(sampling, seed=model.settings.seed)
-        ended: list[EngineEvent] = []
         prompt = prompts[len(fitted.messages)]
         reader = ReplyReader(family, prompt.opens_thinking) if job.tools else None
+        relay = ReplyRelay(job.job_id, self._emit, reader, opened=prompt.opens_thinking,
+                           in_thinking=thinking_open(job.continue_from, prompt.opens_thinking))
+        ended = relay.ended
         handle = model.submit(
             SequenceJob(fitted.tokens, sampling, stop=prompt.stop, interactive=True,
                         grammar=grammar, images=prompt.images,
-                        control_text=reader.control_text if reader else frozenset()),
-            lambda event: self._relay(job.job_id, event, ended, reader))
+                        control_text=reader.control_text if reader else frozenset()), relay)
         while not handle.wait(CANCEL_POLL_S):
             if job.job_id in self._cancelled:
                 handle.cancel()
@@ -354,25 +363,6 @@ class EngineHost:
             self._emit(ended[0])
             if isinstance(ended[0], Done) and ended[0].stats.generated_tokens > 0:
                 self._measure_after_reply(job.job_id)
-
-    def _relay(self, job_id: int, event: SequenceEvent, ended: list[EngineEvent],
-               reader: ReplyReader | None = None) -> None:
-        """On the decode thread: text goes out at once; the end waits for the host's thread.
-        With tools offered the reader holds back call markup: only visible text goes out."""
-        if isinstance(event, Piece):
-            text = reader.feed(event.text) if reader and event.text else event.text
-            if text:
-                self._emit(Token(job_id, text))
-        elif isinstance(event, Finished):
-            if reader is None:
-                ended.append(Done(job_id, event.text, event.stats))
-                return
-            rest = reader.finish()
-            if rest:
-                self._emit(Token(job_id, rest))
-            ended.append(Done(job_id, reader.content, event.stats, reader.calls))
-        elif isinstance(event, SequenceFailed):
-            ended.append(Failed(job_id, event.message, "generate"))
 
 
 def _growth(before: int | None, after: int | None) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -11,7 +12,7 @@ from typing import Any
 import llama_cpp
 
 from app.engine.inference.context_window import ContextOverflow, fits, too_long
-from app.engine.inference.runtime import ModelUnloaded, Runtime, default_threads
+from app.engine.inference.runtime import ModelUnloaded, Runtime, default_threads, token_piece
 from app.engine.serving.decode_loop import DecodeLoop
 from app.engine.serving.jobs import (
     Finished,
@@ -113,6 +114,31 @@ class LoadedModel:
             raise image_overflow(newest_tokens, newest_tokens, newest, self.n_ctx)
         return ChatPrompt(built.tokens, list(built.rendered.stop),
                           built.rendered.opens_thinking, built.images)
+
+    def continuation_tokens(self, prompt: list[int], text: str) -> list[int]:
+        """A stopped reply's ``text`` as tokens to follow ``prompt``: the tokens the model
+        wrote, where the decode loop still holds them after that prompt and they spell the
+        start of ``text`` (so all of it is a cached prefix), then the rest as plain text
+        (never control tokens)."""
+        data = text.encode("utf-8")
+        own = self._loop.cached_after(prompt)
+        used = upto = at = 0
+        buf = ctypes.create_string_buffer(256)
+        for count, token in enumerate(own, 1):
+            with self._runtime._open_lock:  # the vocabulary lives as long as the model
+                if self._runtime._model is None:
+                    raise ModelUnloaded(self.path)
+                piece = token_piece(self._runtime._vocab, token, buf)
+            if data[at:at + len(piece)] != piece:
+                break
+            at += len(piece)
+            if at == len(data) or data[at] & 0xC0 != 0x80:  # not inside a UTF-8 character
+                used, upto = count, at
+        return own[:used] + self.plain_tokens(data[upto:].decode("utf-8"))
+
+    def plain_tokens(self, text: str) -> list[int]:
+        """``text`` as plain text tokens, with no BOS (a reply's start, after its prompt)."""
+        return self._runtime.tokenize(text, add_special=False, parse_special=False)
 
     def text_tokens(self, text: str) -> list[int]:
         """A raw completion prompt: the model's BOS, then the text as plain text."""

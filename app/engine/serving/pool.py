@@ -10,6 +10,7 @@ load is refused with the estimate. Just-in-time models unload after their idle T
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +54,7 @@ class ServedModel:
     ttl_s: float | None
     idle_s: float
     aliases: tuple[str, ...] = ()  # other keys that name this model (see `ModelPool.load`)
+    projector_path: str | None = None  # the vision projector it was loaded with
 
 
 class ModelPool:
@@ -139,7 +141,8 @@ class ModelPool:
             aliases = dict(self._aliases)
         return [ServedModel(m.key, m.path, m.kind, m.info, m.n_ctx, m.parallel, m.memory_bytes,
                             m.busy_slots(), m.jit, m.ttl_s, m.idle_s(),
-                            tuple(a for a, k in aliases.items() if k == m.key)) for m in loaded]
+                            tuple(a for a, k in aliases.items() if k == m.key),
+                            getattr(m, "projector_path", None)) for m in loaded]
 
     def shutdown(self) -> None:
         self._stop.set()
@@ -160,7 +163,7 @@ class ModelPool:
             info = read_model_info(path)
         except GGUFError as exc:
             raise LoadError(f"Cannot load {Path(path).name}: {exc}") from exc
-        needed = self._make_room(info, settings, kind)
+        needed = self._make_room(info, settings, kind, projector_file_bytes(projector))
         if kind == "embeddings":
             from app.engine.serving.embedding_model import load_embeddings
 
@@ -169,13 +172,15 @@ class ModelPool:
         return load_llm(key, path, settings, jit=jit, ttl_s=ttl_s, memory_bytes=needed,
                         progress=progress, cancelled=cancelled, projector=projector)
 
-    def _make_room(self, info: ModelInfo, settings: LoadSettings, kind: Kind) -> int:
-        """The estimated RAM the model needs, after unloading idle JIT models if it must."""
+    def _make_room(self, info: ModelInfo, settings: LoadSettings, kind: Kind,
+                   projector_bytes: int = 0) -> int:
+        """The estimated RAM the model needs (its vision projector's too), after unloading
+        idle JIT models if it must."""
         gpus = offload_gpus() if settings.n_gpu_layers else []
         sequences = settings.parallel + 1 if kind == "llm" else 1
         while True:
             estimate = estimate_memory(info, settings, gpus, ram_available=self._ram_available(),
-                                       sequences=sequences)
+                                       sequences=sequences, projector_bytes=projector_bytes)
             if estimate.verdict != "does not fit":
                 return estimate.ram_bytes
             victim = self._idle_jit_victim()
@@ -202,3 +207,13 @@ class ModelPool:
             expired = [m.key for m in self._models.values()
                        if m.jit and m.ttl_s is not None and m.idle_s() >= m.ttl_s]
         return [key for key in expired if self.unload(key)]
+
+
+def projector_file_bytes(path: str | None) -> int:
+    """A vision projector's file size: a fair estimate of its weights (see memory_estimate)."""
+    if path is None:
+        return 0
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0

@@ -15,6 +15,9 @@ method and the measurements behind each constant):
   step ``n_ubatch × 4 × (3·n_ff + 4·n_embd)``, plus one row of logits. Without flash attention
   the CPU backend also converts the softmaxed scores to F16: ``n_kv × n_ubatch × n_head × 2``.
 - overhead: the vocabulary's in-memory tables (~176 bytes a token) and a few MiB of runtime.
+- vision projector (mmproj): its file size. A projector file is almost all weights, which mtmd
+  loads whole (on the first GPU when layers are offloaded, else in RAM); its compute buffer for
+  one image is small beside them, so the file size is a fair estimate, not a measurement.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class FitEstimate:
     verdict: Verdict
     ram_available: int
     vram_free: list[int] = field(default_factory=list)
+    projector_bytes: int = 0  # a vision projector's weights (already in the RAM or VRAM total)
+    projector_on_gpu: bool = False
 
     def breakdown(self) -> list[tuple[str, int]]:
         """(label, bytes) rows that add up to the RAM and VRAM totals, for the UI."""
@@ -68,19 +73,24 @@ class FitEstimate:
             ("KV cache in RAM", self.kv_bytes - self.kv_vram_bytes),
             ("Compute buffers in RAM", self.compute_bytes),
             ("Vocabulary and runtime", self.overhead_bytes),
-            ("RAM total", self.ram_bytes),
         ]
+        if self.projector_bytes and not self.projector_on_gpu:
+            rows.append(("Vision projector in RAM", self.projector_bytes))
+        rows.append(("RAM total", self.ram_bytes))
         if self.vram_bytes:
+            projector_vram = self.projector_bytes if self.projector_on_gpu else 0
             gpu_overhead = sum(self.vram_bytes) - (
                 self.weights_vram + self.kv_vram_bytes + self.compute_vram_bytes
+                + projector_vram
             )
             rows += [
                 ("Weights in VRAM", self.weights_vram),
                 ("KV cache in VRAM", self.kv_vram_bytes),
                 ("Compute buffers in VRAM", self.compute_vram_bytes),
-                ("GPU runtime", gpu_overhead),
-                ("VRAM total", sum(self.vram_bytes)),
             ]
+            if projector_vram:
+                rows.append(("Vision projector in VRAM", projector_vram))
+            rows += [("GPU runtime", gpu_overhead), ("VRAM total", sum(self.vram_bytes))]
         return rows
 
 
@@ -122,13 +132,15 @@ def estimate_memory(
     ram_available: int | None = None,
     shape: ModelShape | None = None,
     sequences: int | None = None,
+    projector_bytes: int = 0,
 ) -> FitEstimate:
     """RAM and per-GPU VRAM needed to load ``info`` with ``settings``; see the module doc.
 
     ``shape`` defaults to what ``info.path``'s header says; pass one for a file not on disk.
     ``sequences``: sequences decoded together, each with a KV cache of ``settings.n_ctx``
     tokens and an output row; by default ``settings.parallel + 1``, as the serving pool loads a
-    chat model (its parallel API slots and the window's own).
+    chat model (its parallel API slots and the window's own). ``projector_bytes``: the file
+    size of the vision projector loaded with it (0: none).
     """
     if sequences is None:
         sequences = settings.parallel + 1
@@ -198,6 +210,13 @@ def estimate_memory(
     overhead = BASE_OVERHEAD + shape.vocab_size * VOCAB_BYTES_PER_TOKEN + logits
     kv_total = kv_per_layer * n_layer
     ram = weights_ram + (kv_total - kv_vram) + compute_ram + overhead
+    # mtmd puts the projector on the main GPU when the model offloads layers (use_gpu).
+    projector_on_gpu = bool(projector_bytes and offloaded and vram)
+    if projector_on_gpu:
+        main = min(used_gpus) if used_gpus else 0
+        vram[main] += projector_bytes
+    else:
+        ram += projector_bytes
 
     if ram > ram_available or any(v > f for v, f in zip(vram, free, strict=True)):
         verdict = "does not fit"
@@ -212,7 +231,7 @@ def estimate_memory(
         kv_bytes=kv_total, kv_vram_bytes=kv_vram, compute_bytes=compute_ram,
         compute_vram_bytes=compute_vram, overhead_bytes=overhead, layers_on_gpu=offloaded,
         max_gpu_layers=n_layer + 1, n_ctx=n_ctx, verdict=verdict, ram_available=ram_available,
-        vram_free=free,
+        vram_free=free, projector_bytes=projector_bytes, projector_on_gpu=projector_on_gpu,
     )
 
 

@@ -11,9 +11,9 @@ from sqlalchemy.exc import OperationalError
 
 from app.engine.types import Sampling
 from app.models.records import OVERFLOW_POLICIES, ChatRecord, OverflowPolicy, SearchHit
-from app.models.store.database import Database
+from app.models.store.image_files import ImageFiles
 from app.models.store_values import UNSET, _Unset, check
-from app.models.tables import Chat, utcnow
+from app.models.tables import Chat, Message, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _chat(row: Row[Any]) -> ChatRecord:
     )
 
 
-class ChatStore(Database):
+class ChatStore(ImageFiles):
     """Store mixin: chats and the full-text search over their messages."""
 
     def create_chat(
@@ -165,8 +165,14 @@ class ChatStore(Database):
         return self._update(update(Chat).where(Chat.id == chat_id).values(updated_at=utcnow()))
 
     def delete_chat(self, chat_id: int) -> bool:
-        """Delete a chat; its messages go with it (ON DELETE CASCADE)."""
-        return self._update(delete(Chat).where(Chat.id == chat_id))
+        """Delete a chat; its messages go with it (ON DELETE CASCADE), and then the image
+        files no other message names."""
+        with self._writing() as session:
+            files = self._image_files(session, Message.chat_id == chat_id)
+            deleted = session.execute(delete(Chat).where(Chat.id == chat_id)).rowcount > 0
+            files = self._unreferenced(session, files)
+        self._remove_files(files)
+        return deleted
 
     def search_messages(
         self, query: str, limit: int = 50, *, marks: tuple[str, str] = ("[", "]")

@@ -11,6 +11,7 @@ smaller id going up (or a larger one going down), so even a damaged file cannot 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,8 +33,9 @@ from sqlalchemy.orm import Session
 
 from app.engine.types import GenerationStats, Role
 from app.models.document_records import ReplySources
+from app.models.image_records import StoredImage
 from app.models.records import MESSAGE_STATUSES, ROLES, MessageRecord, MessageStatus
-from app.models.store.database import Database
+from app.models.store.image_files import ImageFiles
 from app.models.store_values import UNSET, _Unset, check
 from app.models.tables import Chat, Message, utcnow
 
@@ -51,13 +53,15 @@ MESSAGE_COLUMNS = (
     Message.parent_id,
     type_coerce(Message.tool, String),
     type_coerce(Message.sources, String),
+    type_coerce(Message.images, String),
+    Message.reasoning,
 )
 
 
 def message_record(row: Row[Any]) -> MessageRecord:
     created_at = datetime.fromisoformat(row[6]).replace(tzinfo=UTC)
     return MessageRecord(row[0], row[1], row[2], row[3], row[4], row[5], created_at, row[7], row[8],
-                         row[9], row[10])
+                         row[9], row[10], row[11], row[12])
 
 
 def _path_up(leaf: int, stop: int | None = None) -> Select[Any]:
@@ -111,7 +115,7 @@ def _same_parent(parent_id: int | None) -> Any:
     return Message.parent_id.is_(None) if parent_id is None else Message.parent_id == parent_id
 
 
-class MessageTree(Database):
+class MessageTree(ImageFiles):
     """Store mixin: each chat's messages, as a tree with the branch on screen."""
 
     def add_message(
@@ -125,10 +129,12 @@ class MessageTree(Database):
         *,
         parent_id: int | None | _Unset = UNSET,
         tool: dict[str, Any] | None = None,
+        images: Sequence[StoredImage] = (),
     ) -> MessageRecord:
         """Add a message after `parent_id` (default: at the end of the branch on screen), make
         it the end of the branch shown, and bump the chat's updated_at. ``tool``: a "tool"
         turn's call (see `ToolTurn.to_dict`) or an assistant turn's calls (`calls_data`).
+        ``images``: a user message's attached images, saved first with `save_image`.
 
         LookupError if the chat is gone or the parent is not one of its messages.
         """
@@ -161,6 +167,7 @@ class MessageTree(Database):
                 stats=stats.to_dict() if stats is not None else None,
                 error=error,
                 tool=tool,
+                images=[image.to_dict() for image in images] or None,
                 created_at=now,
                 # Claimed before the row exists, so no other process sees it without a live lock.
                 writer=self._writer.claim() if status == "streaming" else None,
@@ -174,7 +181,8 @@ class MessageTree(Database):
         stats_json = json.dumps(stats.to_dict()) if stats is not None else None
         return MessageRecord(
             message_id, chat_id, role, content, status, error, now, stats_json, parent,
-            json.dumps(tool) if tool is not None else None,
+            json.dumps(tool) if tool is not None else None, None,
+            json.dumps([image.to_dict() for image in images]) if images else None,
         )
 
     def update_message(
@@ -187,12 +195,15 @@ class MessageTree(Database):
         error: str | None | _Unset = UNSET,
         tool: dict[str, Any] | None | _Unset = UNSET,
         sources: ReplySources | None | _Unset = UNSET,
+        reasoning: str | None | _Unset = UNSET,
     ) -> bool:
         """Change only the fields given; returns False when the message no longer exists.
         ``sources``: what a reply made with documents was given (None clears it)."""
         values: dict[str, Any] = {}
         if not isinstance(content, _Unset):
             values["content"] = content
+        if not isinstance(reasoning, _Unset):
+            values["reasoning"] = reasoning or None
         if not isinstance(tool, _Unset):
             values["tool"] = tool
         if not isinstance(sources, _Unset):
@@ -319,14 +330,17 @@ class MessageTree(Database):
             leaf = _leaf(session, chat_id)
             doomed = _subtree(chat_id, message_id)
             on_screen = session.execute(select(doomed.c.id).where(doomed.c.id == leaf)).first()
+            files = self._image_files(session, Message.id.in_(select(doomed.c.id)))
             session.execute(delete(Message).where(Message.id.in_(select(doomed.c.id))))
-            if on_screen is None:
-                return None
-            earlier = [s for s in siblings if s < message_id]
-            shown = earlier[-1] if earlier else siblings[0]
-            session.execute(update(Chat).where(Chat.id == chat_id)
-                            .values(leaf_id=_newest_under(session, chat_id, shown)))
-            return shown
+            files = self._unreferenced(session, files)
+            shown = None
+            if on_screen is not None:
+                earlier = [s for s in siblings if s < message_id]
+                shown = earlier[-1] if earlier else siblings[0]
+                session.execute(update(Chat).where(Chat.id == chat_id)
+                                .values(leaf_id=_newest_under(session, chat_id, shown)))
+        self._remove_files(files)
+        return shown
 
     def count_messages(self, chat_id: int) -> int:
         """Every message of the chat, on every branch."""
@@ -336,9 +350,13 @@ class MessageTree(Database):
 
     def delete_messages_from(self, chat_id: int, message_id: int) -> int:
         """Delete a message and every later one in its chat, on every branch."""
-        statement = delete(Message).where(Message.chat_id == chat_id, Message.id >= message_id)
+        doomed = (Message.chat_id == chat_id) & (Message.id >= message_id)
         with self._writing() as session:
-            return int(session.execute(statement).rowcount)
+            files = self._image_files(session, doomed)
+            count = int(session.execute(delete(Message).where(doomed)).rowcount)
+            files = self._unreferenced(session, files)
+        self._remove_files(files)
+        return count
 
     def mark_interrupted(self) -> int:
         """Replies left "streaming" by a process that is gone become "partial"; returns how many.

@@ -1,10 +1,16 @@
-"""Where the user writes: Enter sends, Shift+Enter breaks the line, Send turns into Stop."""
+"""Where the user writes: Enter sends, Shift+Enter breaks the line, Send turns into Stop.
+Images come in by the Attach menu, a paste or a drop; each is checked at once (a bad one is
+refused with its reason, the text and the other images stay) and waits as a thumbnail."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from collections.abc import Iterable
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeyEvent
 from PySide6.QtWidgets import (
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -15,11 +21,32 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.engine.vision.images import ImageError
+from app.services.chat_images import Attachment, read_attachment
+from app.ui.chat.image_attachments import IMAGE_FILTER, AttachmentStrip, offered_images
+
 
 class _Input(QPlainTextEdit):
     submitted = Signal()
+    imagesOffered = Signal(list)  # [(Path | bytes, name)] from a paste or a drop
+    recallRequested = Signal()  # Up in an empty box: edit the last message sent
+
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        return bool(offered_images(source)) or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        # Ctrl+V and drops both arrive here: images go to the composer, text into the box.
+        offered = offered_images(source)
+        if offered:
+            self.imagesOffered.emit(offered)
+        else:
+            super().insertFromMimeData(source)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
+        if (event.key() == Qt.Key.Key_Up and not self.toPlainText()
+                and event.modifiers() == Qt.KeyboardModifier.NoModifier):
+            self.recallRequested.emit()
+            return
         enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
         if enter and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
             self.submitted.emit()
@@ -31,12 +58,19 @@ class Composer(QWidget):
     sendRequested = Signal(str)
     editRequested = Signal(int, str)  # message id being replaced, new text
     stopRequested = Signal()
+    imagesAdded = Signal()  # new images wait to be sent (the page checks the model reads them)
+    imageRefused = Signal(str)  # why an image was not taken
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._busy = False
         self._editing: int | None = None
+        self.images: list[Attachment] = []
+        self.image_strip = AttachmentStrip(self)
+        self.image_strip.removeRequested.connect(self.remove_image)
+        self.setAcceptDrops(True)
         self.input = _Input(self)
+        self.input.imagesOffered.connect(self.add_images)
         self.input.setPlaceholderText("Send a message (Enter to send, Shift+Enter for a new line)")
         self.input.setMaximumHeight(90)
         self.input.submitted.connect(self.submit)
@@ -48,6 +82,7 @@ class Composer(QWidget):
         self.attach_button.setToolTip("Add documents for this chat to answer from")
         self.attach_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.attach_button.setMenu(QMenu(self.attach_button))
+        self.attach_button.menu().addAction("Images…", self.attach_images_dialog)
 
         self.edit_banner = QLabel("Editing a message: sending replaces it and every later one.")
         self.cancel_edit_button = QPushButton("Cancel edit", self)
@@ -65,6 +100,7 @@ class Composer(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(banner)
+        layout.addWidget(self.image_strip)
         layout.addLayout(row)
         self._show_banner(False)
 
@@ -98,10 +134,52 @@ class Composer(QWidget):
         self.input.clear()
         self._show_banner(False)
 
+    # -- images --------------------------------------------------------------------------------
+    def attach_images_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Attach images", "", IMAGE_FILTER)
+        self.add_images([(Path(path), Path(path).name) for path in paths])
+
+    def add_images(self, offered: Iterable[tuple[Path | bytes, str]]) -> int:
+        """Check and add images; each bad one is refused with its reason. Returns how many
+        were added."""
+        added, refused = 0, []
+        for source, name in offered:
+            try:
+                self.images.append(read_attachment(source, name))
+                added += 1
+            except ImageError as exc:
+                refused.append(f"{exc.name or name or 'image'}: {exc.reason}")
+        if added:
+            self.image_strip.set_images(self.images)
+            self.imagesAdded.emit()
+        if refused:
+            self.imageRefused.emit("Image refused: " + "; ".join(refused))
+        return added
+
+    def remove_image(self, position: int) -> None:
+        if 0 <= position < len(self.images):
+            del self.images[position]
+            self.image_strip.set_images(self.images)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if offered_images(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        # Dropped anywhere on the composer (the input handles drops on itself).
+        offered = offered_images(event.mimeData())
+        if offered:
+            event.acceptProposedAction()
+            self.add_images(offered)
+
     def submit(self) -> None:
-        """Send (or resend an edit); ignored while a reply streams or when there is no text."""
+        """Send (or resend an edit); ignored while a reply streams or when there is neither
+        text nor an image."""
         text = self.text()
-        if self._busy or not text.strip():
+        if self._busy or not (text.strip() or self.images):
             return
         if self._editing is not None:
             self.editRequested.emit(self._editing, text)
@@ -109,9 +187,11 @@ class Composer(QWidget):
             self.sendRequested.emit(text)
 
     def accept_sent(self) -> None:
-        """The page took the text: clear the box and leave edit mode."""
+        """The page took the text and images: clear them and leave edit mode."""
         self._editing = None
         self.input.clear()
+        self.images.clear()
+        self.image_strip.set_images([])
         self._show_banner(False)
 
     def _on_button(self) -> None:

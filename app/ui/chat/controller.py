@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QObject, Signal
 
@@ -29,36 +28,16 @@ from app.models.records import MessageRecord, calls_data
 from app.models.reply_writer import ReplyWriter
 from app.models.store import Store
 from app.models.store_values import UNSET, _Unset
-from app.services.chat_session import ChatSession, StartedReply, dropped_notice
+from app.services.chat_images import Attachment, no_vision_message, save_attachments, vision_models
+from app.services.chat_session import ChatSession, StartedReply, can_continue, dropped_notice
 from app.services.documents import DocumentContext
 from app.services.tool_loop import ToolLoop, max_steps
 from app.ui.bridge import EngineBridge
 from app.ui.chat.message_model import MessageListModel
+from app.ui.chat.reply_state import NO_JOB, STOPPED_READING, Reply
 from app.ui.chat.tool_driver import ToolDriver
 from app.ui.chat.tool_sources import ToolSources
 from app.ui.documents.asking import DocumentAsker
-
-
-@dataclass
-class _Reply:
-    job_id: int  # NO_JOB while the document step runs
-    chat_id: int
-    started: StartedReply
-    calls: tuple[ToolCall, ...] = ()  # what the reply asked to call (tools on only)
-    ticket: int = 0  # the document step's, while it runs
-    stopped: bool = False  # Stop was pressed during the document step
-
-    @property
-    def message_id(self) -> int:
-        return self.started.placeholder.id
-
-    @property
-    def writer(self) -> ReplyWriter:
-        return self.started.writer
-
-
-NO_JOB = -1
-STOPPED_READING = "Stopped while reading the chat's documents."
 
 
 class ChatController(QObject):
@@ -89,7 +68,7 @@ class ChatController(QObject):
         self._bridge = bridge
         self.model = model
         self._session = ChatSession(store)
-        self._reply: _Reply | None = None
+        self._reply: Reply | None = None
         self._last_writer: ReplyWriter | None = None
         bridge.promptInfo.connect(self._on_prompt_info)
         bridge.tokens.connect(self._on_tokens)
@@ -137,18 +116,33 @@ class ChatController(QObject):
                                     self._store.message_versions(chat_id))
 
     # -- user actions --------------------------------------------------------------------------
-    def send(self, text: str) -> bool:
-        """Add the user's message and start a reply; False (nothing sent) for empty text."""
-        if not text.strip() or self.busy:
+    def send(self, text: str, images: Sequence[Attachment] = ()) -> bool:
+        """Add the user's message (with its images) and start a reply; False (nothing sent)
+        for an empty message, or images the loaded model cannot read (`notice` says why)."""
+        if not (text.strip() or images) or self.busy or not self._readable(images):
+            return False
+        try:
+            stored = save_attachments(self._store, images)
+        except OSError as exc:
+            self.notice.emit(f"Could not save the images: {exc.strerror or exc}")
             return False
         chat, created = self._session.ensure_chat()
         if created:
             self.model.set_messages([])
         self.model.append_message(
-            self._session.add_user_message(chat, text, self.model.records())
+            self._session.add_user_message(chat, text, self.model.records(), images=stored)
         )
         self._start_reply(chat.id)
         return True
+
+    def _readable(self, images: Sequence[Attachment]) -> bool:
+        """Images (new or earlier in the branch) go only to a model with a projector: refused
+        with the reason rather than silently dropped."""
+        if self._bridge.loaded_projector or not (
+                images or any(r.images_json for r in self.model.records())):
+            return True
+        self.notice.emit(no_vision_message(self._bridge.loaded_path, vision_models(self._store)))
+        return False
 
     def stop(self) -> None:
         """Ask the engine to stop the reply; `done` then arrives and the text is kept."""
@@ -169,10 +163,29 @@ class ChatController(QObject):
         self._start_reply(self.chat_id, parent_id=last.parent_id)
         return True
 
+    def continue_reply(self) -> bool:
+        """Continue the last reply (stopped on its length limit or by the user) in the same
+        message: the engine reuses the cached prompt and the text so far."""
+        last = self.model.last_record()
+        if self.busy or self.chat_id is None or not can_continue(last) or last is None:
+            return False
+        info = self._bridge.loaded_info
+        started = self._session.continue_reply(
+            self.model.records(), last,
+            keep_reasoning=template_keeps_reasoning(info.chat_template if info else None))
+        if started is None:
+            return False
+        self.model.replace_last(started.placeholder)
+        self._last_writer = started.writer
+        self._reply = Reply(NO_JOB, self.chat_id, started)
+        self._send(self._reply, started.history)
+        self.busyChanged.emit(True)
+        return True
+
     def edit_and_resend(self, message_id: int, new_text: str) -> bool:
         """Send new text in place of a user message and reply to it; the old message and what
         followed it stay, as another version."""
-        if self.busy or self.chat_id is None or not new_text.strip():
+        if self.busy or self.chat_id is None or not new_text.strip() or not self._readable(()):
             return False
         chat = self._store.get_chat(self.chat_id)
         position = self.model.position_of(message_id)
@@ -181,8 +194,8 @@ class ChatController(QObject):
         edited = self.model.record_at(position)
         self.model.remove_from(message_id)
         self.model.append_message(self._session.add_user_message(
-            chat, new_text, self.model.records(), parent_id=edited.parent_id
-        ))
+            chat, new_text, self.model.records(), parent_id=edited.parent_id,
+            images=edited.images))
         self._start_reply(chat.id)
         return True
 
@@ -238,7 +251,7 @@ class ChatController(QObject):
             self.notice.emit(started.problem)
             return
         was_busy = self.busy  # a loop's next reply: the page is busy already
-        self._reply = _Reply(NO_JOB, chat_id, started)
+        self._reply = Reply(NO_JOB, chat_id, started)
         history = started.history
         model = self._bridge.loaded_path
         if (self.documents is not None and model and history and history[-1].role == "user"
@@ -251,12 +264,12 @@ class ChatController(QObject):
             self.busyChanged.emit(True)
         self.chatUpdated.emit(chat_id)
 
-    def _send(self, reply: _Reply, history: list[ChatMessage]) -> None:
+    def _send(self, reply: Reply, history: list[ChatMessage]) -> None:
         started = reply.started
-        tools, choice = self._tools_for(started)
+        tools, choice = self._tools_for(started) if not started.continue_from else ([], "auto")
         reply.job_id = self._bridge.chat(history, started.chat.sampling,
                                          started.chat.overflow_policy, started.response_schema,
-                                         tools, choice)
+                                         tools, choice, continue_from=started.continue_from)
 
     def _on_documents_ready(self, ticket: int, history: list[ChatMessage],
                             found: DocumentContext) -> None:
@@ -268,7 +281,6 @@ class ChatController(QObject):
         if self._showing(reply):
             self.model.replace_last(dataclasses.replace(
                 self.model.last_record(), sources_json=json.dumps(sources.to_dict())))
-        self.notice.emit(found.explanation)
         if reply.stopped:
             self._on_documents_failed(ticket, STOPPED_READING)
             return
@@ -310,7 +322,7 @@ class ChatController(QObject):
             self.busyChanged.emit(False)
 
     # -- engine events -------------------------------------------------------------------------
-    def _showing(self, reply: _Reply) -> bool:
+    def _showing(self, reply: Reply) -> bool:
         last: MessageRecord | None = self.model.last_record()
         return reply.chat_id == self.chat_id and last is not None and last.id == reply.message_id
 
@@ -347,8 +359,10 @@ class ChatController(QObject):
             if self._showing(reply):
                 self.model.replace_last(dataclasses.replace(
                     self.model.last_record(), tool_json=json.dumps(data)))
-        if self._showing(reply):
-            self.model.set_last_state(ended.status, stats=stats)
+        if self._showing(reply):  # the stats go on the record too: Continue reads them
+            self.model.replace_last(dataclasses.replace(self.model.last_record(),
+                                                        stats_json=ended.stats_json))
+            self.model.set_last_state(ended.status, stats=ended.stats)
         self._reply = None
         if calls:
             self.tool_driver.handle(reply.chat_id, calls)
@@ -356,7 +370,7 @@ class ChatController(QObject):
             self.tool_driver.reply_ended()  # the loop's answer: `finished` ends the busy state
         else:
             self._end_reply()
-        self.statsChanged.emit(stats)
+        self.statsChanged.emit(ended.stats or stats)
         if cancelled:
             self.notice.emit("Stopped; the partial reply is kept.")
 

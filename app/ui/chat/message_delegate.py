@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import (
     QAbstractItemModel,
@@ -29,17 +30,16 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QPoint,
     QRect,
-    QRectF,
     QSize,
     Qt,
     QTimer,
     Signal,
 )
 from PySide6.QtGui import (
-    QAbstractTextDocumentLayout,
     QColor,
     QFont,
     QFontMetrics,
+    QGuiApplication,
     QMouseEvent,
     QPainter,
     QPalette,
@@ -49,9 +49,13 @@ from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem,
 
 from app.engine.types import GenerationStats
 from app.models.records import MessageRecord
+from app.ui.chat.bubble_paint import bubble_color, draw_document
+from app.ui.chat.code_copy import CopyButton, copy_buttons, paint_copy_buttons
 from app.ui.chat.late_highlight import LateHighlighter
+from app.ui.chat.message_images import Thumbnails
 from app.ui.chat.message_model import PrettyJsonRole, RecordRole, StatsRole, VersionRole
 from app.ui.chat.message_render import MessageRenderer, Rendered
+from app.ui.chat.text_selection import BODY, THINKING, TextSelection, hit_test
 from app.ui.chat.version_switch import VersionSwitch, paint_version_switch, version_switch
 from app.ui.link_policy import open_link
 from app.ui.markdown_html import CITE_SCHEME
@@ -75,11 +79,13 @@ class _Geometry:
     thinking_at: QPoint | None
     body_at: QPoint
     height: int
+    images: tuple[QRect, ...] = ()  # the message's thumbnails
 
 
 class MessageDelegate(QStyledItemDelegate):
     versionStepRequested = Signal(int, int)  # message id, -1 (previous) or +1 (next version)
     citationRequested = Signal(int, int)  # message id, citation number (a cite:n anchor)
+    imageRequested = Signal(object, str)  # Path of an image file, its name: a thumbnail click
 
     def __init__(self, view: QWidget, parent: QObject | None = None) -> None:
         super().__init__(parent or view)
@@ -87,7 +93,11 @@ class MessageDelegate(QStyledItemDelegate):
         self.renderer = MessageRenderer(view)
         self._cache: OrderedDict[int, Rendered] = OrderedDict()
         self._expanded: set[int] = set()  # message ids whose thinking block is open
+        self.images_folder: Path | None = None  # where messages' image files are (the Store's)
+        self.thumbnails = Thumbnails()
         self._deferred: QPersistentModelIndex | None = None  # a streaming row shown stale
+        self.selection: TextSelection | None = None  # text selected in one message (the view's)
+        self.suppress_click = False  # the view's release ended a text drag: no link, no toggle
         self._catch_up = QTimer(self)
         self._catch_up.setSingleShot(True)
         self._catch_up.timeout.connect(self._on_catch_up)
@@ -118,10 +128,34 @@ class MessageDelegate(QStyledItemDelegate):
         header = self._layout(option_rect, index)[1].header
         return version_switch(header, self._view.font(), *version)
 
+    def code_buttons(self, option_rect: QRect, index: _Index) -> list[CopyButton]:
+        """The Copy buttons of that row's fenced code blocks, in viewport coordinates."""
+        rendered, geometry = self._layout(option_rect, index)
+        return copy_buttons(rendered.body, rendered.code_blocks, geometry.body_at,
+                            self._view.font())
+
+    def document_at(self, option_rect: QRect, index: _Index, part: str = BODY) -> QPoint | None:
+        """Where that row's answer (BODY) or open thinking block is drawn (viewport coordinates)."""
+        geometry = self._layout(option_rect, index)[1]
+        return geometry.body_at if part == BODY else geometry.thinking_at
+
+    def text_hit(self, option_rect: QRect, index: _Index, point: QPoint,
+                 part: str | None = None) -> tuple[str, int] | None:
+        """(BODY or THINKING, character position) of the text under ``point``; with ``part``,
+        the nearest position in that document wherever the point is (a drag past its end)."""
+        rendered, geometry = self._layout(option_rect, index)
+        return hit_test(((BODY, rendered.body, geometry.body_at),
+                         (THINKING, rendered.thinking, geometry.thinking_at)), point, part)
+
     def toggle_thinking(self, index: _Index) -> None:
         record: MessageRecord = index.data(RecordRole)
         self._expanded ^= {record.id}
         self.sizeHintChanged.emit(QModelIndex(index))
+
+    def restyle(self) -> None:
+        """Render every row again for the view's palette (light ↔ dark code colours)."""
+        self.renderer = MessageRenderer(self._view)
+        self.clear()
 
     def clear(self) -> None:
         self._cache.clear()
@@ -149,7 +183,7 @@ class MessageDelegate(QStyledItemDelegate):
             QPalette.ColorRole.Mid
         )
         painter.setPen(border)
-        painter.setBrush(self._bubble_color(record.role, palette))
+        painter.setBrush(bubble_color(record.role, palette))
         painter.drawRoundedRect(geometry.bubble, 8, 8)
 
         bold = QFont(option.font)
@@ -157,6 +191,8 @@ class MessageDelegate(QStyledItemDelegate):
         painter.setFont(bold)
         painter.setPen(palette.color(QPalette.ColorRole.Text))
         painter.drawText(geometry.header, Qt.AlignmentFlag.AlignLeft, rendered.title)
+        self.thumbnails.paint(painter, record.images_json, self.images_folder, geometry.images,
+                              palette.color(QPalette.ColorRole.PlaceholderText))
         if rendered.badge:
             title_width = QFontMetrics(bold).horizontalAdvance(rendered.title + "  ")
             painter.setFont(option.font)
@@ -174,11 +210,17 @@ class MessageDelegate(QStyledItemDelegate):
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
             painter.drawText(geometry.thinking_header, Qt.AlignmentFlag.AlignVCenter,
                              rendered.thinking_label)
+        chosen = self.selection if self.selection and self.selection.message_id == record.id \
+            else None
         if geometry.thinking_at is not None and rendered.thinking is not None:
-            self._draw_document(painter, rendered.thinking, geometry.thinking_at, visible,
-                                palette, QPalette.ColorRole.PlaceholderText)
-        self._draw_document(painter, rendered.body, geometry.body_at, visible, palette,
-                            QPalette.ColorRole.Text)
+            draw_document(painter, rendered.thinking, geometry.thinking_at, visible, palette,
+                          QPalette.ColorRole.PlaceholderText,
+                          chosen if chosen and chosen.part == THINKING else None)
+        draw_document(painter, rendered.body, geometry.body_at, visible, palette,
+                      QPalette.ColorRole.Text, chosen if chosen and chosen.part == BODY else None)
+        if rendered.code_blocks:
+            paint_copy_buttons(painter, self.code_buttons(option.rect, index), option.font,
+                               palette)
         painter.restore()
 
     def editorEvent(
@@ -189,12 +231,19 @@ class MessageDelegate(QStyledItemDelegate):
         index: _Index,
     ) -> bool:
         if (
-            event.type() == QEvent.Type.MouseButtonRelease
+            not self.suppress_click
+            and event.type() == QEvent.Type.MouseButtonRelease
             and isinstance(event, QMouseEvent)
             and event.button() == Qt.MouseButton.LeftButton
         ):
             point = event.position().toPoint()
-            header = self._layout(option.rect, index)[1].thinking_header
+            geometry = self._layout(option.rect, index)[1]
+            image = self.thumbnails.hit(index.data(RecordRole).images_json, self.images_folder,
+                                        geometry.images, point)
+            if image is not None:
+                self.imageRequested.emit(*image)
+                return True
+            header = geometry.thinking_header
             if header is not None and header.contains(point):
                 self.toggle_thinking(index)
                 return True
@@ -202,6 +251,10 @@ class MessageDelegate(QStyledItemDelegate):
             if switch is not None and switch.step_at(point):
                 self.versionStepRequested.emit(index.data(RecordRole).id, switch.step_at(point))
                 return True
+            for button in self.code_buttons(option.rect, index):
+                if button.rect.contains(point):
+                    QGuiApplication.clipboard().setText(button.code)
+                    return True
             anchor = self.anchor_at(option.rect, index, point)
             if anchor.startswith(CITE_SCHEME):
                 number = anchor[len(CITE_SCHEME):]
@@ -236,6 +289,9 @@ class MessageDelegate(QStyledItemDelegate):
         y = rect.top() + MARGIN + PADDING
         header = QRect(left, y, width, line)
         y += line + SPACING
+        images, used = self.thumbnails.layout(index.data(RecordRole).images_json,
+                                              self.images_folder, left, y, width)
+        y += used + SPACING if images else 0
         thinking_header = thinking_at = None
         if rendered.thinking_label is not None:
             thinking_header = QRect(left, y, width, line + SPACING)
@@ -250,7 +306,8 @@ class MessageDelegate(QStyledItemDelegate):
         bubble = QRect(rect.left() + MARGIN, rect.top() + MARGIN, rect.width() - 2 * MARGIN,
                        y - rect.top() - MARGIN)
         height = y - rect.top() + MARGIN
-        return rendered, _Geometry(bubble, header, thinking_header, thinking_at, body_at, height)
+        return rendered, _Geometry(bubble, header, thinking_header, thinking_at, body_at, height,
+                                   images)
 
     def laid_out_height(self, index: _Index) -> int | None:
         """The row's height as last measured at the view's width (None: not measured)."""
@@ -339,35 +396,3 @@ class MessageDelegate(QStyledItemDelegate):
         index, self._deferred = self._deferred, None
         if index is not None and index.isValid():
             self.sizeHintChanged.emit(QModelIndex(index))  # relays out and repaints that row
-
-    @staticmethod
-    def _draw_document(
-        painter: QPainter,
-        document: QTextDocument,
-        at: QPoint,
-        visible: QRect,
-        palette: QPalette,
-        color: QPalette.ColorRole,
-    ) -> None:
-        painter.save()
-        painter.translate(at)
-        context = QAbstractTextDocumentLayout.PaintContext()
-        # Only the lines inside the viewport: a long reply is far taller than the window.
-        context.clip = QRectF(visible.translated(-at))
-        context.palette.setColor(QPalette.ColorRole.Text, palette.color(color))
-        document.documentLayout().draw(painter, context)
-        painter.restore()
-
-    @staticmethod
-    def _bubble_color(role: str, palette: QPalette) -> QColor:
-        base = palette.color(QPalette.ColorRole.Base)
-        if role == "user":
-            tint = palette.color(QPalette.ColorRole.Highlight)
-            return QColor(
-                (base.red() * 7 + tint.red()) // 8,
-                (base.green() * 7 + tint.green()) // 8,
-                (base.blue() * 7 + tint.blue()) // 8,
-            )
-        if role == "system":
-            return palette.color(QPalette.ColorRole.AlternateBase)
-        return base

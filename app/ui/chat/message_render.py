@@ -16,7 +16,6 @@ from pathlib import PurePath
 from PySide6.QtGui import QPalette, QTextDocument
 from PySide6.QtWidgets import QWidget
 
-from app.engine.inference.reasoning import split_thinking
 from app.engine.types import GenerationStats
 from app.models.document_records import Citation, ReplySources
 from app.models.records import MessageRecord, ToolTurn
@@ -29,7 +28,7 @@ from app.ui.chat.tool_blocks import (
     tool_title,
 )
 from app.ui.inert_document import InertDocument
-from app.ui.markdown_html import CITE_SCHEME, MarkdownRenderer, inert_text, shorten
+from app.ui.markdown_html import CITE_SCHEME, CodeBlock, MarkdownRenderer, inert_text, shorten
 
 ROLE_TITLES = {"user": "You", "assistant": "Assistant", "system": "System", "tool": "Tool"}
 BADGES = {"partial": "partial", "failed": "failed", "streaming": "generating…"}
@@ -81,12 +80,14 @@ class Rendered:
     has_text: bool = False  # the body shows some of the message (not only a placeholder)
     uncoloured: bool = False  # its code blocks are shown without colours for now
     height: tuple[int, int] | None = None  # (width, row height) last laid out
+    code_blocks: tuple[CodeBlock, ...] = ()  # the answer's fenced blocks (their Copy buttons)
 
 
 class MessageRenderer:
     def __init__(self, view: QWidget) -> None:
         self._view = view  # its font is the documents' font
         dark = view.palette().color(QPalette.ColorRole.Base).lightness() < 128
+        self.dark = dark  # code colours for a dark background (the view re-renders on a change)
         self._markdown = MarkdownRenderer(dark)
 
     def render(
@@ -104,7 +105,7 @@ class MessageRenderer:
         turn = record.tool_turn
         if turn is not None:
             return self._tool_turn(record, turn, expanded, signature, started)
-        split = split_thinking(record.content) if record.role == "assistant" else None
+        split = record.thinking if record.role == "assistant" else None
         answer = split.answer if split else record.content
         if pretty_json and record.status != "streaming":
             answer = json_block(answer) or answer
@@ -112,6 +113,7 @@ class MessageRenderer:
         numbers = frozenset(c.number for c in sources.citations) if sources else frozenset()
         html = (self._markdown(answer, highlight=highlight, citations=numbers)
                 if answer.strip() else "")
+        code_blocks = self._markdown.code_blocks if html else ()
         uncoloured = not highlight and self._markdown.has_code(html)
         if not html and record.status == "streaming":
             html = "<p><i>…</i></p>"
@@ -133,7 +135,9 @@ class MessageRenderer:
             if split.thinking_open:
                 thinking_label = f"{arrow} Thinking…"
             else:
-                thinking_label = f"{arrow} Thought · {len(split.thinking.split())} words"
+                took = stats.thinking_seconds if stats is not None else 0.0
+                duration = f" for {took:.1f} s" if took > 0 else ""
+                thinking_label = f"{arrow} Thought{duration} · {len(split.thinking.split())} words"
             if expanded:
                 thinking_html = self._markdown(split.thinking, highlight=highlight)
                 uncoloured |= not highlight and self._markdown.has_code(thinking_html)
@@ -142,7 +146,7 @@ class MessageRenderer:
         return Rendered(signature, ROLE_TITLES[record.role], BADGES.get(record.status),
                         thinking_label, thinking, body, rendered_at=finished,
                         cost=finished - started, has_text=bool(answer.strip()),
-                        uncoloured=uncoloured)
+                        uncoloured=uncoloured, code_blocks=code_blocks)
 
     def _tool_turn(self, record: MessageRecord, turn: ToolTurn, expanded: bool,
                    signature: tuple[object, ...], started: float) -> Rendered:

@@ -1,5 +1,7 @@
 """The transcript: a list view of message bubbles with Copy / Edit / Regenerate actions, and
 the versions of a message (‹ › in its header, "Delete this version" in its menu).
+Text inside a message is selected with the mouse or keys (TextSelector) and copied as plain
+text; Copy without a selection gives a reply without its reasoning.
 
 It follows the newest text while a reply streams only if the user is already at the bottom,
 and pages older messages in when the user scrolls to the top.
@@ -8,9 +10,18 @@ and pages older messages in when the user scrolls to the top.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QPoint, Qt, Signal
-from PySide6.QtGui import QAction, QContextMenuEvent, QGuiApplication, QKeySequence
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, Qt, Signal
+from PySide6.QtGui import (
+    QAction,
+    QContextMenuEvent,
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+    QMouseEvent,
+    QPalette,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QListView,
@@ -21,7 +32,9 @@ from PySide6.QtWidgets import (
 
 from app.models.records import MessageRecord
 from app.ui.chat.message_delegate import MessageDelegate
+from app.ui.chat.message_images import ImageViewer
 from app.ui.chat.message_model import MessageListModel
+from app.ui.chat.text_selection import TextSelector
 
 BOTTOM_SLACK_PX = 8  # this close to the end still counts as "at the bottom"
 CONTEXT_ROWS = 10  # older rows paged in above a search hit
@@ -45,6 +58,8 @@ class MessageView(QListView):
         self.setItemDelegate(self.delegate)
         self.delegate.versionStepRequested.connect(self._on_version_step)
         self.delegate.citationRequested.connect(self.citationRequested)
+        self.delegate.imageRequested.connect(self.open_image)
+        self.image_viewer: ImageViewer | None = None  # the last one opened
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setUniformItemSizes(False)
         self.setResizeMode(QListView.ResizeMode.Adjust)
@@ -52,12 +67,18 @@ class MessageView(QListView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setMouseTracking(True)
         self.verticalScrollBar().setSingleStep(24)
+        self.text = TextSelector(self, self)  # text selected inside a message
+
 
         self.copy_action = QAction("Copy", self)
         self.copy_action.setShortcut(QKeySequence.StandardKey.Copy)
         self.copy_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
-        self.copy_action.setToolTip("Copy the selected message")
+        self.copy_action.setToolTip("Copy the selected text, else the message without its "
+                                    "reasoning")
         self.copy_action.triggered.connect(self.copy_selected)
+        self.copy_reasoning_action = QAction("Copy with reasoning", self)
+        self.copy_reasoning_action.setToolTip("Copy the whole message, its <think> block too")
+        self.copy_reasoning_action.triggered.connect(self.copy_with_reasoning)
         self.edit_action = QAction("Edit", self)
         self.edit_action.setToolTip("Edit the selected message and send it again")
         self.edit_action.triggered.connect(self._edit_selected)
@@ -87,6 +108,12 @@ class MessageView(QListView):
         self._update_actions()
 
     # -- public --------------------------------------------------------------------------------
+    def open_image(self, path: Path, name: str) -> ImageViewer:
+        """Show a message's image full size (scaled to fit the screen)."""
+        self.image_viewer = ImageViewer(path, name, self)
+        self.image_viewer.show()
+        return self.image_viewer
+
     def set_busy(self, busy: bool) -> None:
         self._busy = busy
         self._update_actions()
@@ -121,18 +148,34 @@ class MessageView(QListView):
         return self._follow
 
     def copy_selected(self) -> None:
+        """The selected text if there is some, else the selected message without reasoning."""
+        selected = self.text.selected_text()
+        record = self.selected_record()
+        if selected:
+            QGuiApplication.clipboard().setText(selected)
+        elif record is not None:
+            QGuiApplication.clipboard().setText(answer_text(record))
+
+    def copy_with_reasoning(self) -> None:
         record = self.selected_record()
         if record is not None:
-            QGuiApplication.clipboard().setText(record.content)
+            QGuiApplication.clipboard().setText(record.text_with_reasoning)
 
     def context_menu_at(self, pos: QPoint) -> QMenu | None:
         """The menu for the message under `pos` (viewport coordinates), selecting it first."""
         index = self.indexAt(pos)
         if not index.isValid():
             return None
+        selection = self.text.selection
+        if selection is not None and selection.message_id != self._model.record(index.row()).id:
+            self.text.clear()  # Copy acts on the message clicked
         self.setCurrentIndex(index)
         menu = QMenu(self)
-        for action in (self.copy_action, self.edit_action, self.regenerate_action):
+        menu.addAction(self.copy_action)
+        record = self._model.record(index.row())
+        if record.role == "assistant" and answer_text(record) != record.text_with_reasoning:
+            menu.addAction(self.copy_reasoning_action)
+        for action in (self.edit_action, self.regenerate_action):
             menu.addAction(action)
         if self.delete_version_action.isEnabled():
             menu.addSeparator()
@@ -142,6 +185,41 @@ class MessageView(QListView):
         return menu
 
     # -- events --------------------------------------------------------------------------------
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        dark = self.palette().color(QPalette.ColorRole.Base).lightness() < 128
+        if event.type() == QEvent.Type.PaletteChange and dark != self.delegate.renderer.dark:
+            self.delegate.restyle()  # Markdown and code colours for the new background
+            if self._model.rowCount():
+                self.delegate.sizeHintChanged.emit(self._model.index(0, 0))  # relays out all
+            self.viewport().update()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        self.text.mouse_press(event)
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if not self.text.mouse_move(event):  # a text drag does not select other rows
+            super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        # A drag that selected text, or a double-click's release, is not a click on a link.
+        self.delegate.suppress_click = self.text.mouse_release(event)
+        try:
+            super().mouseReleaseEvent(event)
+        finally:
+            self.delegate.suppress_click = False
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        if not self.text.double_click(event):
+            super().mouseDoubleClickEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.matches(QKeySequence.StandardKey.Copy):
+            self.copy_selected()  # not QAbstractItemView's copy of the row's display text
+        elif not self.text.key_press(event):
+            super().keyPressEvent(event)
+
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
         menu = self.context_menu_at(event.pos())
         if menu is not None:
@@ -178,6 +256,7 @@ class MessageView(QListView):
 
     def _on_about_to_reset(self) -> None:
         self._resetting = True
+        self.text.clear()
         self.delegate.clear()
 
     def _on_reset(self) -> None:
@@ -234,7 +313,15 @@ class MessageView(QListView):
             action.setEnabled(record is not None and not self._busy
                               and self._model.sibling_version(record.id, step) is not None)
         self.copy_action.setEnabled(record is not None)
+        self.copy_reasoning_action.setEnabled(record is not None)
         self.edit_action.setEnabled(record is not None and record.role == "user" and not self._busy)
         self.regenerate_action.setEnabled(
             last is not None and last.role == "assistant" and not self._busy
         )
+
+
+def answer_text(record: MessageRecord) -> str:
+    """What "Copy" gives for a whole message: a reply without its <think> reasoning."""
+    if record.role != "assistant":
+        return record.content
+    return record.thinking.answer.strip()

@@ -22,6 +22,7 @@ from app.engine.inference.prompt_format import PLAIN_FORMAT_LABEL
 from app.engine.types import LoadSettings, ModelInfo
 from app.engine.units import human_bytes
 from app.models.store import Store
+from app.services.projectors import library_projectors, projector_choice
 from app.ui import load_settings_dialog
 from app.ui.bridge import EngineBridge
 from app.ui.load_settings_dialog import (  # noqa: F401 - default_load_settings is re-exported
@@ -107,9 +108,13 @@ class ModelPicker(QWidget):
         """Re-read the model library, keeping the selected model selected."""
         keep = self.combo.currentData() or self._bridge.loaded_path
         self.combo.clear()
-        for record in self._store.list_model_files():
+        records = self._store.list_model_files()
+        # Folder pairings are cached by the folders' modification times: cheap after the first.
+        projectors = library_projectors(self._store, [r.path for r in records])
+        for record in records:
             name = record.name or Path(record.path).stem
-            self.combo.addItem(f"{name} · {record.file_type}", record.path)
+            vision = " · vision" if projectors[record.path].vision else ""
+            self.combo.addItem(f"{name} · {record.file_type}{vision}", record.path)
         row = self.combo.findData(keep)
         if row >= 0:
             self.combo.setCurrentIndex(row)
@@ -124,15 +129,16 @@ class ModelPicker(QWidget):
         if settings is None:
             settings = saved_load_settings(self._store, path,
                                            record.context_length if record else None)
-        if record is not None and not load_settings_dialog.confirm_fit(self, record.info,
-                                                                       settings):
+        projector = projector_choice(self._store, path)  # the user's pick, else the folder's
+        if record is not None and not load_settings_dialog.confirm_fit(
+                self, record.info, settings, projector_bytes=projector.size):
             return None
         self.error_label.hide()
         self.progress.setValue(0)
         self.progress.show()
         self.load_button.setText("Cancel")
         self.load_button.setEnabled(True)
-        self._job = self._bridge.load(path, settings)
+        self._job = self._bridge.load(path, settings, projector=projector.path)
         return self._job
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -20,10 +20,12 @@ from PySide6.QtWidgets import (
 
 from app.models.chat_export import export_json, export_markdown
 from app.models.store import Store
+from app.services.chat_images import no_vision_message, vision_models, warm
 from app.ui.bridge import EngineBridge
 from app.ui.chat.approval_panel import ApprovalPanel
 from app.ui.chat.chat_list import ChatList
 from app.ui.chat.composer import Composer
+from app.ui.chat.continue_action import ContinueAction
 from app.ui.chat.controller import ChatController
 from app.ui.chat.message_model import MessageListModel
 from app.ui.chat.message_view import MessageView
@@ -57,6 +59,8 @@ class ChatPage(QWidget):
         self.model_picker = ModelPicker(store, bridge, self)
         self.chat_list = ChatList(store, self)
         self.view = MessageView(self.messages, self)
+        self.continue_action = ContinueAction(self.controller, self.messages, self)
+        self.view.delegate.images_folder = store.images_folder  # where thumbnails come from
         self.citation_pane = CitationPane(store, self)  # beside the transcript when opened
         self.composer = Composer(self)
         self.status_line = StatusLine(self)
@@ -93,6 +97,7 @@ class ChatPage(QWidget):
             self.status_line.clear()
             self.messages.set_pretty_json(chat.structured_output)  # before the rows arrive
             self.controller.set_chat(chat_id)
+            self._warm_images()
             self._show_last_stats()
             self._store.set_setting(LAST_CHAT_SETTING, chat_id)
             self._shown = chat_id
@@ -103,6 +108,13 @@ class ChatPage(QWidget):
         self._show_chat_header(chat_id)
         if self.chat_list.current_chat_id() != chat_id:
             self.chat_list.refresh(select_id=chat_id)
+
+    def _warm_images(self) -> None:
+        # The chat's images are decoded off this thread now, not when the next reply is sent.
+        records = [r for r in self.messages.records() if r.images_json]
+        if records:
+            folder = self._store.images_folder
+            QThreadPool.globalInstance().start(lambda: warm(records, folder))
 
     def _show_last_stats(self) -> None:
         # An opened chat shows its last reply's numbers, so the context meter is right at once.
@@ -135,7 +147,8 @@ class ChatPage(QWidget):
             raise ValueError("there is no chat to export")
         render = EXPORT_FORMATS[fmt]
         target = Path(path)
-        target.write_text(render(chat, self.messages.records()), encoding="utf-8")
+        target.write_text(render(chat, self.messages.records(),
+                                 images_folder=self._store.images_folder), encoding="utf-8")
         return target
 
     # -- building ------------------------------------------------------------------------------
@@ -145,7 +158,8 @@ class ChatPage(QWidget):
         header.addWidget(self.export_markdown_button)
         header.addWidget(self.export_json_button)
         actions = QHBoxLayout()
-        for action in (self.view.copy_action, self.view.edit_action, self.view.regenerate_action):
+        for action in (self.view.copy_action, self.view.edit_action, self.view.regenerate_action,
+                       self.continue_action):
             button = QToolButton(self)
             button.setDefaultAction(action)
             actions.addWidget(button)
@@ -192,6 +206,8 @@ class ChatPage(QWidget):
         self.composer.sendRequested.connect(self._send)
         self.composer.editRequested.connect(self._resend_edit)
         self.composer.stopRequested.connect(c.stop)
+        self.composer.imageRefused.connect(self.status_line.show_notice)
+        self.composer.imagesAdded.connect(self._check_vision)
         self.settings_panel.structuredChanged.connect(self.messages.set_pretty_json)
         self.view.editRequested.connect(self.composer.begin_edit)
         self.view.regenerateRequested.connect(c.regenerate)
@@ -249,12 +265,18 @@ class ChatPage(QWidget):
         self.tool_step.setText(f"Tool step {step} of {cap}" if step > 0 else "")
 
     def _send(self, text: str) -> None:
-        if self.controller.chat_id is None and text.strip():
+        if self.controller.chat_id is None and (text.strip() or self.composer.images):
             self.new_chat()  # so the settings panel edits the chat this message starts
         self.settings_panel.flush()
-        if self.controller.send(text):
+        if self.controller.send(text, tuple(self.composer.images)):
             self.composer.accept_sent()
             self.view.follow_latest()
+
+    def _check_vision(self) -> None:
+        """Attaching an image to a model without vision says so at once."""
+        if not self._bridge.loaded_projector:
+            self.status_line.show_notice(
+                no_vision_message(self._bridge.loaded_path, vision_models(self._store)))
 
     def _resend_edit(self, message_id: int, text: str) -> None:
         self.settings_panel.flush()

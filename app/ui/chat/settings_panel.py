@@ -79,7 +79,10 @@ class SettingsPanel(QWidget):
         self.top_k = _int(0, 1000, "off")
         self.min_p = _double(0.0, 1.0, 0.01)
         self.repeat_penalty = _double(0.5, 2.0, 0.01)
-        self.max_tokens = _int(1, 131072)
+        # 0 (NO_LIMIT): until the model stops or the context is full; any other value is a limit.
+        self.max_tokens = _int(0, 131072, "until it stops")
+        self.max_tokens.setToolTip("Longest reply in tokens; at 0 the reply runs until the "
+                                   "model stops or the context is full.")
         self.seed = _int(-1, 2**31 - 1, "random")
         self.overflow_combo = QComboBox(self)
         for policy, label in OVERFLOW_LABELS.items():

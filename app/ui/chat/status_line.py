@@ -15,7 +15,7 @@ class StatusLine(QWidget):
         self.ttft_label = QLabel(self)
         self.tokens_label = QLabel(self)
         self.context_bar = QProgressBar(self)
-        self.context_bar.setFixedWidth(210)
+        self.context_bar.setFixedWidth(280)  # room for "(16 image)"
         self.context_bar.setFormat("context %v / %m tokens")
         self.context_bar.setToolTip("Tokens in the context window / its size")
         self.notice_label = QLabel(self)
@@ -36,9 +36,16 @@ class StatusLine(QWidget):
         self.ttft_label.setText(f"TTFT {stats.time_to_first_token:.2f} s")
         self.tokens_label.setText(f"{stats.generated_tokens} tokens")
         if stats.n_ctx:
-            self.set_context(stats.context_used, stats.n_ctx)
+            self.set_context(stats.context_used, stats.n_ctx, stats.image_tokens)
 
-    def set_context(self, used: int, n_ctx: int) -> None:
+    def set_context(self, used: int, n_ctx: int, image_tokens: int | None = None) -> None:
+        """``image_tokens``: how many of ``used`` are images' (None: as last shown, 0 for an
+        empty context)."""
+        if image_tokens is None and used == 0:
+            image_tokens = 0
+        if image_tokens is not None:
+            images = f" ({image_tokens} image)" if image_tokens else ""
+            self.context_bar.setFormat(f"context %v / %m tokens{images}")
         self.context_bar.setRange(0, max(1, n_ctx))
         self.context_bar.setValue(min(used, max(1, n_ctx)))
         self.context_bar.setVisible(n_ctx > 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from app.engine.inference.arch_support import architecture_label
 from app.engine.units import human_bytes, human_count
 from app.ui.column_table import Column
@@ -20,3 +22,11 @@ COLUMNS = [
     Column("Source", lambda r: r.source),
     Column("Path", lambda r: r.path),
 ]
+
+
+def model_columns(is_vision: Callable[[str], bool]) -> list[Column]:
+    """`COLUMNS` with "Vision" after "Chat template": ``is_vision(path)`` says whether the model
+    loads with a vision projector (a column, so the library sorts vision models together)."""
+    at = [c.header for c in COLUMNS].index("Chat template") + 1
+    vision = Column("Vision", lambda r: "vision" if is_vision(r.path) else "")
+    return [*COLUMNS[:at], vision, *COLUMNS[at:]]

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from app.engine.gguf.info import format_model_info
 from app.engine.inference.arch_support import architecture_supported, unsupported_message
+from app.engine.units import human_bytes
 from app.models.records import LineageRecord, ModelFileRecord
+from app.services.projectors import ProjectorChoice
 
 _EMPTY_HINT = (
     "No models yet.\n\nImport a GGUF file or a folder of them, or let Hearth find the models "
@@ -16,12 +18,27 @@ _EMPTY_HINT = (
 
 
 
+def projector_line(choice: ProjectorChoice | None) -> str:
+    """The details pane's line about the model's vision projector ("" when it has none)."""
+    if choice is None or (choice.path is None and not choice.chosen):
+        return ""
+    if choice.path is None:
+        return "Vision projector: none (you chose to load this model as text only)"
+    how = "your choice" if choice.chosen else "paired automatically from its folder"
+    return (f"Vision projector: {choice.path.name} ({human_bytes(choice.size)}), {how}; "
+            "the model reads images")
+
+
 def details_text(record: ModelFileRecord | None, lineage: LineageRecord | None,
-                 library_empty: bool) -> str:
-    """Metadata of `record`, led by where it came from and why it may not load."""
+                 library_empty: bool, projector: ProjectorChoice | None = None) -> str:
+    """Metadata of `record`, led by where it came from, its vision projector and why it may
+    not load."""
     if record is None:
         return _EMPTY_HINT if library_empty else "Select a model to see details."
     text = format_model_info(record.info)
+    line = projector_line(projector)
+    if line:
+        text = f"{line}\n\n{text}"
     if lineage is not None:
         text = (f"Quantized from {Path(lineage.source_path).name} as {lineage.quant_type}"
                 f" ({lineage.source_path})\n\n{text}")

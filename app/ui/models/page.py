@@ -44,9 +44,10 @@ from app.services.library import (
 )
 from app.ui.column_table import SORT_ROLE, ColumnTableModel
 from app.ui.load_settings_dialog import LoadSettingsDialog, open_load_settings
-from app.ui.models.columns import COLUMNS
+from app.ui.models.columns import model_columns
 from app.ui.models.details import details_text
 from app.ui.models.dialogs import ask_delete, choose_models_to_index
+from app.ui.models.projector_menu import ProjectorMenu
 from app.ui.page_chrome import page_title
 from app.ui.plain_text import escaped_rich, plain_label
 from app.ui.quantize.dialog import QuantizeDialog
@@ -73,6 +74,8 @@ class ModelsPage(QWidget):
         self._reported: set[str] = set()  # paths that have a quality report
         self._lineage: dict[str, LineageRecord] = {}
         self._quantize_dialogs: dict[str, QuantizeDialog] = {}  # by source path
+        self.projector_menu = ProjectorMenu(store, tasks, self)
+        self.projector_menu.changed.connect(self._projectors_changed)
 
         self.import_file_button = QPushButton("Import file…")
         self.import_folder_button = QPushButton("Import folder…")
@@ -91,7 +94,8 @@ class ModelsPage(QWidget):
         self.quantize_button.clicked.connect(self.quantize_selected)
         self.report_button.clicked.connect(self.show_quality_report)
 
-        self.table_model = ColumnTableModel(COLUMNS, lambda r: r.path, self)
+        self.table_model = ColumnTableModel(model_columns(self.projector_menu.is_vision),
+                                            lambda r: r.path, self)
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.table_model)
         self.proxy.setSortRole(SORT_ROLE)
@@ -125,6 +129,7 @@ class ModelsPage(QWidget):
         buttons.addStretch(1)
         buttons.addWidget(self.quantize_button)
         buttons.addWidget(self.report_button)
+        buttons.addWidget(self.projector_menu.button)
         buttons.addWidget(self.settings_button)
         buttons.addWidget(self.load_button)
         buttons.addWidget(self.delete_button)
@@ -149,6 +154,8 @@ class ModelsPage(QWidget):
         # Read once per refresh, not per click: what has a report, where quantized models came from.
         self._reported = self._store.quality_report_paths()
         self._lineage = self._store.list_lineage()
+        # Pairing reads the headers of the files beside each model: off the GUI thread.
+        self.projector_menu.refresh([r.path for r in self.table_model_records()])
         # Keep the selection; otherwise show the first model's details rather than an empty pane.
         # Signals stay blocked meanwhile so the details are drawn once, below.
         with QSignalBlocker(self.table.selectionModel()):
@@ -184,10 +191,27 @@ class ModelsPage(QWidget):
         self.delete_button.setEnabled(record is not None)
         self.quantize_button.setEnabled(record is not None)
         self.report_button.setEnabled(record is not None and record.path in self._reported)
+        self.projector_menu.select(record.path if record is not None else None)
         lineage = self._lineage.get(record.path) if record is not None else None
+        projector = self.projector_menu.choice(record.path) if record is not None else None
         self.details.setPlainText(
-            details_text(record, lineage, self.table_model.rowCount() == 0)
+            details_text(record, lineage, self.table_model.rowCount() == 0, projector)
         )
+
+    def table_model_records(self) -> list[ModelFileRecord]:
+        return [self.table_model.record(r) for r in range(self.table_model.rowCount())]
+
+    def _projectors_changed(self, user_choice: bool) -> None:
+        """New pairings: redraw the Vision column and the details; a user's pick changes what
+        the chat's picker marks too."""
+        rows = self.table_model.rowCount()
+        if rows:
+            column = self.table_model.columnCount() - 1
+            self.table_model.dataChanged.emit(self.table_model.index(0, 0),
+                                              self.table_model.index(rows - 1, column))
+        self._selection_changed()
+        if user_choice:
+            self.libraryChanged.emit()
 
     # -- import --------------------------------------------------------------------------------
     def choose_files(self) -> None:

@@ -1,0 +1,139 @@
+"""Which vision projector (mmproj) each library model loads with: the user's pick, else the
+one found beside it.
+
+Pairing is automatic (`app.engine.gguf.projector_pairing`: same folder, name rules, headers
+checked); the user may pick another projector file or none. The picks are one setting, a map
+from model path to projector path ("" meaning "no projector"), so a whole library's choices
+are one read and need no schema change; a model without an entry is paired automatically.
+A picked file that has since gone falls back to automatic pairing rather than failing a load.
+
+Folder pairings are cached by the folder's modification time (adding, removing or renaming a
+file changes it), so listing the library or the API's models does not re-read every header.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.engine.gguf.projector_pairing import FolderPairing, is_projector, pair_folder
+from app.models.store import Store
+
+__all__ = ["PROJECTORS_SETTING", "ProjectorChoice", "ProjectorPickError", "choose_projector",
+           "library_projectors", "projector_choice", "projector_path", "reset_projector"]
+
+PROJECTORS_SETTING = "model_projectors"
+_NONE = ""  # the user's "load this model without a projector"
+
+
+class ProjectorPickError(ValueError):
+    """A file the user picked that is not a vision projector; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class ProjectorChoice:
+    """The projector a model loads with (None: text only), and whether the user chose it."""
+
+    path: Path | None
+    size: int  # the projector file's bytes (0 without one)
+    chosen: bool  # the user picked or unpicked it; False: automatic pairing
+
+    @property
+    def vision(self) -> bool:
+        return self.path is not None
+
+
+_cache_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=256)
+def _pairing(folder: str, _mtime_ns: int) -> FolderPairing:
+    return pair_folder(Path(folder))
+
+
+def _auto(model: Path) -> Path | None:
+    try:
+        mtime = os.stat(model.parent).st_mtime_ns
+    except OSError:
+        return None
+    with _cache_lock:
+        pairing = _pairing(str(model.parent), mtime)
+    return pairing.models.get(model)
+
+
+def _picks(store: Store) -> dict[str, str]:
+    saved = store.get_setting(PROJECTORS_SETTING, {})
+    if not isinstance(saved, dict):  # a hand-edited value never stops a model from loading
+        return {}
+    return {k: v for k, v in saved.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _choice(model_path: str | Path, picks: dict[str, str]) -> ProjectorChoice:
+    model = Path(model_path)
+    picked = picks.get(str(model))
+    if picked == _NONE:
+        return ProjectorChoice(None, 0, chosen=True)
+    if picked is not None and Path(picked).is_file():
+        return ProjectorChoice(Path(picked), _size(Path(picked)), chosen=True)
+    found = _auto(model)
+    return ProjectorChoice(found, _size(found) if found else 0, chosen=False)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def projector_choice(store: Store, model_path: str | Path) -> ProjectorChoice:
+    """The projector the model at ``model_path`` loads with, and whether the user chose it."""
+    return _choice(model_path, _picks(store))
+
+
+def projector_path(store: Store, model_path: str | Path) -> Path | None:
+    """The projector to load with the model at ``model_path``, or None (text only)."""
+    return projector_choice(store, model_path).path
+
+
+def library_projectors(store: Store, model_paths: Iterable[str | Path]
+                       ) -> dict[str, ProjectorChoice]:
+    """Each model path's `ProjectorChoice`, with one read of the user's picks."""
+    picks = _picks(store)
+    return {str(path): _choice(path, picks) for path in model_paths}
+
+
+def choose_projector(store: Store, model_path: str | Path, projector: str | Path | None
+                     ) -> ProjectorChoice:
+    """Load ``model_path`` with ``projector`` from now on, or with none (None).
+
+    `ProjectorPickError` when the file's GGUF header does not say it is a projector."""
+    if projector is not None:
+        projector = Path(projector).expanduser().absolute()
+        if not projector.is_file():
+            raise ProjectorPickError(f"{projector} does not exist.")
+        if not is_projector(projector):
+            raise ProjectorPickError(
+                f"{projector.name} is not a vision projector (its GGUF header does not say "
+                "\"clip\"). Pick the mmproj file that came with the model.")
+    _save(store, str(Path(model_path)), _NONE if projector is None else str(projector))
+    return projector_choice(store, model_path)
+
+
+def reset_projector(store: Store, model_path: str | Path) -> ProjectorChoice:
+    """Forget the user's pick: the model is paired automatically again."""
+    _save(store, str(Path(model_path)), None)
+    return projector_choice(store, model_path)
+
+
+def _save(store: Store, model: str, value: str | None) -> None:
+    picks = _picks(store)
+    if value is None:
+        picks.pop(model, None)
+    else:
+        picks[model] = value
+    store.set_setting(PROJECTORS_SETTING, picks)
