@@ -78,3 +78,14 @@ def test_the_window_offers_the_setting(qtbot, make_main_window, hearth_store, ti
     qtbot.waitUntil(lambda: is_dark(window.chat_page.view.palette()))
     button.menu().actions()[0].trigger()
     qtbot.waitUntil(lambda: not is_dark(window.chat_page.view.palette()))
+
+
+def test_muted_notes_stay_readable_after_a_switch(qtbot, make_page, theme):
+    # The Documents hint is muted through its style sheet's palette(placeholder-text): after a
+    # switch to dark it must take the dark palette's light grey, not keep the light one's.
+    page = make_page()
+    hint = page.documents_panel.empty_hint
+    qtbot.waitUntil(hint.isVisible)
+    theme.set_choice("dark")
+    qtbot.waitUntil(lambda: is_dark(page.palette()))
+    qtbot.waitUntil(lambda: hint.palette().color(hint.foregroundRole()).lightness() > 128)

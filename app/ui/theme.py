@@ -98,6 +98,11 @@ class ThemeController(QObject):
             QApplication.setPalette(dark_palette() if dark
                                     else QApplication.style().standardPalette())
             self._own_palette = True
+        # A style sheet's palette(...) colours are resolved when it is applied: set again, they
+        # take the new palette's (hints and notes would keep the old scheme's grey otherwise).
+        for widget in QApplication.allWidgets():
+            if widget.styleSheet():
+                widget.setStyleSheet(widget.styleSheet())
         self.changed.emit(is_dark(QApplication.palette()))
 
     def _on_system_changed(self, scheme: Qt.ColorScheme) -> None:

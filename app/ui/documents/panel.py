@@ -93,6 +93,7 @@ class DocumentsPanel(QWidget):
         self.progress_bar = QProgressBar(self)
         self.progress_label = plain_label(parent=self)
         self.progress_label.setWordWrap(True)
+        self.progress_label.hide()  # until there is progress or an outcome to tell
         self.cancel_button = QPushButton("Cancel", self)
         self.failures = plain_label(parent=self)
         self.failures.setWordWrap(True)
@@ -265,6 +266,7 @@ class DocumentsPanel(QWidget):
         self._show_running(True)
         self.progress_bar.setRange(0, 0)  # busy until the first progress says how many
         self.progress_label.setText("Preparing the embedding model…")
+        self.progress_label.show()
         self.indexingChanged.emit(True)
 
     def rescan_watched(self) -> None:
@@ -301,6 +303,7 @@ class DocumentsPanel(QWidget):
         self._indexing = None
         self._show_running(False)
         self.progress_label.setText(report_text(report))
+        self.progress_label.show()
         self.refresh()
         self.indexingChanged.emit(False)
         self._next()
@@ -309,6 +312,7 @@ class DocumentsPanel(QWidget):
         self._indexing = None
         self._show_running(False)
         self.progress_label.setText(reason)
+        self.progress_label.show()
         self.refresh()
         self.indexingChanged.emit(False)
         self._next()
