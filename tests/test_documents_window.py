@@ -64,6 +64,23 @@ def _finish(qtbot, page, action) -> IndexReport:
     return done.args[1]
 
 
+def _orchard(qtbot, page, monkeypatch, tmp_path) -> None:
+    """The notes beside a long orchard log: far more than 70% of a 512-token context, so
+    questions get retrieved passages."""
+    filler = "\n\n".join(f"Note {n}: the orchard's apple trees were pruned in row {n}."
+                         for n in range(200))
+    _add_folder(qtbot, page, monkeypatch, _folder(tmp_path, {"orchard.md": filler, **NOTES}))
+
+
+def _ask(qtbot, page, bridge, model, question: str):
+    """``question`` to the tiny model in the open chat; the reply's sources."""
+    load(qtbot, bridge, page, model, n_ctx=512)
+    use_sampling(page, max_tokens=8)
+    send(qtbot, page, question)
+    wait_idle(qtbot, page)
+    return page.messages.last_record().sources
+
+
 def test_attaching_a_folder_indexes_it_lists_it_on_the_chat_and_names_unreadable_files(
         qtbot, page, monkeypatch, tmp_path, hearth_store):
     folder = _folder(tmp_path, NOTES)
@@ -165,13 +182,9 @@ def test_new_chunk_settings_warn_then_index_every_document_again(qtbot, page, mo
 
 def test_a_question_is_answered_from_the_documents_with_its_sources_saved(
         qtbot, page, bridge, monkeypatch, tmp_path, hearth_store, tiny_chat_model):
-    folder = _folder(tmp_path, NOTES)
-    _add_folder(qtbot, page, monkeypatch, folder)
-    load(qtbot, bridge, page, tiny_chat_model, n_ctx=512)
-    use_sampling(page, max_tokens=8)
+    _add_folder(qtbot, page, monkeypatch, _folder(tmp_path, NOTES))
 
-    send(qtbot, page, "How often should tomatoes be watered?")
-    wait_idle(qtbot, page)
+    _ask(qtbot, page, bridge, tiny_chat_model, "How often should tomatoes be watered?")
 
     reply = page.messages.last_record()
     stored = hearth_store.list_messages(page.current_chat_id())[-1]
@@ -185,41 +198,27 @@ def test_a_question_is_answered_from_the_documents_with_its_sources_saved(
 
 
 def test_a_question_the_documents_do_not_cover_gets_the_honest_answer(
-        qtbot, page, bridge, monkeypatch, tmp_path, hearth_store, tiny_chat_model):
-    filler = "\n\n".join(f"Note {n}: the orchard's apple trees were pruned in row {n}."
-                         for n in range(120))  # far more than 70% of a 512-token context
-    folder = _folder(tmp_path, {"orchard.md": filler, **NOTES})
-    _add_folder(qtbot, page, monkeypatch, folder)
-    load(qtbot, bridge, page, tiny_chat_model, n_ctx=512)
-    use_sampling(page, max_tokens=8)
+        qtbot, page, bridge, monkeypatch, tmp_path, tiny_chat_model):
+    _orchard(qtbot, page, monkeypatch, tmp_path)
 
-    send(qtbot, page, "What is the airspeed of a quantum processor's cooling fan?")
-    wait_idle(qtbot, page)
+    sources = _ask(qtbot, page, bridge, tiny_chat_model,
+                   "What is the airspeed of a quantum processor's cooling fan?")
 
-    sources = page.messages.last_record().sources
     assert sources is not None and sources.mode == "nothing_found"
     assert sources.citations == ()
     assert "no passage was relevant" in sources.explanation
 
 
-
 def test_retrieval_follows_the_top_k_setting_and_cites_the_right_file(
         qtbot, page, bridge, monkeypatch, tmp_path, hearth_store, tiny_chat_model):
-    filler = "\n\n".join(f"Note {n}: the orchard's apple trees were pruned in row {n}."
-                         for n in range(200))  # more than 70% of the context
-    folder = _folder(tmp_path, {"orchard.md": filler, **NOTES})
-    _add_folder(qtbot, page, monkeypatch, folder)
+    _orchard(qtbot, page, monkeypatch, tmp_path)
     collection = hearth_store.list_collections()[0]
     # Short passages, so more than two would fit the tiny model's context.
     _finish(qtbot, page, lambda: page.documents_panel.change_chunking(collection, 32, 0))
     page.documents_panel.retrieval.top_k.setValue(2)
-    load(qtbot, bridge, page, tiny_chat_model, n_ctx=512)
-    use_sampling(page, max_tokens=8)
 
-    send(qtbot, page, "How many hours of sun do tomatoes need?")
-    wait_idle(qtbot, page)
-
-    sources = page.messages.last_record().sources
+    sources = _ask(qtbot, page, bridge, tiny_chat_model,
+                   "How many hours of sun do tomatoes need?")
     assert sources is not None and sources.mode == "retrieval"
     assert len(sources.citations) == 2, "the top-k setting is what the chat retrieves"
     assert Path(sources.citations[0].document_path).name == "garden.md"
