@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from chat_page_support import load, send, use_sampling, wait_idle
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialogButtonBox, QFileDialog
 
 from app.engine.paths import data_paths
@@ -223,3 +224,19 @@ def test_retrieval_follows_the_top_k_setting_and_cites_the_right_file(
     assert len(sources.citations) == 2, "the top-k setting is what the chat retrieves"
     assert Path(sources.citations[0].document_path).name == "garden.md"
     assert "six hours of sun" in sources.citations[0].text
+
+
+def test_file_names_and_reasons_from_the_disk_are_shown_as_typed(qtbot, page, monkeypatch,
+                                                                 tmp_path):
+    # A folder and a file named like markup: the list and the failures show them literally.
+    hostile = '<img src="x.png"><b>notes\u202egpj'  # no slash: it is a file name
+    folder = tmp_path / hostile
+    folder.mkdir()
+    (folder / "garden.md").write_text(NOTES["garden.md"])
+    (folder / f"{hostile}.pdf").write_bytes(b"%PDF-1.7\n1 0 obj <<")
+    _add_folder(qtbot, page, monkeypatch, folder)
+
+    panel = page.documents_panel
+    assert panel.collections.item(0).text().splitlines()[0] == hostile
+    assert panel.failures.textFormat() == Qt.TextFormat.PlainText
+    assert f"{hostile}.pdf: " in panel.failures.text()
