@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from PySide6.QtGui import (
     QGuiApplication,
     QImage,
 )
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QApplication, QFileDialog
 from sqlalchemy import update
 
 from app.engine.gguf.info import read_model_info
@@ -42,6 +43,16 @@ def _attach_by_menu(page, monkeypatch, *paths: Path) -> None:
                         lambda *a, **k: ([str(p) for p in paths], "Images"))
     [action] = [a for a in page.composer.attach_button.menu().actions() if a.text() == "Images…"]
     action.trigger()
+    _wait_read(page.composer)
+
+
+def _wait_read(composer) -> None:
+    """Until the offered images are read and checked (off the GUI thread)."""
+    deadline = time.monotonic() + 10
+    while composer.reading and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.005)
+    assert not composer.reading
 
 
 def _thumbnail_rects(page, row: int):
@@ -107,6 +118,7 @@ def test_paste_and_drop_add_images_checked_at_once(qtbot, make_page, tmp_path):
     QGuiApplication.clipboard().setMimeData(mime)
     composer.input.setFocus()
     qtbot.keyClick(composer.input, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    _wait_read(composer)
     # The clipboard owns the data now: cleared while Qt runs, not at the interpreter's exit.
     QGuiApplication.clipboard().clear()
     assert [(a.image.width, a.image.height) for a in composer.images] == [(30, 20)]
@@ -121,6 +133,7 @@ def test_paste_and_drop_add_images_checked_at_once(qtbot, make_page, tmp_path):
     Image.new("RGB", (40, 30), (250, 250, 250)).save(jpeg, "JPEG")
     _drag_and_drop(composer.input.viewport(), gif, webp)  # onto the text box
     _drag_and_drop(composer, jpeg)  # onto the composer around it
+    _wait_read(composer)
     assert [a.name for a in composer.images] == ["pasted image.png", "anim.gif", "pic.webp",
                                                  "photo.jpg"]
     first_frame = composer.images[1].image
@@ -316,3 +329,29 @@ def test_pasted_bytes_keep_their_format(tmp_path):
     Image.new("RGB", (8, 8), (1, 2, 3)).save(buffer, "JPEG")
     attached = read_attachment(buffer.getvalue(), "clip.jpg")
     assert attached.image.format == "JPEG" and attached.data == buffer.getvalue()
+
+
+def test_offered_images_are_read_off_the_gui_thread(qtbot, make_page, tmp_path, monkeypatch):
+    # Decoding a large photo takes a while: the window keeps answering meanwhile, and Send
+    # waits until the images are checked.
+    import threading
+
+    import app.ui.chat.composer as composer_module
+
+    threads = []
+    real = composer_module.read_attachment
+
+    def read(source, name):
+        threads.append(threading.current_thread())
+        return real(source, name)
+
+    monkeypatch.setattr(composer_module, "read_attachment", read)
+    page = make_page()
+    composer = page.composer
+    composer.add_images([(_png(tmp_path / "photo.png"), "photo.png")])
+    composer.input.setPlainText("and this?")
+    composer.submit()  # refused while the image is read: it would go without it
+    assert composer.text() == "and this?"
+    _wait_read(composer)
+    assert [a.name for a in composer.images] == ["photo.png"]
+    assert threads and threading.main_thread() not in threads

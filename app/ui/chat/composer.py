@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from app.engine.vision.images import ImageError
 from app.services.chat_images import Attachment, read_attachment
 from app.ui.chat.image_attachments import IMAGE_FILTER, AttachmentStrip, offered_images
+from app.ui.workers import TaskRunner
 
 
 class _Input(QPlainTextEdit):
@@ -66,6 +67,8 @@ class Composer(QWidget):
         self._busy = False
         self._editing: int | None = None
         self.images: list[Attachment] = []
+        self._reading = 0  # batches of offered images being read
+        self._tasks = TaskRunner(self, max_threads=1)
         self.image_strip = AttachmentStrip(self)
         self.image_strip.removeRequested.connect(self.remove_image)
         self.setAcceptDrops(True)
@@ -139,22 +142,30 @@ class Composer(QWidget):
         paths, _ = QFileDialog.getOpenFileNames(self, "Attach images", "", IMAGE_FILTER)
         self.add_images([(Path(path), Path(path).name) for path in paths])
 
-    def add_images(self, offered: Iterable[tuple[Path | bytes, str]]) -> int:
-        """Check and add images; each bad one is refused with its reason. Returns how many
-        were added."""
-        added, refused = 0, []
-        for source, name in offered:
-            try:
-                self.images.append(read_attachment(source, name))
-                added += 1
-            except ImageError as exc:
-                refused.append(f"{exc.name or name or 'image'}: {exc.reason}")
+    @property
+    def reading(self) -> bool:
+        """Offered images are still being read and checked (sending waits for them)."""
+        return self._reading > 0
+
+    def add_images(self, offered: Iterable[tuple[Path | bytes, str]]) -> None:
+        """Read and check images off the GUI thread (a large photo takes a while to decode);
+        they join the message as they are found good, each bad one refused with its reason."""
+        offered = list(offered)
+        if not offered:
+            return
+        self._reading += 1
+        # One worker thread: images join in the order they were offered.
+        self._tasks.start(_read_images, offered, on_returned=self._images_read)
+
+    def _images_read(self, result: tuple[list[Attachment], list[str]]) -> None:
+        self._reading -= 1
+        added, refused = result
         if added:
+            self.images.extend(added)
             self.image_strip.set_images(self.images)
             self.imagesAdded.emit()
         if refused:
             self.imageRefused.emit("Image refused: " + "; ".join(refused))
-        return added
 
     def remove_image(self, position: int) -> None:
         if 0 <= position < len(self.images):
@@ -179,7 +190,7 @@ class Composer(QWidget):
         """Send (or resend an edit); ignored while a reply streams or when there is neither
         text nor an image."""
         text = self.text()
-        if self._busy or not (text.strip() or self.images):
+        if self._busy or self.reading or not (text.strip() or self.images):
             return
         if self._editing is not None:
             self.editRequested.emit(self._editing, text)
@@ -203,3 +214,13 @@ class Composer(QWidget):
     def _show_banner(self, visible: bool) -> None:
         self.edit_banner.setVisible(visible)
         self.cancel_edit_button.setVisible(visible)
+
+
+def _read_images(offered: list[tuple[Path | bytes, str]]) -> tuple[list[Attachment], list[str]]:
+    added, refused = [], []
+    for source, name in offered:
+        try:
+            added.append(read_attachment(source, name))
+        except ImageError as exc:
+            refused.append(f"{exc.name or name or 'image'}: {exc.reason}")
+    return added, refused
