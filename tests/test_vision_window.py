@@ -30,7 +30,7 @@ from app.engine.gguf.info import read_model_info
 from app.models.store import Store
 from app.models.tables import Message
 from app.services.chat_images import DECODED, read_attachment, save_attachments
-from app.ui.chat.message_images import MISSING_TEXT
+from app.ui.chat.message_images import LOADING, MISSING_TEXT
 
 
 def _png(path: Path, colour=(200, 30, 40), size=(120, 80)) -> Path:
@@ -247,7 +247,9 @@ def test_images_are_saved_shown_after_a_restart_and_exported(
     assert page.current_chat_id() == chat_id
     [rect] = _thumbnail_rects(page, 0)
     assert rect.size().toTuple() == (128, 96)
-    assert page.view.delegate.thumbnails.get(file) is not None
+    thumbnails = page.view.delegate.thumbnails
+    qtbot.waitUntil(lambda: thumbnails.get(file) is not LOADING)  # decoded off the GUI thread
+    assert thumbnails.get(file) is not None
     page.close()
 
     with Store.open(hearth_home / "hearth.db") as store:
@@ -271,7 +273,9 @@ def test_a_missing_image_file_shows_as_missing_and_loses_nothing_else(
     file.unlink()
     page = make_page()
     [rect] = _thumbnail_rects(page, 0)
-    assert page.view.delegate.thumbnails.get(file) is None
+    thumbnails = page.view.delegate.thumbnails
+    qtbot.waitUntil(lambda: thumbnails.get(file) is not LOADING)
+    assert thumbnails.get(file) is None
     shot = page.view.viewport().grab().toImage()
     assert not shot.isNull()
     assert page.view.delegate.document_for(page.messages.index(0, 0)).toPlainText() == (

@@ -94,7 +94,8 @@ class MessageDelegate(QStyledItemDelegate):
         self._cache: OrderedDict[int, Rendered] = OrderedDict()
         self._expanded: set[int] = set()  # message ids whose thinking block is open
         self.images_folder: Path | None = None  # where messages' image files are (the Store's)
-        self.thumbnails = Thumbnails()
+        self.thumbnails = Thumbnails(parent=self)
+        self.thumbnails.ready.connect(lambda: self._view.viewport().update())
         self._deferred: QPersistentModelIndex | None = None  # a streaming row shown stale
         self.selection: TextSelection | None = None  # text selected in one message (the view's)
         self.suppress_click = False  # the view's release ended a text drag: no link, no toggle

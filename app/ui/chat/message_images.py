@@ -8,7 +8,7 @@ from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QRect, QSize, Qt
+from PySide6.QtCore import QObject, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QImage, QImageReader, QPainter, QPixmap
 from PySide6.QtWidgets import QDialog, QLabel, QVBoxLayout, QWidget
 
@@ -16,6 +16,7 @@ from app.engine.types import DecodedImage
 from app.engine.vision.images import MAX_IMAGE_PIXELS, ImageError, load_image
 from app.models.image_records import StoredImage, images_from_json
 from app.ui.plain_text import plain_label
+from app.ui.workers import TaskRunner
 
 THUMB_HEIGHT = 96
 THUMB_MAX_WIDTH = 3 * THUMB_HEIGHT  # a panorama is cut down to this
@@ -57,30 +58,61 @@ def read_qimage(path: Path, fit: QSize | None = None) -> QImage | None:
     return image
 
 
+def _thumb_width(image: StoredImage) -> int:
+    """A thumbnail's width from the stored size: THUMB_HEIGHT tall, at most THUMB_MAX_WIDTH."""
+    if image.width <= 0 or image.height <= 0:
+        return THUMB_HEIGHT
+    return max(1, min(THUMB_MAX_WIDTH, round(image.width * THUMB_HEIGHT / image.height)))
+
+
+def _read_thumbnail(key: str) -> tuple[str, QImage | None]:
+    return key, read_qimage(Path(key), QSize(THUMB_MAX_WIDTH, THUMB_HEIGHT))
+
+
 def _qimage(decoded: DecodedImage) -> QImage:
     return QImage(decoded.rgb, decoded.width, decoded.height, 3 * decoded.width,
                   QImage.Format.Format_RGB888).copy()  # owns its pixels
 
 
-class Thumbnails:
-    """Thumbnails by file path (None: the file is missing or unreadable), least recent first
-    out."""
+class _Loading:
+    """A thumbnail being decoded on the worker (painted as an empty frame meanwhile)."""
 
-    def __init__(self, limit: int = CACHE_ITEMS) -> None:
+
+LOADING = _Loading()
+
+
+class Thumbnails(QObject):
+    """Thumbnails by file path (None: the file is missing or unreadable), least recent first
+    out. A file is decoded on a worker thread the first time it is asked for (a large photo
+    takes longer than a frame); `ready` then asks for a repaint. Layout needs no pixels: the
+    sizes are the ones stored with the image."""
+
+    ready = Signal()
+
+    def __init__(self, limit: int = CACHE_ITEMS, parent: QObject | None = None) -> None:
+        super().__init__(parent)
         self._limit = limit
         self._items: OrderedDict[str, QPixmap | None] = OrderedDict()
+        self._pending: set[str] = set()
+        self._tasks = TaskRunner(self, max_threads=1)
 
-    def get(self, path: Path) -> QPixmap | None:
+    def get(self, path: Path) -> QPixmap | None | _Loading:
         key = str(path)
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]
-        image = read_qimage(path, QSize(THUMB_MAX_WIDTH, THUMB_HEIGHT))
-        pixmap = QPixmap.fromImage(image) if image is not None else None
-        self._items[key] = pixmap
+        if key not in self._pending:
+            self._pending.add(key)
+            self._tasks.start(_read_thumbnail, key, on_returned=self._decoded)
+        return LOADING
+
+    def _decoded(self, result: tuple[str, QImage | None]) -> None:
+        key, image = result
+        self._pending.discard(key)
+        self._items[key] = QPixmap.fromImage(image) if image is not None else None
         while len(self._items) > self._limit:
             self._items.popitem(last=False)
-        return pixmap
+        self.ready.emit()
 
     def layout(self, images_json: str | None, folder: Path | None, left: int, top: int,
                width: int) -> tuple[tuple[QRect, ...], int]:
@@ -91,8 +123,7 @@ class Thumbnails:
         rects: list[QRect] = []
         x, y = left, top
         for image in images:
-            pixmap = self.get(image.path_in(folder))
-            w = pixmap.width() if pixmap is not None else THUMB_HEIGHT
+            w = _thumb_width(image)
             if x > left and x + w > left + width:
                 x, y = left, y + THUMB_HEIGHT + GAP
             rects.append(QRect(x, y, w, THUMB_HEIGHT))
@@ -113,14 +144,15 @@ class Thumbnails:
             return
         for image, rect in zip(images_of(images_json), rects, strict=False):
             pixmap = self.get(image.path_in(folder))
-            if pixmap is not None:
+            if isinstance(pixmap, QPixmap):
                 painter.drawPixmap(rect.topLeft(), pixmap)
                 continue
             painter.setPen(text_colour)
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(rect.adjusted(0, 0, -1, -1))
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                             MISSING_TEXT)
+            if pixmap is None:
+                painter.drawText(rect, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                                 MISSING_TEXT)
 
 
 class ImageViewer(QDialog):
