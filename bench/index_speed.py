@@ -24,8 +24,8 @@ Measured with a preloaded shim timing `llama_process` (the call the tool's loop 
 and 4.60 s of calls against 3.91 s and 3.94 s of "prompt eval time" for the same 136 chunks;
 in Hearth's process the same timer agrees with the call's wall clock to 0.2%. Part of what it
 misses is reserving the output buffer, which llama.cpp sizes by sequences (30 MiB for the
-tool's 256, 7.5 MiB for Hearth's 64; perf put 2% of the tool's CPU there). Comparing Hearth's clock with that timer made
-Hearth look 14% slower than it is; that was the "0.82 BELOW" of earlier runs.
+tool's 256, 7.5 MiB for Hearth's 64; perf put 2% of the tool's CPU there). Comparing Hearth's
+clock with that timer made Hearth look 14% slower than it is: the "0.82 BELOW" of earlier runs.
 Once, the two are checked to embed alike: the tool's vector for the first chunk must find
 that chunk first in the Store, at cosine >= 0.999.
 
