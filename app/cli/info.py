@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.engine.types import ModelInfo
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +35,11 @@ def run(args: argparse.Namespace) -> int:
     from app.engine.inference.arch_support import architecture_supported, unsupported_message
     from app.engine.sizing.memory_estimate import estimate_memory, format_estimate
     from app.engine.types import LoadSettings
+    from app.engine.vision.not_a_model import is_projector_architecture
 
     settings = LoadSettings(n_ctx=args.ctx or LoadSettings().n_ctx, kv_cache_type=args.kv_type)
+    if is_projector_architecture(info.architecture):
+        return _projector(args, info)
     supported = architecture_supported(info.architecture)
     if args.json:
         data = info.to_dict()
@@ -49,4 +56,23 @@ def run(args: argparse.Namespace) -> int:
         if not supported:
             print(f"Cannot be loaded: {unsupported_message(info.architecture)}.")
         print(format_estimate(info, settings))
+    return 0
+
+
+def _projector(args: argparse.Namespace, info: ModelInfo) -> int:
+    """A vision projector: its metadata, and the models it loads with, but no memory estimate
+    of a language model (it has no context or KV cache of its own)."""
+    from app.cli.terminal_text import terminal_safe
+    from app.engine.gguf.info import format_model_info
+    from app.engine.vision.not_a_model import paired_models, projector_refusal
+
+    if args.json:
+        data = info.to_dict()
+        data["architecture_supported"] = False  # not as a model: only with one
+        data["vision_projector"] = True
+        data["paired_models"] = [str(path) for path in paired_models(args.file)]
+        print(json.dumps(data, indent=2))
+        return 0
+    print(terminal_safe(format_model_info(info)))
+    print(terminal_safe(projector_refusal(args.file, info.architecture) or ""))
     return 0

@@ -36,7 +36,18 @@ def open_store() -> Iterator[Store]:
 
 
 def resolve_model(store: Store, spec: str) -> str:
-    """A model path from a file path, "starter", or a (part of a) name in the library."""
+    """A model path from a file path, "starter", or a (part of a) name in the library;
+    CliError for a vision projector (it loads with its model, never as one)."""
+    from app.engine.vision.not_a_model import projector_refusal
+
+    path = _resolve_path(store, spec)
+    reason = projector_refusal(path)
+    if reason is not None:
+        raise CliError(reason)
+    return path
+
+
+def _resolve_path(store: Store, spec: str) -> str:
     from app.engine.starter import StarterError
     from app.services.library import ensure_starter, starter_record
 

@@ -18,6 +18,7 @@ from typing import Literal
 from app.engine.gguf.info import read_model_info
 from app.engine.starter import starter_available
 from app.engine.types import LoadSettings, ModelInfo
+from app.engine.vision.not_a_model import is_projector_architecture, refuse_projector
 from app.models.store import Store
 from app.services.library import ensure_starter
 from app.services.load_settings import saved_load_settings
@@ -98,8 +99,9 @@ class ModelCatalog:
                                               "Gemma 3 270M (assembled on first use)")
         taken_paths = {m.path for m in found.values()}
         for record in records:
-            if record.path in taken_paths or record.source == "starter":
-                continue
+            if record.path in taken_paths or record.source == "starter" \
+                    or is_projector_architecture(record.info.architecture):
+                continue  # a projector is served with its model, never as one
             model_id = self._free_id(found, Path(record.path))
             found[model_id] = _servable(model_id, record.info)
             taken_paths.add(record.path)
@@ -137,7 +139,8 @@ class ModelCatalog:
             return self._aliases.get(name)
 
     def add_path(self, path: str | Path) -> ServableModel:
-        """Serve a file that may not be in the library (its id is its file name)."""
+        """Serve a file that may not be in the library (its id is its file name);
+        `ProjectorNotAModel` (a `LoadError`) for a vision projector."""
         path = str(Path(path).expanduser().absolute())
         known = self._cached(path, exact=False)
         if known is not None and known.path == path:
@@ -147,6 +150,7 @@ class ModelCatalog:
         if known is not None and known.path == path:
             return known
         info = read_model_info(path)
+        refuse_projector(path, info.architecture)
         with self._lock:
             model_id = self._free_id(self._listed | self._extra, Path(path))
             model = _servable(model_id, info)

@@ -2,10 +2,11 @@
 
 Each step decodes the last sampled token of every generating sequence in one llama.cpp batch and
 samples each with its own chain at its own output row, then decodes the next chunk of each newly
-admitted prompt. A request joins at the next step and a cancelled one leaves at the next step,
-freeing its slot. Each slot keeps the tokens its KV range holds, so a request that starts with
-them (the next turn of a chat) decodes only the rest; a new request takes the free slot whose
-tokens share the longest prefix with its prompt.
+admitted prompt. A request joins at the next step and a cancelled one leaves at the next step
+(or in the middle of an image it is feeding: see `image_feed`), freeing its slot. Each slot
+keeps the tokens its KV range holds, so a request that starts with them (the next turn of a
+chat) decodes only the rest; a new request takes the free slot whose tokens share the longest
+prefix with its prompt.
 
 The last slot is kept for interactive work (the window's chat), so API traffic filling every
 other slot never makes a user wait; decoding one token per sequence per step shares the rest
@@ -27,6 +28,7 @@ import llama_cpp
 from app.engine.inference.runtime import token_piece
 from app.engine.inference.sampler_chain import PENALTY_LAST_N, make_chain
 from app.engine.inference.stop_text import StopTextStream
+from app.engine.serving.image_feed import feed_image, image_boundary
 from app.engine.serving.jobs import (
     Finished,
     FinishReason,
@@ -41,7 +43,7 @@ from app.engine.structured import vocab_index
 from app.engine.structured.grammar_sampling import GrammarError, GrammarSampler
 from app.engine.types import GenerationStats
 from app.engine.vision.projector import Projector, ProjectorError
-from app.engine.vision.prompt import ImageSpan, is_placeholder
+from app.engine.vision.prompt import is_placeholder
 
 OnEvent = Callable[[SequenceEvent], None]
 IDLE_WAIT_S = 0.5
@@ -184,7 +186,7 @@ class DecodeLoop:
         # At least the last prompt token is decoded again: its logits give the first reply token.
         keep = min(_common_prefix(slot.cached, tokens), len(tokens) - 1)
         job = request.job
-        keep, slot.shift = _image_boundary(keep, job.images)
+        keep, slot.shift = image_boundary(keep, job.images)
         llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, keep + slot.shift, -1)
         slot.request, slot.cached, slot.pending = request, tokens[:keep], tokens[keep:]
         slot.next_token, slot.generated, slot.logprobs = None, 0, []
@@ -229,6 +231,9 @@ class DecodeLoop:
         for slot in sorted(self._slots, key=lambda s: not s.interactive):
             if slot.request is None or not slot.pending:
                 continue
+            if slot.request.handle.cancelled:  # Stop lands between a prompt's pieces too
+                self._finish(slot, "cancelled")
+                continue
             if is_placeholder(slot.pending[0]):
                 self._decode_image(slot)
                 continue
@@ -258,10 +263,13 @@ class DecodeLoop:
             return
         start = len(slot.cached) + slot.shift
         try:
-            end = self._projector.eval_image(self._ctx, span.chunk.handle, start, slot.seq,
-                                             self._n_batch)
+            end = feed_image(self._projector, self._ctx, self._memory, span, start, slot.seq,
+                             self._n_batch, lambda: request.handle.cancelled or self._stopping)
         except ProjectorError as exc:
             self._fail_all([slot], str(exc))
+            return
+        if end is None:  # Stop (or unloading) mid-image: the text before it stays cached
+            self._finish(slot, "cancelled")
             return
         slot.cached.extend(slot.pending[: span.n_tokens])
         slot.pending = slot.pending[span.n_tokens:]
@@ -386,15 +394,3 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
-
-
-def _image_boundary(keep: int, images: tuple[ImageSpan, ...]) -> tuple[int, int]:
-    """A reusable prefix of ``keep`` tokens cut back to the start of an image it would split
-    (an image is decoded whole), and the position shift of the tokens before it."""
-    shift = 0
-    for span in images:
-        if span.start < keep < span.end:
-            keep = span.start
-        if span.end <= keep:
-            shift += span.n_pos - span.n_tokens
-    return keep, shift

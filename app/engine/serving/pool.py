@@ -28,6 +28,7 @@ from app.engine.sizing.hardware import offload_gpus
 from app.engine.sizing.memory_estimate import estimate_memory
 from app.engine.types import LoadSettings, ModelInfo
 from app.engine.units import human_bytes
+from app.engine.vision.not_a_model import refuse_projector
 
 __all__ = ["ContextOverflow", "DoesNotFit", "LoadError", "ModelPool", "ServedModel"]
 
@@ -163,6 +164,7 @@ class ModelPool:
             info = read_model_info(path)
         except GGUFError as exc:
             raise LoadError(f"Cannot load {Path(path).name}: {exc}") from exc
+        refuse_projector(path, info.architecture)  # before llama.cpp says it in its words
         needed = self._make_room(info, settings, kind, projector_file_bytes(projector))
         if kind == "embeddings":
             from app.engine.serving.embedding_model import load_embeddings
