@@ -8,7 +8,7 @@ import pytest
 from app.engine.gguf.info import read_model_info
 from app.engine.serving.pool import ModelPool
 from app.engine.sizing.hardware import GpuInfo
-from app.engine.sizing.memory_estimate import estimate_memory
+from app.engine.sizing.memory_estimate import DEFAULT_HEADROOM, estimate_memory
 from app.engine.types import LoadSettings
 from app.services.projectors import choose_projector
 from app.ui.load_settings_dialog import LoadSettingsDialog
@@ -82,3 +82,31 @@ def test_the_loaded_memory_figure_includes_the_projector(vision, tiny_vision_mod
         assert served["text"].projector_path is None
     finally:
         pool.shutdown()
+
+
+def test_auto_gpu_layers_leaves_room_for_the_projector(qtbot, hearth_store, vision,
+                                                      tiny_vision_model):
+    info, size = vision
+    # A GPU with room for every layer and 512 MiB to spare, but not for the projector too.
+    everything = LoadSettings(n_ctx=256, n_gpu_layers=-1)
+    big = [GpuInfo(0, "GPU", vram_total=64 * GIB, vram_free=64 * GIB)]
+    need = sum(estimate_memory(info, everything, big, ram_available=64 * GIB).vram_bytes)
+    free = need + DEFAULT_HEADROOM + size // 2
+    gpu = [GpuInfo(0, "GPU", vram_total=free, vram_free=free)]
+
+    with_images = LoadSettingsDialog(hearth_store, info, gpus=gpu)
+    qtbot.addWidget(with_images)
+    with_images.ctx.setValue(256)
+    with_images.auto_button.click()
+    paired = with_images.layers.value()
+    assert paired < with_images.layers.maximum()
+    # What Auto picked fits with the projector on the GPU and the 512 MiB to spare.
+    assert with_images.estimate.projector_on_gpu or paired == 0
+    assert sum(with_images.estimate.vram_bytes) + DEFAULT_HEADROOM <= free
+
+    choose_projector(hearth_store, tiny_vision_model.model, None)  # text only
+    text_only = LoadSettingsDialog(hearth_store, info, gpus=gpu)
+    qtbot.addWidget(text_only)
+    text_only.ctx.setValue(256)
+    text_only.auto_button.click()
+    assert text_only.layers.value() == text_only.layers.maximum() > paired

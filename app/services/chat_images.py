@@ -10,19 +10,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.engine.gguf.projector_pairing import pair_folder
 from app.engine.types import DecodedImage
 from app.engine.vision.images import MAX_IMAGE_BYTES, ImageError, load_image
 from app.models.image_records import StoredImage
 from app.models.records import MessageRecord
 from app.models.store import Store
+from app.services.library_pairings import library_pairings
 
 CACHE_BYTES = 256 * 2**20  # decoded RGB kept for the next turns (a 12 MP photo is 36 MB)
 
 
 class DecodedImages:
     """Decoded pixels by file path, least recently used dropped first. Thread-safe: the window
-    primes it on the GUI thread and may read it from a worker."""
+    fills and reads it from worker threads (saving at Send, warming a chat, building a history)."""
 
     def __init__(self, budget: int = CACHE_BYTES) -> None:
         self._budget = budget
@@ -78,18 +78,10 @@ def warm(records: Iterable[MessageRecord], folder: Path,
 
 
 def vision_models(store: Store) -> list[str]:
-    """The library's models that have a vision projector beside them (what
-    `app.services.library.projector_for` finds), by file name. Each folder's headers are read
-    once, however many models it holds."""
-    folders: dict[Path, dict[Path, Path | None]] = {}
-    names = []
-    for model in store.list_model_files():
-        path = Path(model.path)
-        if path.parent not in folders:
-            folders[path.parent] = pair_folder(path.parent).models
-        if folders[path.parent].get(path) is not None:
-            names.append(path.name)
-    return names
+    """The library's models that load with a vision projector (the user's pick, else the one
+    beside them), by file name: the latest pairing pass's result, which the window works out
+    off the GUI thread (`app.services.library_pairings`)."""
+    return library_pairings(store).vision_names(store)
 
 
 def no_vision_message(model: str | None, vision: Iterable[str]) -> str:

@@ -23,8 +23,9 @@ from pathlib import Path
 from app.engine.gguf.projector_pairing import FolderPairing, is_projector, pair_folder
 from app.models.store import Store
 
-__all__ = ["PROJECTORS_SETTING", "ProjectorChoice", "ProjectorPickError", "choose_projector",
-           "library_projectors", "projector_choice", "projector_path", "reset_projector"]
+__all__ = ["PROJECTORS_SETTING", "ProjectorChoice", "ProjectorPickError", "choices_for",
+           "choose_projector", "library_projectors", "projector_choice", "projector_path",
+           "reset_projector", "user_picks"]
 
 PROJECTORS_SETTING = "model_projectors"
 _NONE = ""  # the user's "load this model without a projector"
@@ -65,7 +66,8 @@ def _auto(model: Path) -> Path | None:
     return pairing.models.get(model)
 
 
-def _picks(store: Store) -> dict[str, str]:
+def user_picks(store: Store) -> dict[str, str]:
+    """The user's picks, model path to projector path ("": none); one setting read."""
     saved = store.get_setting(PROJECTORS_SETTING, {})
     if not isinstance(saved, dict):  # a hand-edited value never stops a model from loading
         return {}
@@ -92,7 +94,7 @@ def _size(path: Path) -> int:
 
 def projector_choice(store: Store, model_path: str | Path) -> ProjectorChoice:
     """The projector the model at ``model_path`` loads with, and whether the user chose it."""
-    return _choice(model_path, _picks(store))
+    return _choice(model_path, user_picks(store))
 
 
 def projector_path(store: Store, model_path: str | Path) -> Path | None:
@@ -103,7 +105,13 @@ def projector_path(store: Store, model_path: str | Path) -> Path | None:
 def library_projectors(store: Store, model_paths: Iterable[str | Path]
                        ) -> dict[str, ProjectorChoice]:
     """Each model path's `ProjectorChoice`, with one read of the user's picks."""
-    picks = _picks(store)
+    return choices_for(model_paths, user_picks(store))
+
+
+def choices_for(model_paths: Iterable[str | Path], picks: dict[str, str]
+                ) -> dict[str, ProjectorChoice]:
+    """Each model path's `ProjectorChoice` given the user's ``picks`` (`user_picks`): reads
+    headers beside the models but not the Store, so a worker may run it after the Store closed."""
     return {str(path): _choice(path, picks) for path in model_paths}
 
 
@@ -131,7 +139,7 @@ def reset_projector(store: Store, model_path: str | Path) -> ProjectorChoice:
 
 
 def _save(store: Store, model: str, value: str | None) -> None:
-    picks = _picks(store)
+    picks = user_picks(store)
     if value is None:
         picks.pop(model, None)
     else:

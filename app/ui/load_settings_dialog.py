@@ -125,7 +125,9 @@ class LoadSettingsDialog(QDialog):
         self.layers_label = QLabel()
         self.layers_label.setMinimumWidth(90)
         self.auto_button = QPushButton("Auto")
-        self.auto_button.setToolTip("The most layers that fit on the GPU with 512 MiB to spare")
+        self.auto_button.setToolTip("The most layers that fit on the GPU with 512 MiB to spare"
+                                    + (", beside the vision projector" if self.projector_bytes
+                                       else ""))
         self.auto_button.setEnabled(bool(self.gpus))
         self.auto_button.clicked.connect(self.pick_auto)
         layers_row = QHBoxLayout()
@@ -240,7 +242,8 @@ class LoadSettingsDialog(QDialog):
         )
 
     def pick_auto(self) -> None:
-        self.layers.setValue(auto_gpu_layers(self.info, self.settings(), self.gpus))
+        self.layers.setValue(auto_gpu_layers(self.info, self.settings(), self.gpus,
+                                             projector_bytes=self.projector_bytes))
 
     def save(self) -> None:
         self._store.set_setting(settings_key(self.info.path), self.settings().to_dict())

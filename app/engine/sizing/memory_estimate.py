@@ -241,14 +241,18 @@ def auto_gpu_layers(
     gpus: list[GpuInfo],
     headroom: int = DEFAULT_HEADROOM,
     shape: ModelShape | None = None,
+    projector_bytes: int = 0,
 ) -> int:
-    """The largest ``n_gpu_layers`` whose estimate leaves ``headroom`` free on every GPU."""
+    """The largest ``n_gpu_layers`` whose estimate leaves ``headroom`` free on every GPU.
+    ``projector_bytes``: the vision projector loaded with the model, which goes on the main GPU
+    with the first offloaded layer, so it takes room the layers would otherwise get."""
     if not gpus:
         return 0
     shape = shape or shape_of(info)
     for n in range(info.block_count + 1, 0, -1):
         trial = LoadSettings(**{**settings.to_dict(), "n_gpu_layers": n})
-        est = estimate_memory(info, trial, gpus, ram_available=1 << 62, shape=shape)
+        est = estimate_memory(info, trial, gpus, ram_available=1 << 62, shape=shape,
+                              projector_bytes=projector_bytes)
         if all(v + headroom <= f for v, f in zip(est.vram_bytes, est.vram_free, strict=True)):
             return n
     return 0

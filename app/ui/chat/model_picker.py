@@ -22,7 +22,7 @@ from app.engine.inference.prompt_format import PLAIN_FORMAT_LABEL
 from app.engine.types import LoadSettings, ModelInfo
 from app.engine.units import human_bytes
 from app.models.store import Store
-from app.services.projectors import library_projectors, projector_choice
+from app.services.projectors import projector_choice
 from app.ui import load_settings_dialog
 from app.ui.bridge import EngineBridge
 from app.ui.load_settings_dialog import (  # noqa: F401 - default_load_settings is re-exported
@@ -31,9 +31,11 @@ from app.ui.load_settings_dialog import (  # noqa: F401 - default_load_settings 
     open_load_settings,
     saved_load_settings,
 )
+from app.ui.pairings_watch import pairings_watch
 from app.ui.plain_text import make_plain
 
 TEMPLATE_LABEL = "Model's chat template"
+VISION_MARK = " · vision"
 
 
 class ModelPicker(QWidget):
@@ -44,6 +46,11 @@ class ModelPicker(QWidget):
         self._store = store
         self._bridge = bridge
         self._job: int | None = None  # the load this picker is waiting for
+        self._labels: dict[str, str] = {}  # each listed model's label, without the vision mark
+        # Vision marks come from the library's pairing pass, shared with My Models: it reads
+        # the headers of the files beside each model, so it runs off the GUI thread.
+        self._pairings = pairings_watch(store)
+        self._pairings.changed.connect(self._mark_vision)
 
         self.combo = QComboBox(self)
         self.combo.setMinimumContentsLength(24)
@@ -109,12 +116,13 @@ class ModelPicker(QWidget):
         keep = self.combo.currentData() or self._bridge.loaded_path
         self.combo.clear()
         records = self._store.list_model_files()
-        # Folder pairings are cached by the folders' modification times: cheap after the first.
-        projectors = library_projectors(self._store, [r.path for r in records])
-        for record in records:
-            name = record.name or Path(record.path).stem
-            vision = " · vision" if projectors[record.path].vision else ""
-            self.combo.addItem(f"{name} · {record.file_type}{vision}", record.path)
+        # Names and types from the Store now; the marks of the last pairing pass at once, then
+        # a fresh pass's when it ends (the library or the files beside a model may have changed).
+        self._labels = {r.path: f"{r.name or Path(r.path).stem} · {r.file_type}"
+                        for r in records}
+        for path in self._labels:
+            self.combo.addItem(self._label(path), path)
+        self._pairings.refresh(list(self._labels))
         row = self.combo.findData(keep)
         if row >= 0:
             self.combo.setCurrentIndex(row)
@@ -153,6 +161,16 @@ class ModelPicker(QWidget):
         return open_load_settings(self._store, record.info, self)
 
     # -- private -------------------------------------------------------------------------------
+    def _label(self, path: str) -> str:
+        return self._labels[path] + (VISION_MARK if self._pairings.is_vision(path) else "")
+
+    def _mark_vision(self, _user_choice: bool = False) -> None:
+        # Item texts change in place: the selection and the order stay as they are.
+        for row in range(self.combo.count()):
+            path = self.combo.itemData(row)
+            if path in self._labels:
+                self.combo.setItemText(row, self._label(path))
+
     def _on_load_clicked(self) -> None:
         if self._job is not None:
             self._bridge.cancel(self._job)

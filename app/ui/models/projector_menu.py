@@ -3,7 +3,8 @@ pick, unpick or return to automatic pairing.
 
 Pairings come from `app.services.projectors`; reading them means reading the headers of the
 files beside each model, so a refresh runs on the page's `TaskRunner` and the table and details
-redraw when it returns (`changed`). A refresh superseded by a newer one is dropped.
+redraw when it returns (`changed`). The pass and its result are the Store's `PairingsWatch`,
+shared with the chat's model picker, so one pass serves both and a pick here reaches it at once.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from app.services.projectors import (
     ProjectorChoice,
     ProjectorPickError,
     choose_projector,
-    library_projectors,
     reset_projector,
 )
+from app.ui.pairings_watch import pairings_watch
 from app.ui.plain_text import escaped_rich
 from app.ui.workers import TaskRunner
 
@@ -35,9 +36,11 @@ class ProjectorMenu(QObject):
         self._store = store
         self._tasks = tasks
         self._parent = parent
-        self._choices: dict[str, ProjectorChoice] = {}
+        self._watch = pairings_watch(store)
+        # A bound method: Qt drops the connection when this menu is deleted, so a pass ending
+        # after the page closed goes nowhere.
+        self._watch.changed.connect(self._pairings_changed)
         self._model: str | None = None  # the selected model's path
-        self._generation = 0
         self.button = QPushButton("Vision projector")
         self.button.setToolTip("The mmproj file a vision model reads images with")
         menu = QMenu(self.button)
@@ -52,23 +55,18 @@ class ProjectorMenu(QObject):
     # -- what the page asks ----------------------------------------------------------------------
     def refresh(self, model_paths: Sequence[str]) -> None:
         """Work out every model's projector in the background; `changed` when known."""
-        self._generation += 1
-        # A bound method, not a partial: Qt drops the connection when this menu is deleted,
-        # so a result arriving after the page closed goes nowhere.
-        self._tasks.start(_pairings, self._generation, self._store, list(model_paths),
-                          on_returned=self._found)
+        self._watch.refresh(model_paths, self._tasks)
 
     def choice(self, model_path: str) -> ProjectorChoice | None:
         """The model's projector, None while it is being worked out."""
-        return self._choices.get(model_path)
+        return self._watch.choice(model_path)
 
     def is_vision(self, model_path: str) -> bool:
-        choice = self._choices.get(model_path)
-        return choice is not None and choice.vision
+        return self._watch.is_vision(model_path)
 
     def select(self, model_path: str | None) -> None:
         self._model = model_path
-        choice = self._choices.get(model_path) if model_path else None
+        choice = self._watch.choice(model_path) if model_path else None
         self.button.setEnabled(model_path is not None)
         self.none_action.setEnabled(choice is None or choice.path is not None)
         self.auto_action.setEnabled(choice is not None and choice.chosen)
@@ -100,19 +98,8 @@ class ProjectorMenu(QObject):
 
     # -- private ---------------------------------------------------------------------------------
     def _changed(self, model: str, choice: ProjectorChoice) -> None:
-        self._choices[model] = choice
-        self.select(model)
-        self.changed.emit(True)
+        self._watch.put(model, choice)  # `changed` comes back through the watch
 
-    def _found(self, result: tuple[int, dict[str, ProjectorChoice]]) -> None:
-        generation, choices = result
-        if generation != self._generation:  # a newer refresh is on its way
-            return
-        self._choices = choices
+    def _pairings_changed(self, user_choice: bool) -> None:
         self.select(self._model)
-        self.changed.emit(False)
-
-
-def _pairings(generation: int, store: Store, model_paths: list[str]
-              ) -> tuple[int, dict[str, ProjectorChoice]]:
-    return generation, library_projectors(store, model_paths)
+        self.changed.emit(user_choice)
