@@ -12,6 +12,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from app.engine.inference.reasoning import CLOSE_TAG, OPEN_TAG, reasoning_apart
@@ -133,13 +134,35 @@ def merged_stats(earlier: GenerationStats, later: GenerationStats) -> Generation
         opens_thinking=earlier.opens_thinking or later.opens_thinking)
 
 
+@dataclass(frozen=True)
+class HistorySource:
+    """What a reply's history is built from. Building it decodes the branch's images that are
+    not kept yet (`DECODED`: a reopened chat's, until its warm-up has run), which can take a
+    while: the window builds it on a worker thread when `has_images`."""
+
+    system_prompt: str
+    branch: tuple[MessageRecord, ...]
+    keep_reasoning: bool
+    images_folder: Path
+
+    @property
+    def has_images(self) -> bool:
+        return any(r.role == "user" and r.images_json for r in self.branch)
+
+    def build(self) -> list[ChatMessage]:
+        folder = self.images_folder
+        return history_for_model(self.system_prompt, self.branch,
+                                 keep_reasoning=self.keep_reasoning,
+                                 images=lambda record: turn_images(record, folder))
+
+
 @dataclass
 class StartedReply:
     """A reply about to stream: its placeholder row, what to send, and the writer saving it."""
 
     chat: ChatRecord
     placeholder: MessageRecord
-    history: list[ChatMessage]
+    source: HistorySource
     writer: ReplyWriter
     # Structured output on: the schema the reply must follow (the engine makes it a grammar).
     response_schema: dict[str, Any] | None = None
@@ -149,6 +172,14 @@ class StartedReply:
     # Continue: the reply's text so far (the engine's ``continue_from``) and its stats then.
     continue_from: str = ""
     earlier: GenerationStats | None = None
+    built: list[ChatMessage] | None = None
+
+    @property
+    def history(self) -> list[ChatMessage]:
+        """The messages the model is sent, built on first use (see `HistorySource`)."""
+        if self.built is None:
+            self.built = self.source.build()
+        return self.built
 
 
 class ChatSession:
@@ -188,18 +219,17 @@ class ChatSession:
                     ) -> StartedReply | None:
         """Add the streaming placeholder (after `parent_id`: a regenerate makes it a sibling of
         the old reply) and return the history for `branch`, the messages before it
-        (``keep_reasoning``: see `history_for_model`)."""
+        (``keep_reasoning``: see `history_for_model`), built when first read."""
         chat = self.chat()
         if chat is None:
             return None
-        folder = self.store.images_folder
-        history = history_for_model(chat.system_prompt, branch, keep_reasoning=keep_reasoning,
-                                    images=lambda record: turn_images(record, folder))
+        source = HistorySource(chat.system_prompt, tuple(branch), keep_reasoning,
+                               self.store.images_folder)
         if model_path and chat.model_path != model_path:
             self.store.update_chat(chat.id, model_path=model_path)
         placeholder = self.store.add_message(chat.id, "assistant", "", status="streaming",
                                              parent_id=parent_id)
-        started = StartedReply(chat, placeholder, history, ReplyWriter(self.store, placeholder.id))
+        started = StartedReply(chat, placeholder, source, ReplyWriter(self.store, placeholder.id))
         if chat.structured_output:
             check = parse_schema_text(chat.response_schema)
             started.response_schema = check.schema
@@ -216,10 +246,9 @@ class ChatSession:
         chat = self.chat()
         if chat is None or chat.structured_output or not can_continue(reply):
             return None
-        folder = self.store.images_folder
-        before = [r for r in branch if r.id != reply.id]
-        history = history_for_model(chat.system_prompt, before, keep_reasoning=keep_reasoning,
-                                    images=lambda record: turn_images(record, folder))
+        before = tuple(r for r in branch if r.id != reply.id)
+        source = HistorySource(chat.system_prompt, before, keep_reasoning,
+                               self.store.images_folder)
         text = continuation_text(reply)
         if not self.store.update_message(reply.id, content=text, reasoning=None,
                                          status="streaming", error=None):
@@ -227,7 +256,7 @@ class ChatSession:
         placeholder = dataclasses.replace(reply, content=text, reasoning=None,
                                           status="streaming", error=None)
         writer = ReplyWriter(self.store, reply.id, initial=text)
-        return StartedReply(chat, placeholder, history, writer, continue_from=text,
+        return StartedReply(chat, placeholder, source, writer, continue_from=text,
                             earlier=reply.stats)
 
     @staticmethod

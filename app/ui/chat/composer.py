@@ -4,7 +4,7 @@ refused with its reason, the text and the other images stay) and waits as a thum
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, Qt, Signal
@@ -197,12 +197,19 @@ class Composer(QWidget):
         else:
             self.sendRequested.emit(text)
 
-    def accept_sent(self) -> None:
-        """The page took the text and images: clear them and leave edit mode."""
+    def accept_sent(self, text: str | None = None, sent: Sequence[Attachment] | None = None
+                    ) -> None:
+        """The page took the text and images: clear them and leave edit mode. With ``text``
+        and ``sent`` (a Send whose images were saved meanwhile) only those go: an image added
+        or text typed since stays."""
         self._editing = None
-        self.input.clear()
-        self.images.clear()
-        self.image_strip.set_images([])
+        if text is None or self.text() == text:
+            self.input.clear()
+        if sent is None:
+            self.images.clear()
+        else:
+            self.images[:] = [a for a in self.images if not any(a is s for s in sent)]
+        self.image_strip.set_images(self.images)
         self._show_banner(False)
 
     def _on_button(self) -> None:

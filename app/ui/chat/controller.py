@@ -6,8 +6,11 @@ that saves it in batches off the GUI thread, so a crash loses at most half a sec
 and a Stop or an engine failure keeps what was written. Events of any job but the current one
 are ignored.
 
-A chat with document collections first builds the question's document context off the GUI
-thread (app.ui.documents.asking); the reply's sources are saved on it, then it is sent.
+Before a reply, file work runs off the GUI thread: images attached at Send are saved first
+(app.ui.chat.image_steps; the message is stored only once they are, and `sendEnded` tells the
+composer whether to let them go), a history holding images is built (decoded) there, and a chat
+with document collections builds the question's document context (app.ui.documents.asking);
+the reply's sources are saved on it, then it is sent.
 
 Nothing a click does destroys text: regenerate and edit-and-resend add a new version beside the
 old one (the Store keeps messages as a tree), and the user moves between versions or deletes one.
@@ -22,30 +25,33 @@ from collections.abc import Callable, Sequence
 from PySide6.QtCore import QObject, Signal
 
 from app.engine.inference.reasoning import template_keeps_reasoning
-from app.engine.types import ChatMessage, GenerationStats, ToolCall
-from app.models.document_records import ReplySources
+from app.engine.types import GenerationStats, ToolCall
+from app.models.image_records import StoredImage
 from app.models.records import MessageRecord, calls_data
 from app.models.reply_writer import ReplyWriter
 from app.models.store import Store
 from app.models.store_values import UNSET, _Unset
-from app.services.chat_images import Attachment, no_vision_message, save_attachments, vision_models
-from app.services.chat_session import ChatSession, StartedReply, can_continue, dropped_notice
-from app.services.documents import DocumentContext
-from app.services.tool_loop import ToolLoop, max_steps
+from app.services.chat_images import Attachment, no_vision_message, vision_models
+from app.services.chat_session import ChatSession, can_continue, dropped_notice
 from app.ui.bridge import EngineBridge
+from app.ui.chat.image_steps import ImageSteps
 from app.ui.chat.message_model import MessageListModel
-from app.ui.chat.reply_state import NO_JOB, STOPPED_READING, Reply
+from app.ui.chat.reply_state import NO_JOB, Reply
+from app.ui.chat.reply_steps import ReplySteps
 from app.ui.chat.tool_driver import ToolDriver
 from app.ui.chat.tool_sources import ToolSources
 from app.ui.documents.asking import DocumentAsker
 
 
-class ChatController(QObject):
+class ChatController(QObject, ReplySteps):
     busyChanged = Signal(bool)
     statsChanged = Signal(object)  # GenerationStats of the reply that just ended
     notice = Signal(str)
     contextChanged = Signal(int, int)  # tokens in the context, context size
     chatUpdated = Signal(int)  # a chat's title or order changed (or it was just created)
+    # A Send's message was stored (True) or not (False: its images could not be saved, or Stop
+    # or another chat came first): the composer lets its text and images go only on True.
+    sendEnded = Signal(bool)
 
     def __init__(
         self,
@@ -70,6 +76,11 @@ class ChatController(QObject):
         self._session = ChatSession(store)
         self._reply: Reply | None = None
         self._last_writer: ReplyWriter | None = None
+        self._saving: tuple[int, str] | None = None  # a Send's save ticket and text
+        self.image_steps = ImageSteps(store, self)
+        self.image_steps.saved.connect(self._on_images_saved)
+        self.image_steps.historyBuilt.connect(self._on_history_built)
+        self.image_steps.failed.connect(self._on_image_step_failed)
         bridge.promptInfo.connect(self._on_prompt_info)
         bridge.tokens.connect(self._on_tokens)
         bridge.done.connect(self._on_done)
@@ -89,7 +100,7 @@ class ChatController(QObject):
 
     @property
     def busy(self) -> bool:
-        return self._reply is not None or self.tool_driver.active
+        return self._saving is not None or self._reply is not None or self.tool_driver.active
 
     @property
     def current_job(self) -> int | None:
@@ -118,14 +129,27 @@ class ChatController(QObject):
     # -- user actions --------------------------------------------------------------------------
     def send(self, text: str, images: Sequence[Attachment] = ()) -> bool:
         """Add the user's message (with its images) and start a reply; False (nothing sent)
-        for an empty message, or images the loaded model cannot read (`notice` says why)."""
+        for an empty message, or images the loaded model cannot read (`notice` says why).
+        Images are saved on a worker first (busy meanwhile); `sendEnded` gives the outcome."""
         if not (text.strip() or images) or self.busy or not self._readable(images):
             return False
-        try:
-            stored = save_attachments(self._store, images)
-        except OSError as exc:
-            self.notice.emit(f"Could not save the images: {exc.strerror or exc}")
-            return False
+        if images:
+            self._saving = (self.image_steps.save(images), text)
+            self.busyChanged.emit(True)
+        else:
+            self._store_message(text, ())
+        return True
+
+    def _on_images_saved(self, ticket: int, stored: tuple[StoredImage, ...]) -> None:
+        if self._saving is None or self._saving[0] != ticket:
+            return  # stopped, or another chat opened: the composer kept the message
+        text = self._saving[1]
+        self._saving = None
+        self._store_message(text, stored)
+        if not self.busy:  # no reply started (an unusable schema said why)
+            self.busyChanged.emit(False)
+
+    def _store_message(self, text: str, stored: tuple[StoredImage, ...]) -> None:
         chat, created = self._session.ensure_chat()
         if created:
             self.model.set_messages([])
@@ -133,7 +157,13 @@ class ChatController(QObject):
             self._session.add_user_message(chat, text, self.model.records(), images=stored)
         )
         self._start_reply(chat.id)
-        return True
+        self.sendEnded.emit(True)
+
+    def _end_saving(self, message: str) -> None:
+        self._saving = None
+        self.busyChanged.emit(False)
+        self.sendEnded.emit(False)
+        self.notice.emit(message)
 
     def _readable(self, images: Sequence[Attachment]) -> bool:
         """Images (new or earlier in the branch) go only to a model with a projector: refused
@@ -145,10 +175,14 @@ class ChatController(QObject):
         return False
 
     def stop(self) -> None:
-        """Ask the engine to stop the reply; `done` then arrives and the text is kept."""
-        if self._reply is not None:
+        """Ask the engine to stop the reply; `done` then arrives and the text is kept. A Send
+        still saving its images is dropped (the composer keeps the message)."""
+        if self._saving is not None:
+            self._end_saving("Not sent: stopped while its images were saved. Your message is "
+                             "still there.")
+        elif self._reply is not None:
             if self._reply.job_id == NO_JOB:
-                self._reply.stopped = True  # ended when the document step returns
+                self._reply.stopped = True  # ended when the image or document step returns
             else:
                 self._bridge.cancel(self._reply.job_id)
         elif self.tool_driver.active:
@@ -178,7 +212,7 @@ class ChatController(QObject):
         self.model.replace_last(started.placeholder)
         self._last_writer = started.writer
         self._reply = Reply(NO_JOB, self.chat_id, started)
-        self._send(self._reply, started.history)
+        self._prepare(self._reply)
         self.busyChanged.emit(True)
         return True
 
@@ -252,58 +286,17 @@ class ChatController(QObject):
             return
         was_busy = self.busy  # a loop's next reply: the page is busy already
         self._reply = Reply(NO_JOB, chat_id, started)
-        history = started.history
-        model = self._bridge.loaded_path
-        if (self.documents is not None and model and history and history[-1].role == "user"
-                and self.documents.wanted(chat_id)):
-            self._reply.ticket = self.documents.ask(
-                chat_id, history, model, self._bridge.n_ctx, started.chat.sampling.max_tokens)
-        else:
-            self._send(self._reply, history)
+        self._prepare(self._reply)
         if not was_busy:
             self.busyChanged.emit(True)
         self.chatUpdated.emit(chat_id)
 
-    def _send(self, reply: Reply, history: list[ChatMessage]) -> None:
-        started = reply.started
-        tools, choice = self._tools_for(started) if not started.continue_from else ([], "auto")
-        reply.job_id = self._bridge.chat(history, started.chat.sampling,
-                                         started.chat.overflow_policy, started.response_schema,
-                                         tools, choice, continue_from=started.continue_from)
-
-    def _on_documents_ready(self, ticket: int, history: list[ChatMessage],
-                            found: DocumentContext) -> None:
-        reply = self._reply
-        if reply is None or reply.ticket != ticket or reply.job_id != NO_JOB:
-            return
-        sources = ReplySources(found.mode, found.explanation, found.citations)
-        self._store.update_message(reply.message_id, sources=sources)
-        if self._showing(reply):
-            self.model.replace_last(dataclasses.replace(
-                self.model.last_record(), sources_json=json.dumps(sources.to_dict())))
-        if reply.stopped:
-            self._on_documents_failed(ticket, STOPPED_READING)
-            return
-        self._send(reply, history)
-
-    def _on_documents_failed(self, ticket: int, message: str) -> None:
-        reply = self._reply
-        if reply is None or reply.ticket != ticket or reply.job_id != NO_JOB:
-            return
-        self._on_failed(NO_JOB, STOPPED_READING if reply.stopped else message, "documents")
-
-    def _tools_for(self, started: StartedReply) -> tuple[list[dict], str]:
-        """The tools this reply may call and its tool_choice; a first reply starts the loop."""
-        chat = started.chat
-        if not chat.tools_enabled or chat.structured_output or self.tools is None:
-            return [], "auto"
-        driver = self.tool_driver
-        if not driver.active:
-            self.tools.ensure_connected()
-            driver.begin(ToolLoop(self.tools.box, self.tools.permissions, max_steps(self._store)))
-        loop = driver.loop
-        assert loop is not None
-        return loop.offered(), self.tool_choice(loop.step + 1)
+    def _on_image_step_failed(self, ticket: int, message: str) -> None:
+        if self._saving is not None and self._saving[0] == ticket:
+            self._end_saving(message)
+        elif (self._reply is not None and self._reply.images_ticket == ticket
+              and self._reply.job_id == NO_JOB):
+            self._on_failed(NO_JOB, message, "images")
 
     def _continue_loop(self) -> None:
         """Every call of the last step is answered: the model reads the results and goes on."""

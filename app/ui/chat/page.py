@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from app.models.chat_export import export_json, export_markdown
 from app.models.store import Store
-from app.services.chat_images import no_vision_message, vision_models, warm
+from app.services.chat_images import Attachment, no_vision_message, vision_models, warm
 from app.ui.bridge import EngineBridge
 from app.ui.chat.approval_panel import ApprovalPanel
 from app.ui.chat.chat_list import ChatList
@@ -51,6 +51,7 @@ class ChatPage(QWidget):
         self._store = store
         self._bridge = bridge
         self._shown: int | None = None  # the chat whose settings and header are on screen
+        self._sending: tuple[str, tuple[Attachment, ...]] | None = None  # until `sendEnded`
         self.messages = MessageListModel(self)
         self.tool_sources = ToolSources(store, self)
         self.document_asker = DocumentAsker(store, bridge.pool, self)
@@ -220,6 +221,7 @@ class ChatPage(QWidget):
         c.contextChanged.connect(self.status_line.set_context)
         c.notice.connect(self.status_line.show_notice)
         c.chatUpdated.connect(self._on_chat_updated)
+        c.sendEnded.connect(self._on_send_ended)
         tools = c.tool_driver
         tools.approvalNeeded.connect(self.approval_panel.ask)
         tools.approvalClosed.connect(self.approval_panel.hide)
@@ -238,6 +240,7 @@ class ChatPage(QWidget):
     def shutdown(self) -> None:
         """The window is closing: end a tool loop, stop the MCP servers and indexing."""
         self.controller.stop()
+        self.controller.image_steps.shutdown()
         self.tool_sources.close()
         self.documents_panel.shutdown()
         self.document_asker.shutdown()
@@ -268,8 +271,17 @@ class ChatPage(QWidget):
         if self.controller.chat_id is None and (text.strip() or self.composer.images):
             self.new_chat()  # so the settings panel edits the chat this message starts
         self.settings_panel.flush()
-        if self.controller.send(text, tuple(self.composer.images)):
-            self.composer.accept_sent()
+        images = tuple(self.composer.images)
+        self._sending = (text, images)
+        if not self.controller.send(text, images):
+            self._sending = None
+
+    def _on_send_ended(self, stored: bool) -> None:
+        # Images are saved off this thread first: the composer lets go of what was sent only
+        # once the message is stored, and keeps all of it when it was not.
+        sending, self._sending = self._sending, None
+        if stored and sending is not None:
+            self.composer.accept_sent(*sending)
             self.view.follow_latest()
 
     def _check_vision(self) -> None:
