@@ -102,3 +102,20 @@ def test_my_models_and_the_notice_reuse_the_pickers_pass(
     assert not _labels(picker)[str(model)].endswith(VISION_MARK)
     assert vision_models(hearth_store) == []
     assert tasks.shutdown()
+
+
+def test_a_load_at_startup_waits_for_the_pass_and_loads_with_the_projector(
+        qtbot, hearth_store, bridge, library, header_reads):
+    # The window loads the last model as it opens, while the picker's first pass is still
+    # reading the folder: the load waits for it instead of reading (or waiting on) it here.
+    model, _text = library
+    gate, threads = header_reads
+    picker = ModelPicker(hearth_store, bridge)
+    qtbot.addWidget(picker)
+    picker.load_when_paired(str(model))
+    assert not picker.loading and bridge.loaded_path is None
+
+    gate.set()
+    qtbot.waitUntil(lambda: bridge.loaded_path == str(model), timeout=20_000)
+    assert bridge.loaded_projector is not None and bridge.loaded_projector.endswith(".gguf")
+    assert threads and threading.main_thread() not in threads

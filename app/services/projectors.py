@@ -24,8 +24,8 @@ from app.engine.gguf.projector_pairing import FolderPairing, is_projector, pair_
 from app.models.store import Store
 
 __all__ = ["PROJECTORS_SETTING", "ProjectorChoice", "ProjectorPickError", "choices_for",
-           "choose_projector", "library_projectors", "projector_choice", "projector_path",
-           "reset_projector", "user_picks"]
+           "choose_projector", "folder_paired", "library_projectors", "projector_choice",
+           "projector_path", "reset_projector", "user_picks"]
 
 PROJECTORS_SETTING = "model_projectors"
 _NONE = ""  # the user's "load this model without a projector"
@@ -49,11 +49,25 @@ class ProjectorChoice:
 
 
 _cache_lock = threading.Lock()
+_paired: dict[str, int] = {}  # folder → the modification time its cached pairing is for
 
 
 @functools.lru_cache(maxsize=256)
 def _pairing(folder: str, _mtime_ns: int) -> FolderPairing:
-    return pair_folder(Path(folder))
+    pairing = pair_folder(Path(folder))
+    _paired[folder] = _mtime_ns
+    return pairing
+
+
+def folder_paired(model_path: str | Path) -> bool:
+    """Whether the pairing of the model's folder, as the folder is now, has been worked out
+    (then `projector_choice` reads no header). Never waits for a pass that is running."""
+    folder = Path(model_path).parent
+    try:
+        mtime = os.stat(folder).st_mtime_ns
+    except OSError:
+        return True  # no folder: nothing to read
+    return _paired.get(str(folder)) == mtime
 
 
 def _auto(model: Path) -> Path | None:

@@ -156,11 +156,11 @@ class MainWindow(QMainWindow):
         store = self.context.store
         last = store.get_setting(LAST_MODEL_KEY)
         if isinstance(last, str) and Path(last).is_file():
-            self.chat_page.model_picker.load_model(last)
+            self.chat_page.model_picker.load_when_paired(last)
             return
         starter = starter_record(store)
         if starter is not None:
-            self.chat_page.model_picker.load_model(starter.path)
+            self.chat_page.model_picker.load_when_paired(starter.path)
             return
         if store.list_model_files():
             return  # the user has models; let them pick one

@@ -46,8 +46,12 @@ class PairingsWatch(QObject):
             return
         planned = self.pairings.plan(store, model_paths)  # the Store is read here, not there
         self._running = True
-        (tasks or _runner()).start(self.pairings.run, planned, on_returned=self._found,
-                                   on_finished=self._finished)
+        (tasks or _runner()).start(self.pairings.run, planned, on_finished=self._finished)
+
+    @property
+    def running(self) -> bool:
+        """Whether a pass is running or asked for after it."""
+        return self._running or self._again_asked
 
     def choice(self, model_path: str | Path) -> ProjectorChoice | None:
         return self.pairings.choice(model_path)
@@ -61,15 +65,15 @@ class PairingsWatch(QObject):
         self.pairings.put(model_path, choice)
         self.changed.emit(True)
 
-    def _found(self, _choices: object) -> None:
-        self.changed.emit(False)
-
     def _finished(self) -> None:
+        # Also after a pass that failed (logged by the runner): whoever waits for one hears
+        # that it ended, with `running` telling whether another follows.
         self._running = False
         if self._again_asked:
             paths, tasks = self._again, self._again_tasks
             self._again, self._again_asked, self._again_tasks = None, False, None
             self.refresh(paths, tasks)
+        self.changed.emit(False)
 
 
 _watches: weakref.WeakKeyDictionary[Store, PairingsWatch] = weakref.WeakKeyDictionary()

@@ -22,7 +22,7 @@ from app.engine.inference.prompt_format import PLAIN_FORMAT_LABEL
 from app.engine.types import LoadSettings, ModelInfo
 from app.engine.units import human_bytes
 from app.models.store import Store
-from app.services.projectors import projector_choice
+from app.services.projectors import folder_paired, projector_choice
 from app.ui import load_settings_dialog
 from app.ui.bridge import EngineBridge
 from app.ui.load_settings_dialog import (  # noqa: F401 - default_load_settings is re-exported
@@ -50,7 +50,8 @@ class ModelPicker(QWidget):
         # Vision marks come from the library's pairing pass, shared with My Models: it reads
         # the headers of the files beside each model, so it runs off the GUI thread.
         self._pairings = pairings_watch(store)
-        self._pairings.changed.connect(self._mark_vision)
+        self._pairings.changed.connect(self._pairings_changed)
+        self._load_after_pairing: str | None = None  # see `load_when_paired`
 
         self.combo = QComboBox(self)
         self.combo.setMinimumContentsLength(24)
@@ -133,6 +134,7 @@ class ModelPicker(QWidget):
         """Load a model with ``settings``, else its saved load settings, else the defaults (the
         model's own context length, at most 8192 tokens). Returns the job, or None when the model
         will not fit and the user chose not to load it."""
+        self._load_after_pairing = None  # this load replaces one waiting for the pairing pass
         record = self._store.get_model_file_by_path(path)
         if settings is None:
             settings = saved_load_settings(self._store, path,
@@ -149,6 +151,18 @@ class ModelPicker(QWidget):
         self._job = self._bridge.load(path, settings, projector=projector.path)
         return self._job
 
+    def load_when_paired(self, path: str) -> None:
+        """`load_model` once the background pairing pass has read the model's folder (at
+        startup it is still running): its projector is then known without reading headers
+        here, nor waiting on the pass's lock."""
+        if folder_paired(path):
+            self.load_model(path)
+            return
+        self._load_after_pairing = path
+        self.progress.setValue(0)
+        self.progress.show()  # loading, as far as the user can tell
+        self._pairings.refresh([*self._labels, path])
+
     @property
     def loading(self) -> bool:
         return self._job is not None
@@ -164,7 +178,14 @@ class ModelPicker(QWidget):
     def _label(self, path: str) -> str:
         return self._labels[path] + (VISION_MARK if self._pairings.is_vision(path) else "")
 
-    def _mark_vision(self, _user_choice: bool = False) -> None:
+    def _pairings_changed(self, _user_choice: bool) -> None:
+        self._mark_vision()
+        path = self._load_after_pairing
+        if path is not None and (folder_paired(path) or not self._pairings.running):
+            self._load_after_pairing = None
+            self.load_model(path)
+
+    def _mark_vision(self) -> None:
         # Item texts change in place: the selection and the order stay as they are.
         for row in range(self.combo.count()):
             path = self.combo.itemData(row)
