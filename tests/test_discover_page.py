@@ -182,7 +182,9 @@ def test_badges_come_from_the_memory_estimate(qtbot, fake_hub: FakeHub, main_win
     small = tiny_gguf_bytes["small"]
     info, shape = read_header_bytes(small, len(small), "Tiny-1B-Q4_K_M.gguf")
     settings = LoadSettings(n_ctx=min(8192, info.context_length), n_gpu_layers=0)
-    est = estimate_memory(info, settings, [], ram_available=8 * gib, shape=shape)
+    # The repository ships a projector and its box is ticked: the estimate counts it.
+    est = estimate_memory(info, settings, [], ram_available=8 * gib, shape=shape,
+                          projector_bytes=len(small))
     item = _file_item(page, "Tiny-1B-Q4_K_M.gguf")
     assert item.text(2) == "CPU only"
     assert f"needs RAM {human_bytes(est.ram_bytes)}" in item.toolTip(2)

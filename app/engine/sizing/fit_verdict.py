@@ -33,6 +33,7 @@ class FitBadge:
     ram_available: int
     vram_free: int
     note: str = ""  # the estimator's figures; empty for a rough estimate
+    projector_bytes: int = 0  # a vision projector loaded with the model, counted in ``need``
 
     @property
     def ok(self) -> bool:
@@ -43,17 +44,21 @@ class FitBadge:
         if self.note:
             return self.note
         vram = f", {human_bytes(self.vram_free)} VRAM free" if self.vram_free else ", no GPU"
-        return (f"Rough estimate from the file size: needs about {human_bytes(self.need)}; "
+        projector = (f" with the vision projector ({human_bytes(self.projector_bytes)})"
+                     if self.projector_bytes else "")
+        return (f"Rough estimate from the file size: needs about {human_bytes(self.need)}"
+                f"{projector}; "
                 f"this machine has {human_bytes(self.ram_available)} RAM available{vram}.")
 
 
 def quick_fit(size: int, ram_available: int | None = None,
-              gpus: list[GpuInfo] | None = None) -> FitBadge:
-    """Size-vs-free-memory verdict for a file of ``size`` bytes (see the module doc)."""
+              gpus: list[GpuInfo] | None = None, projector_bytes: int = 0) -> FitBadge:
+    """Size-vs-free-memory verdict for a file of ``size`` bytes (see the module doc), loaded
+    with a vision projector of ``projector_bytes`` (0: none)."""
     if ram_available is None:
         ram_available = psutil.virtual_memory().available
     vram = sum(g.vram_free for g in gpus or [])
-    need = size + max(_MARGIN_FLOOR, int(size * _MARGIN_FRACTION))
+    need = size + max(_MARGIN_FLOOR, int(size * _MARGIN_FRACTION)) + projector_bytes
     if vram and need <= vram:
         verdict = "full offload"
     elif vram and need <= vram + ram_available:
@@ -62,19 +67,23 @@ def quick_fit(size: int, ram_available: int | None = None,
         verdict = "CPU only"
     else:
         verdict = TOO_LARGE
-    return FitBadge(verdict, need, ram_available, vram)
+    return FitBadge(verdict, need, ram_available, vram, projector_bytes=projector_bytes)
 
 
 def estimated_fit(info: ModelInfo, shape: ModelShape, ram_available: int,
-                  gpus: list[GpuInfo]) -> FitBadge:
+                  gpus: list[GpuInfo], projector_bytes: int = 0) -> FitBadge:
     """The memory estimator's verdict for a model not loaded yet: at ``FIT_CTX`` tokens of
-    context (or the model's own, if smaller), with as many layers on the GPUs as fit."""
+    context (or the model's own, if smaller), with as many layers on the GPUs as fit beside
+    a vision projector of ``projector_bytes`` (0: none)."""
     settings = LoadSettings(n_ctx=min(FIT_CTX, info.context_length or FIT_CTX))
-    layers = auto_gpu_layers(info, settings, gpus, shape=shape) if gpus else 0
+    layers = (auto_gpu_layers(info, settings, gpus, shape=shape, projector_bytes=projector_bytes)
+              if gpus else 0)
     settings = LoadSettings(**{**settings.to_dict(), "n_gpu_layers": layers})
-    est = estimate_memory(info, settings, gpus, ram_available=ram_available, shape=shape)
+    est = estimate_memory(info, settings, gpus, ram_available=ram_available, shape=shape,
+                          projector_bytes=projector_bytes)
     vram_need, vram_free = sum(est.vram_bytes), sum(est.vram_free)
-    lines = [f"Estimated at {est.n_ctx:,} tokens of context: needs RAM "
+    beside = " with the vision projector" if projector_bytes else ""
+    lines = [f"Estimated at {est.n_ctx:,} tokens of context{beside}: needs RAM "
              f"{human_bytes(est.ram_bytes)}"
              + (f", VRAM {human_bytes(vram_need)} ({est.layers_on_gpu} of "
                 f"{est.max_gpu_layers} layers on the GPU)" if gpus else "") + "."]
@@ -82,4 +91,4 @@ def estimated_fit(info: ModelInfo, shape: ModelShape, ram_available: int,
     vram = f", {human_bytes(vram_free)} VRAM free" if gpus else ", no GPU"
     lines.append(f"This machine has {human_bytes(ram_available)} RAM available{vram}.")
     return FitBadge(est.verdict, est.ram_bytes + vram_need, ram_available, vram_free,
-                    "\n".join(lines))
+                    "\n".join(lines), projector_bytes)

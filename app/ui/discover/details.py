@@ -45,6 +45,9 @@ class RepoDetails:
     repo_id: str
     files: list[HubFile]
     badges: dict[str, FitBadge] = field(default_factory=dict)  # by HubFile.name
+    # Each model file's fit loaded with the repository's vision projector (`repo_projector`),
+    # shown while "Also download the vision projector" is ticked.
+    projector_badges: dict[str, FitBadge] = field(default_factory=dict)
     card: str = ""
     card_error: str = ""
     loading: bool = False  # the file list only: badges and the card are still on their way
@@ -56,12 +59,18 @@ class BadgeReady:
 
     name: str  # HubFile.name
     badge: FitBadge
+    with_projector: FitBadge | None = None  # a model file's fit beside the repo's projector
 
 
 @dataclass(frozen=True)
 class CardReady:
     card: str
     error: str = ""
+
+
+def repo_projector(files: list[HubFile]) -> HubFile | None:
+    """The vision projector offered with the repository's models: its first mmproj file."""
+    return next((f for f in files if f.kind == "mmproj"), None)
 
 
 def on_disk(models_dir: Path, repo_id: str, hub_file: HubFile) -> bool:
@@ -90,6 +99,7 @@ class ModelDetails(QWidget):
     """Shows a `RepoDetails`; asks for downloads through `downloadRequested(repo, names)`."""
 
     downloadRequested = Signal(str, list)
+    visionFound = Signal(str)  # a repository's file list holds a vision projector
 
     def __init__(self, models_dir: Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -110,6 +120,8 @@ class ModelDetails(QWidget):
         self.with_projector = QCheckBox()
         self.with_projector.setChecked(True)
         self.with_projector.hide()
+        # The badges with and without the projector are both fetched: toggling only repaints.
+        self.with_projector.toggled.connect(self._repaint_badges)
 
         self.files = QTreeWidget()
         self.files.setObjectName("filesTree")
@@ -148,25 +160,37 @@ class ModelDetails(QWidget):
         layout.addWidget(split)
         self._details: RepoDetails | None = None
         self._projector: HubFile | None = None
+        self._model: HubModel | None = None
 
     # -- states --------------------------------------------------------------------------------
     def show_loading(self, model: HubModel) -> None:
         self._details = None
+        self._model = model
         self.title.setText(model.repo_id)
+        self._write_subtitle(vision=False)
+        self.purpose.setVisible("embedding" in model.notable_tags)
+        self.files.clear()
+        self.with_projector.hide()
+        QTreeWidgetItem(self.files, ["Loading files…"])
+        self.card.setPlainText("Loading the model card…")
+
+    def _write_subtitle(self, vision: bool) -> None:
+        """The repository's figures and tags; ``vision`` adds the tag its Hub tags may lack
+        when its file list holds a projector."""
+        model = self._model
+        if model is None:
+            return
         bits = [f"by {model.author}", f"{human_count(model.downloads)} downloads",
                 f"{human_count(model.likes)} likes"]
         if model.parameters:
             bits.insert(1, f"{human_count(model.parameters)} parameters")
         if model.licence:
             bits.append(f"licence: {model.licence}")
-        if model.notable_tags:
-            bits.append("tags: " + ", ".join(model.notable_tags))
+        tags = model.notable_tags + (("vision",) if vision and "vision" not in
+                                     model.notable_tags else ())
+        if tags:
+            bits.append("tags: " + ", ".join(tags))
         self.subtitle.setText(" · ".join(bits))
-        self.purpose.setVisible("embedding" in model.notable_tags)
-        self.files.clear()
-        self.with_projector.hide()
-        QTreeWidgetItem(self.files, ["Loading files…"])
-        self.card.setPlainText("Loading the model card…")
 
     def show_error(self, message: str) -> None:
         self.files.clear()
@@ -178,12 +202,14 @@ class ModelDetails(QWidget):
         self.files.clear()
         models = [f for f in details.files if f.kind == "model"]
         projectors = [f for f in details.files if f.kind == "mmproj"]
-        self._projector = projectors[0] if projectors else None
+        self._projector = repo_projector(details.files)
         if self._projector is not None:
             self.with_projector.setText(
                 f"Also download the vision projector ({self._projector.name}, "
-                f"{human_bytes(self._projector.size)}) with a model")
+                f"{human_bytes(self._projector.size)}) with a model (counted in its fit)")
             self.with_projector.show()
+            self._write_subtitle(vision=True)
+            self.visionFound.emit(details.repo_id)
         else:
             self.with_projector.hide()
         if not details.files:
@@ -200,7 +226,7 @@ class ModelDetails(QWidget):
                 font = parent.font(0)
                 font.setBold(True)
                 parent.setFont(0, font)
-            self._add_file(parent, hub_file, details.badges.get(hub_file.name))
+            self._add_file(parent, hub_file, self._badge_for(hub_file.name))
         self.files.expandAll()
         if not details.loading:
             self.show_card(details.card, details.card_error)
@@ -219,7 +245,7 @@ class ModelDetails(QWidget):
         if isinstance(update, RepoDetails):
             self.show_details(update)
         elif isinstance(update, BadgeReady):
-            self.set_badge(update.name, update.badge)
+            self.set_badge(update.name, update.badge, update.with_projector)
         elif isinstance(update, CardReady):
             self.show_card(update.card, update.error)
 
@@ -228,17 +254,33 @@ class ModelDetails(QWidget):
         card already show them, so nothing is rebuilt under the user's cursor)."""
         if self._details is not None and self._details.repo_id == details.repo_id:
             self._details = details
-            for item in self.file_items():
-                self._paint_badge(item, details.badges.get(item.data(0, Qt.ItemDataRole.UserRole)))
+            self._repaint_badges()
         else:
             self.show_details(details)
 
-    def set_badge(self, name: str, badge: FitBadge | None) -> None:
+    def set_badge(self, name: str, badge: FitBadge | None,
+                  with_projector: FitBadge | None = None) -> None:
         if self._details is not None and badge is not None:
             self._details.badges[name] = badge
+            if with_projector is not None:
+                self._details.projector_badges[name] = with_projector
         for item in self.file_items():
             if item.data(0, Qt.ItemDataRole.UserRole) == name:
-                self._paint_badge(item, badge)
+                self._paint_badge(item, self._badge_for(name))
+
+    def _badge_for(self, name: str) -> FitBadge | None:
+        """A file's fit as the download would be: with the projector while the box is ticked."""
+        if self._details is None:
+            return None
+        if self._projector is not None and self.with_projector.isChecked():
+            badge = self._details.projector_badges.get(name)
+            if badge is not None:
+                return badge
+        return self._details.badges.get(name)
+
+    def _repaint_badges(self) -> None:
+        for item in self.file_items():
+            self._paint_badge(item, self._badge_for(item.data(0, Qt.ItemDataRole.UserRole)))
 
     def _add_file(self, parent: QTreeWidgetItem, hub_file: HubFile, badge: FitBadge | None) -> None:
         name = hub_file.name.rsplit("/", 1)[-1]

@@ -26,7 +26,7 @@ from app.engine.hub.api import (
 from app.engine.hub.hf_token import get_token
 from app.engine.sizing.fit_verdict import estimated_fit, quick_fit
 from app.engine.sizing.hardware import GpuInfo
-from app.ui.discover.details import BadgeReady, CardReady, RepoDetails
+from app.ui.discover.details import BadgeReady, CardReady, RepoDetails, repo_projector
 from app.ui.load_settings_dialog import known_gpus
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,14 @@ def fetch_details(repo_id: str) -> Generator[DetailsUpdate | None, None, RepoDet
     for update in probes(repo_id, files, ram_available, gpus, token):
         if isinstance(update, BadgeReady):
             details.badges[update.name] = update.badge
+            if update.with_projector is not None:
+                details.projector_badges[update.name] = update.with_projector
         else:
             details.card, details.card_error = update.card, update.error
         yield update
     details.badges = {f.name: details.badges[f.name] for f in files if f.name in details.badges}
+    details.projector_badges = {f.name: details.projector_badges[f.name] for f in files
+                                if f.name in details.projector_badges}
     return details
 
 
@@ -68,19 +72,27 @@ def probes(repo_id: str, files: list[HubFile], ram_available: int, gpus: list[Gp
     """The model card and a badge per file, each yielded as soon as it is in. A badge is the
     memory estimate from the file's header fetched from the Hub (the first part's, for a split
     file), or the size rule when the header cannot be had. Projectors get the size rule: they
-    are loaded beside a model, not on their own. Closing the generator drops the fetches not
-    yet started."""
+    are loaded beside a model, not on their own. A model file of a repository that ships a
+    projector gets a second badge with the projector's size counted (from the listing, so the
+    page switches between the two without asking the Hub again). Closing the generator drops
+    the fetches not yet started."""
+    projector = repo_projector(files)
+    extra = projector.size if projector is not None else 0
 
     def badge(hub_file: HubFile) -> BadgeReady:
+        paired = hub_file.kind == "model" and extra > 0
         if hub_file.kind == "model":
             try:
                 info, shape = remote_model_info(repo_id, hub_file.name, hub_file.size, token)
-                return BadgeReady(hub_file.name,
-                                  estimated_fit(info, shape, ram_available, gpus))
+                return BadgeReady(
+                    hub_file.name, estimated_fit(info, shape, ram_available, gpus),
+                    estimated_fit(info, shape, ram_available, gpus, extra) if paired else None)
             except HubError as exc:
                 log.info("No header for %s/%s (%s); using the size rule", repo_id,
                          hub_file.name, exc.kind)
-        return BadgeReady(hub_file.name, quick_fit(hub_file.size, ram_available, gpus))
+        return BadgeReady(
+            hub_file.name, quick_fit(hub_file.size, ram_available, gpus),
+            quick_fit(hub_file.size, ram_available, gpus, extra) if paired else None)
 
     def card() -> CardReady:
         try:

@@ -150,6 +150,7 @@ class DiscoverPage(QWidget):
         self.sort_combo.currentIndexChanged.connect(self.search)
         self.results.selectionModel().selectionChanged.connect(self._result_selected)
         self.details.downloadRequested.connect(self.download)
+        self.details.visionFound.connect(self.results_model.mark_vision)
         self.token_button.clicked.connect(self.edit_token)
         self.suggestion.searchRequested.connect(self.find_repo)
         self.downloads.event.connect(self._download_event)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtWidgets import QWidget
 
 from app.engine.hub.api import HubModel
@@ -50,6 +52,37 @@ COLUMNS = [
 ]
 
 
-def results_model(parent: QWidget | None = None) -> ColumnTableModel:
+TAGS_COLUMN = [c.header for c in COLUMNS].index("Tags")
+
+
+class ResultsModel(ColumnTableModel):
+    """The search results, with "vision" added to the tags of a repository whose file list
+    (fetched when it was opened) holds a projector though its Hub tags do not say so."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(COLUMNS, _tooltip, parent)
+        self._vision: set[str] = set()  # kept across searches: it is a fact about the repo
+
+    def mark_vision(self, repo_id: str) -> None:
+        if repo_id in self._vision:
+            return
+        self._vision.add(repo_id)
+        row = self.row_where(lambda m: m.repo_id == repo_id)
+        if row >= 0:
+            cell = self.index(row, TAGS_COLUMN)
+            self.dataChanged.emit(cell, cell, [Qt.ItemDataRole.DisplayRole])
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        text = super().data(index, role)
+        if (role == Qt.ItemDataRole.DisplayRole and index.column() == TAGS_COLUMN
+                and index.isValid()):
+            model: HubModel = self.record(index.row())
+            if model.repo_id in self._vision and "vision" not in model.notable_tags:
+                return ", ".join(filter(None, ("vision", text)))
+        return text
+
+
+def results_model(parent: QWidget | None = None) -> ResultsModel:
     """The search results: each search replaces the whole list."""
-    return ColumnTableModel(COLUMNS, _tooltip, parent)
+    return ResultsModel(parent)
