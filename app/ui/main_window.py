@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from app.engine.starter import starter_available
 from app.engine.types import ModelInfo
 from app.models.records import ModelFileRecord
+from app.models.store.image_files import StraySweep
 from app.services.library import ensure_starter, starter_record
 from app.ui.app_context import AppContext
 from app.ui.chat.page import ChatPage
@@ -108,6 +109,8 @@ class MainWindow(QMainWindow):
         self.nav.setCurrentRow(CHAT_PAGE)
         self._restore_geometry()
         self._start_model()
+        # Image files a stopped Send left behind, off the GUI thread; the close stops it.
+        self.tasks.start(store.stray_image_sweep, on_returned=self._stray_images_swept)
         self.developer_page.start_with_app()  # "Start the server with Hearth"
 
     def _build_nav(self) -> QListWidget:
@@ -188,6 +191,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"Could not prepare the starter model: {exc} Import a model from My Models."
         )
+
+    def _stray_images_swept(self, removed: StraySweep | None) -> None:
+        if removed is None:  # stopped by the close
+            return
+        if removed.files:
+            log.info("removed %d stray image files (%d bytes) no message names",
+                     removed.files, removed.bytes)
 
     # -- session save --------------------------------------------------------------------------
     def _remember_model(self, _job: int, path: str, _info: ModelInfo, _n_ctx: int) -> None:

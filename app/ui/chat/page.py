@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.models.chat_export import export_json, export_markdown
+from app.models.records import MessageRecord
 from app.models.store import Store
 from app.services.chat_images import Attachment, no_vision_message, vision_models, warm
 from app.ui.bridge import EngineBridge
@@ -37,6 +39,7 @@ from app.ui.documents.asking import DocumentAsker
 from app.ui.documents.citation_pane import CitationPane
 from app.ui.documents.panel import DocumentsPanel
 from app.ui.plain_text import escaped_rich, plain_label
+from app.ui.workers import TaskRunner
 
 LAST_CHAT_SETTING = "chat.last_id"  # reopened at the next start
 EXPORT_FORMATS = {"markdown": export_markdown, "json": export_json}
@@ -54,6 +57,7 @@ class ChatPage(QWidget):
         self._sending: tuple[str, tuple[Attachment, ...]] | None = None  # until `sendEnded`
         self.messages = MessageListModel(self)
         self.tool_sources = ToolSources(store, self)
+        self._warming = TaskRunner(self, max_threads=1)  # `shutdown` waits for its warm-ups
         self.document_asker = DocumentAsker(store, bridge.pool, self)
         self.controller = ChatController(store, bridge, self.messages, self,
                                          tools=self.tool_sources, documents=self.document_asker)
@@ -115,7 +119,7 @@ class ChatPage(QWidget):
         records = [r for r in self.messages.records() if r.images_json]
         if records:
             folder = self._store.images_folder
-            QThreadPool.globalInstance().start(lambda: warm(records, folder))
+            self._warming.start(_warm_turns, records, folder)
 
     def _show_last_stats(self) -> None:
         # An opened chat shows its last reply's numbers, so the context meter is right at once.
@@ -244,6 +248,7 @@ class ChatPage(QWidget):
         self.tool_sources.close()
         self.documents_panel.shutdown()
         self.document_asker.shutdown()
+        self._warming.shutdown()  # stops between turns: the Store closes next
 
     # -- reactions -----------------------------------------------------------------------------
     def open_citation(self, message_id: int, number: int) -> bool:
@@ -350,3 +355,9 @@ class ChatPage(QWidget):
         except OSError as exc:
             QMessageBox.warning(self, "Export failed",
                                 escaped_rich(f"Could not write {path}: {exc.strerror}"))
+
+
+def _warm_turns(records: Sequence[MessageRecord], folder: Path) -> Iterator[int]:
+    # One turn at a time, so a closing page stops the warm-up at the next turn.
+    for record in records:
+        yield warm([record], folder)
