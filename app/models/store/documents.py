@@ -267,6 +267,28 @@ class DocumentStore(Database):
                 .order_by(ChunkRow.position)).all()
         return [StoredChunk(*row) for row in rows]
 
+    def indexed_text(self, document_id: int) -> str:
+        """The document's text as it was indexed, put back together from its chunks (their
+        overlaps taken once; a gap the chunker trimmed, such as the break between sections,
+        becomes a line break): what whole-document mode gives the model, without reading or
+        parsing the file again, and the same text the passages were cut from."""
+        with self._reading() as conn:
+            rows = conn.execute(select(ChunkRow.start, ChunkRow.text)
+                                .where(ChunkRow.document_id == document_id)
+                                .order_by(ChunkRow.start, ChunkRow.position)).all()
+        parts: list[str] = []
+        covered = None  # where the text put together so far ends, in the document's offsets
+        for start, text in rows:
+            end = start + len(text)
+            if covered is None or start >= covered:
+                if covered is not None:
+                    parts.append("\n")
+                parts.append(text)
+            elif end > covered:
+                parts.append(text[covered - start:])
+            covered = end if covered is None else max(covered, end)
+        return "".join(parts)
+
     def remove_document(self, collection_id: int, path: str) -> bool:
         with self._writing() as session:
             gone = session.execute(delete(Document).where(

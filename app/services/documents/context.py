@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from app.engine.documents import DocumentError, read_document
 from app.engine.inference.embedding_runtime import TextTooLong
 from app.models.document_records import Citation  # saved with replies, so defined there
 from app.models.store.retrieval import DEFAULT_THRESHOLD  # the Store's relevance gate
@@ -76,7 +75,9 @@ def _names(collections: Sequence[CollectionRecord]) -> str:
 def _whole_documents(store: Store, collections: Sequence[CollectionRecord],
                      count_tokens: Callable[[str], int],
                      budget: int) -> tuple[list[Citation], int] | None:
-    """Every indexed document's text if all of it fits ``budget`` tokens, else None."""
+    """Every indexed document's text if all of it fits ``budget`` tokens, else None. The text
+    is the Store's, as indexed: the file is not read or parsed again, and a file changed since
+    gives what its passages and citations were made from until it is indexed again."""
     documents = [d for c in collections for d in store.list_documents(c.id)
                  if d.status == "indexed"]
     if not documents or sum(d.chunk_count for d in documents) * _MIN_TOKENS_PER_CHUNK > budget:
@@ -84,10 +85,7 @@ def _whole_documents(store: Store, collections: Sequence[CollectionRecord],
     citations: list[Citation] = []
     used = 0
     for number, record in enumerate(documents, start=1):
-        try:
-            text = read_document(record.path).text
-        except (DocumentError, OSError):
-            return None  # gone or changed into something unreadable: passages still work
+        text = store.indexed_text(record.id)
         used += count_tokens(text)
         if used > budget:
             return None
