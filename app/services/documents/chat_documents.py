@@ -12,6 +12,7 @@ Retrieval's top-k and relevance threshold are the user's settings (`retrieval_se
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -95,7 +96,8 @@ class ChatDocuments:
             self.tokenizer = VocabTokenizer(chat_model)
         except LoadError as exc:
             raise DocumentsUnavailable(str(exc)) from exc
-        self.count_tokens = self.tokenizer.count_tokens
+        # Each question counts the whole history again: earlier messages come from the cache.
+        self.count_tokens = functools.lru_cache(maxsize=2048)(self.tokenizer.count_tokens)
 
     def close(self) -> None:
         self.tokenizer.close()
