@@ -46,6 +46,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                             "Hearth's Developer page, or --api-key)")
     serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                        help="let web pages from this origin call the API (repeatable)")
+    serve.add_argument("--fetch-images", action="store_true",
+                       help="fetch images that requests give as http(s) addresses (off: only "
+                            "inline data: images are read). The server then makes web "
+                            "requests on a client's behalf, to this machine's network too")
     serve.set_defaults(func=run)
 
 
@@ -61,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
                               host=args.host, require_key=args.require_key)
             config = ServerConfig(host=args.host, port=args.port, network=args.network,
                                   api_keys=keys.keys, require_key=keys.required,
-                                  cors_origins=tuple(args.cors_origin))
+                                  cors_origins=tuple(args.cors_origin),
+                                  fetch_images=args.fetch_images)
             return _serve(store, config, args.model, keys.saved)
     except PortInUse as exc:
         print(f"hearth serve: {exc} (--port N picks another)", file=sys.stderr)
@@ -96,6 +101,9 @@ def _serve(store: Store, config: ServerConfig, specs: list[str], saved_keys: int
             if saved_keys and saved_keys < len(config.api_keys):
                 saved += " or the one given with --api-key"
             print(f"Clients must send an API key: {saved}.", file=sys.stderr)
+        if config.fetch_images:
+            print("Images at http(s) addresses in requests will be fetched (--fetch-images).",
+                  file=sys.stderr)
         print("Press Ctrl+C to stop.", file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.engine.inference.context_window import (
     REPLY_MIN,
@@ -25,14 +25,19 @@ from app.server.image_parts import (
 )
 from app.server.schemas import ChatMessageIn
 
+if TYPE_CHECKING:
+    from app.server.image_fetch import ImageFetcher
+
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
           "tool": "tool"}
 
 
-def chat_messages(messages: Sequence[ChatMessageIn]) -> list[ChatMessage]:
-    """The turns, tool calls and results included, user turns' images decoded; anything else
-    is refused, naming the message (legacy "function" turns, audio or file parts, a bad image,
-    a turn with no content)."""
+def chat_messages(messages: Sequence[ChatMessageIn],
+                  fetcher: ImageFetcher | None = None) -> list[ChatMessage]:
+    """The turns, tool calls and results included, user turns' images decoded (web addresses
+    fetched, one after another, only with a ``fetcher``); anything else is refused, naming the
+    message (legacy "function" turns, audio or file parts, a bad image, a turn with no content).
+    """
     turns: list[ChatMessage] = []
     n_images = 0
     pixels = 0
@@ -52,7 +57,7 @@ def chat_messages(messages: Sequence[ChatMessageIn]) -> list[ChatMessage]:
                     n_images += 1
                     if n_images > MAX_IMAGES:
                         raise invalid(where, f"At most {MAX_IMAGES} images per request.")
-                    image = decode_image_part(part, where)
+                    image = decode_image_part(part, where, fetcher)
                     pixels += image.width * image.height
                     if pixels > MAX_REQUEST_PIXELS:
                         raise over_budget(where, pixels, MAX_REQUEST_PIXELS)

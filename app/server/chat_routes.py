@@ -20,6 +20,7 @@ from app.server.generation import (
     now,
     usage,
 )
+from app.server.image_fetch import fetcher_for
 from app.server.model_access import model_for
 from app.server.request_log import note
 from app.server.response_format import response_grammar
@@ -45,8 +46,9 @@ async def chat_completions(req: ChatCompletionRequest, request: Request) -> Any:
         raise invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true.")
     tools = tool_request(req)
     grammar = response_grammar(req.response_format)
-    # The messages are checked before a model loads for them, off the event loop.
-    turns = await asyncio.to_thread(chat_messages, req.messages)
+    # The messages are checked (web images fetched, if allowed) before a model loads for them,
+    # off the event loop.
+    turns = await asyncio.to_thread(chat_messages, req.messages, fetcher_for(ctx.config))
     model = await model_for(ctx, req.model, "llm", req.ttl)
     note(request.state, model=model.key)
     await asyncio.to_thread(check_vision, model, turns, ctx.catalog.vision_model_ids)

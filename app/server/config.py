@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 DEFAULT_PORT = 1234  # LM Studio's, so clients configured for it work unchanged
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_IMAGE_FETCH_TIMEOUT_S = 10.0  # one web image: its redirects and whole body together
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -25,6 +26,10 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = ()  # beside loopback (and this machine's names on a network)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     default_ttl_s: float | None = None  # just-in-time models: the pool's default when None
+    # Fetch image_url parts' http(s) addresses: off, since the server would then make web
+    # requests on a client's behalf (to this machine's network too). Ollama refuses them too.
+    fetch_images: bool = False
+    image_fetch_timeout_s: float = DEFAULT_IMAGE_FETCH_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.exposed and not self.api_keys:
@@ -35,6 +40,8 @@ class ServerConfig:
             raise ConfigError("An API key is required but none is set.")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"Port {self.port} is not a valid port (0–65535).")
+        if not self.image_fetch_timeout_s > 0:
+            raise ConfigError("The image fetch time limit must be over 0 seconds.")
 
     @property
     def bind_host(self) -> str:

@@ -1,8 +1,9 @@
 """OpenAI ``image_url`` content parts → decoded images, refusing anything unsafe with a 400.
 
-Only inline ``data:`` URIs (base64) are read. Web addresses (http, https) are refused, never
-fetched: the server would otherwise make requests on a client's behalf (to this machine's
-network too), and Hearth keeps everything on this machine. This is what Ollama does.
+Inline ``data:`` URIs (base64) are read. Web addresses (http, https) are refused unless the
+user enabled fetching (the Developer page, ``hearth serve --fetch-images``): the server would
+otherwise make requests on a client's behalf (to this machine's network too). This is what
+Ollama does. Fetched bytes go through the same `load_image` checks as inline ones.
 
 Every image is bounded before it costs anything: the base64 text's length is checked before
 it is decoded, and `load_image` checks the bytes and the pixel count the header declares before
@@ -14,11 +15,14 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.engine.types import DecodedImage
 from app.engine.vision.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, ImageError, load_image
 from app.server.errors import ApiError, invalid
+
+if TYPE_CHECKING:
+    from app.server.image_fetch import ImageFetcher
 
 __all__ = ["ACCEPTED_MEDIA_TYPES", "MAX_IMAGES", "MAX_REQUEST_PIXELS", "decode_image_part",
            "over_budget"]
@@ -33,6 +37,7 @@ ACCEPTED_MEDIA_TYPES = frozenset({"image/png", "image/jpeg", "image/jpg", "image
 _MAX_BASE64_CHARS = (MAX_IMAGE_BYTES + 2) // 3 * 4 + 4096
 _DATA_URI = re.compile(r"data:(?P<type>[^;,]*)(?P<params>(?:;[^;,]*)*),", re.IGNORECASE)
 _WEB = re.compile(r"\s*(?:https?|ftp)://", re.IGNORECASE)
+_HTTP = re.compile(r"\s*https?://", re.IGNORECASE)
 
 
 def _url(part: Any, param: str) -> str:
@@ -44,16 +49,25 @@ def _url(part: Any, param: str) -> str:
     return url
 
 
-def decode_image_part(part: Any, param: str) -> DecodedImage:
+def decode_image_part(part: Any, param: str,
+                      fetcher: ImageFetcher | None = None) -> DecodedImage:
     """The image of one ``image_url`` content part; an `ApiError` (400) naming ``param`` and the
-    reason when it is a web address, not a base64 data URI of an image type Hearth reads, too
-    big, or an image that is empty, truncated, damaged or a decompression bomb."""
+    reason when it is a web address and ``fetcher`` is None (fetching off) or the fetch fails,
+    not a base64 data URI of an image type Hearth reads, too big, or an image that is empty,
+    truncated, damaged or a decompression bomb."""
     url = _url(part, param)
+    if fetcher is not None and _HTTP.match(url):
+        return _checked_image(fetcher.fetch(url, param), param)
     if _WEB.match(url):
-        raise ApiError(400, "Images at web addresses are not fetched: this server never makes "
-                            "requests on a client's behalf. Send the image inline as a data "
-                            "URI, e.g. \"data:image/png;base64,…\".",
-                       param=param, code="image_url_not_supported")
+        inline = "Send the image inline as a data URI, e.g. \"data:image/png;base64,…\"."
+        if fetcher is not None:
+            message = f"Only http:// and https:// image addresses are fetched. {inline}"
+        else:
+            message = ("Images at web addresses are not fetched: this server makes no requests "
+                       "on a client's behalf unless its user allows it (turn on \"Fetch images "
+                       "from web addresses\" on Hearth's Developer page, or run `hearth serve "
+                       f"--fetch-images`). {inline}")
+        raise ApiError(400, message, param=param, code="image_url_not_supported")
     head = _DATA_URI.match(url[:512])
     if head is None:
         raise invalid(param, "An image must be a data URI (\"data:image/png;base64,…\"); "
@@ -75,6 +89,10 @@ def decode_image_part(part: Any, param: str) -> DecodedImage:
     except (binascii.Error, ValueError):
         raise invalid(param, "The image's base64 data is not valid base64.",
                       "invalid_image") from None
+    return _checked_image(data, param)
+
+
+def _checked_image(data: bytes, param: str) -> DecodedImage:
     try:
         return load_image(data)
     except ImageError as exc:

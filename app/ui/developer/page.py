@@ -1,9 +1,10 @@
 """Developer: run Hearth's OpenAI-compatible server from the window, LM Studio's Developer tab.
 
 Start/Stop, the port, "Serve on the local network" (binds 0.0.0.0, behind a warning, and then
-needs a key), API keys, "Start the server with Hearth", the endpoints with copyable snippets,
-the live request log and the busy slots of each loaded model. The server shares the window's
-`ModelPool`, so the chat and API clients use the same loaded models and slots.
+needs a key), "Fetch images from web addresses" (off by default), API keys, "Start the server
+with Hearth", the endpoints with copyable snippets, the live request log and the busy slots of
+each loaded model. The server shares the window's `ModelPool`, so the chat and API clients use
+the same loaded models and slots.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ SETTING_PORT = "server.port"
 SETTING_NETWORK = "server.network"
 SETTING_REQUIRE_KEY = "server.require_key"
 SETTING_AUTOSTART = "server.autostart"
+SETTING_FETCH_IMAGES = "server.fetch_images"
+FETCH_IMAGES_TIP = ("Requests may then give images as http(s) addresses instead of inline data, "
+                    "and the server will make web requests on a client's behalf to fetch them "
+                    "(to this computer's own network too). Off: such images are refused.")
 LOG_COLUMN_WIDTHS = (72, 0, 200, 90, 64, 56)  # 0: the request path takes what is left
 REFRESH_MS = 500  # the request log, while the page is shown
 NETWORK_WARNING = ("Other computers on your network will be able to reach this server (it "
@@ -152,6 +157,8 @@ class DeveloperPage(QWidget):
         self.network_warning = plain_label(NETWORK_WARNING)
         self.network_warning.setWordWrap(True)
         self.network_warning.setStyleSheet(_WARNING_STYLE)
+        self.fetch_images_box = QCheckBox("Fetch images from web addresses")
+        self.fetch_images_box.setToolTip(FETCH_IMAGES_TIP)
         self.autostart_box = QCheckBox("Start the server with Hearth")
         self.message_label = plain_label()
         self.message_label.setObjectName("serverMessage")
@@ -169,12 +176,14 @@ class DeveloperPage(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.network_box)
         layout.addWidget(self.network_warning)
+        layout.addWidget(self.fetch_images_box)
         layout.addWidget(self.autostart_box)
         layout.addWidget(self.message_label)
         layout.addStretch(1)
 
         self.start_button.clicked.connect(self._start_stop_clicked)
         self.network_box.toggled.connect(self._network_toggled)
+        self.fetch_images_box.toggled.connect(self._fetch_images_toggled)
         self.port_spin.valueChanged.connect(
             lambda value: self._store.set_setting(SETTING_PORT, value))
         self.autostart_box.toggled.connect(
@@ -185,7 +194,8 @@ class DeveloperPage(QWidget):
     def _restore_settings(self) -> None:
         # Signals blocked: restoring a value must not write it back or restart anything.
         blockers = [QSignalBlocker(w) for w in (self.port_spin, self.network_box,
-                                                self.keys_panel.require_box, self.autostart_box)]
+                                                self.keys_panel.require_box, self.autostart_box,
+                                                self.fetch_images_box)]
         port = self._store.get_setting(SETTING_PORT)
         if isinstance(port, int) and 0 <= port <= 65535:
             self.port_spin.setValue(port)
@@ -193,6 +203,8 @@ class DeveloperPage(QWidget):
         self.keys_panel.require_box.setChecked(
             self._store.get_setting(SETTING_REQUIRE_KEY) is True)
         self.autostart_box.setChecked(self._store.get_setting(SETTING_AUTOSTART) is True)
+        self.fetch_images_box.setChecked(
+            self._store.get_setting(SETTING_FETCH_IMAGES) is True)
         self.network_warning.setVisible(self.network_box.isChecked())
         del blockers
 
@@ -226,7 +238,8 @@ class DeveloperPage(QWidget):
             return None
         try:
             return ServerConfig(port=self.port_spin.value(), network=network, api_keys=keys,
-                                require_key=require)
+                                require_key=require,
+                                fetch_images=self.fetch_images_box.isChecked())
         except ConfigError as exc:
             self._show_error(str(exc))
             return None
@@ -260,6 +273,10 @@ class DeveloperPage(QWidget):
                              "request needs one.")
         else:
             self.message_label.clear()
+
+    def _fetch_images_toggled(self, on: bool) -> None:
+        self._store.set_setting(SETTING_FETCH_IMAGES, on)
+        self._security_changed()  # a running server restarts: turned off means off at once
 
     def _require_toggled(self, on: bool) -> None:
         self._store.set_setting(SETTING_REQUIRE_KEY, on)
