@@ -5,24 +5,21 @@ image checks as data URIs, and the reply counting the image tokens."""
 from __future__ import annotations
 
 import base64
-import io
 import os
 import re
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import openai
 import pytest
-from PIL import Image
+from image_samples import noise_png, png_declaring
 
 from app.engine.gguf.info import read_model_info
 from app.engine.vision.images import MAX_IMAGE_BYTES
@@ -30,21 +27,6 @@ from app.server.config import ServerConfig
 
 VISION_ID = "tiny-vl-chat-f16"
 PART = "messages[0].content[1]"
-
-
-def _png(size: tuple[int, int] = (64, 64)) -> bytes:
-    buf = io.BytesIO()
-    Image.effect_noise(size, 60).convert("RGB").save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _png_declaring(width: int, height: int) -> bytes:
-    """A real 1×1 PNG whose header (IHDR, valid CRC) claims ``width`` × ``height`` pixels."""
-    data = bytearray(_png((1, 1)))
-    ihdr = data.index(b"IHDR")
-    data[ihdr + 4: ihdr + 12] = struct.pack(">II", width, height)
-    data[ihdr + 17: ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr: ihdr + 17])))
-    return bytes(data)
 
 
 def _ask(url: str) -> list[dict]:
@@ -143,7 +125,7 @@ def _refusal(server, url: str) -> dict:
 
 
 def test_off_by_default_a_web_image_is_refused_with_how_to_enable_it(make_hearth_server, site):
-    url = site.serve("/cat.png", _png())
+    url = site.serve("/cat.png", noise_png())
     body = _refusal(make_hearth_server(models=[]), url)
     assert body["code"] == "image_url_not_supported" and body["param"] == PART
     assert "Developer page" in body["message"] and "hearth serve --fetch-images" in body["message"]
@@ -154,7 +136,7 @@ def test_on_a_web_image_streams_a_reply_counting_it_as_the_same_image_inline(
         make_hearth_server, hearth_store, tiny_vision_model, site):
     hearth_store.add_model_file(read_model_info(tiny_vision_model.model))
     server = make_hearth_server(ServerConfig(fetch_images=True))
-    image = _png()
+    image = noise_png()
     url = site.redirect("/short-link", "/pictures/cat.png", {"Set-Cookie": "track=1"})
     site.serve("/pictures/cat.png", image)
 
@@ -181,9 +163,9 @@ def test_on_a_web_image_streams_a_reply_counting_it_as_the_same_image_inline(
     (lambda s: s.url + "/missing.png", "image_fetch_failed", "answered HTTP 404"),
     (lambda s: s.serve("/page", b"<html>hi</html>", "text/html; charset=utf-8"),
      "invalid_image", "not an image: it answered with 'text/html'"),
-    (lambda s: s.serve("/bomb.png", _png_declaring(100_000, 100_000)),
+    (lambda s: s.serve("/bomb.png", png_declaring(100_000, 100_000)),
      "invalid_image", "too many pixels"),
-    (lambda s: s.serve("/cut.png", _png()[:300]), "invalid_image", "truncated or damaged"),
+    (lambda s: s.serve("/cut.png", noise_png()[:300]), "invalid_image", "truncated or damaged"),
     (lambda s: s.redirect("/to-file", "file:///etc/passwd"), "image_fetch_failed",
      "redirected to 'file:///etc/passwd'; only http:// and https://"),
     (lambda s: s.redirect("/to-ftp", "ftp://127.0.0.1/cat.png"), "image_fetch_failed",
@@ -194,7 +176,7 @@ def test_on_a_web_image_streams_a_reply_counting_it_as_the_same_image_inline(
 ])
 def test_each_bad_web_image_is_a_400_naming_the_part_and_why(fetching_server, site, setup,
                                                                code, reason):
-    site.serve("/cat.png", _png())
+    site.serve("/cat.png", noise_png())
     body = _refusal(fetching_server, setup(site))
     assert body["param"] == PART and body["code"] == code
     assert reason in body["message"]
@@ -202,7 +184,7 @@ def test_each_bad_web_image_is_a_400_naming_the_part_and_why(fetching_server, si
 
 
 def test_a_body_over_the_cap_is_not_read_whatever_its_length_says(fetching_server, site):
-    big = _png() + bytes(MAX_IMAGE_BYTES)
+    big = noise_png() + bytes(MAX_IMAGE_BYTES)
     honest = site.serve("/big.png", big)
     unsaid = site.serve("/unsaid.png", big, length=-1)  # no Content-Length: counted as read
     lying = site.serve("/lying.png", big, length=1000)
@@ -339,7 +321,7 @@ def test_fetched_images_count_toward_the_requests_pixel_budget(monkeypatch, site
     from app.server.schemas import ChatMessageIn
 
     monkeypatch.setattr(chat_prompt, "MAX_REQUEST_PIXELS", 2 * 64 * 64)
-    image = {"type": "image_url", "image_url": {"url": site.serve("/cat.png", _png())}}
+    image = {"type": "image_url", "image_url": {"url": site.serve("/cat.png", noise_png())}}
     two = [ChatMessageIn(role="user", content=[image, image])]
     assert [len(t.images) for t in chat_prompt.chat_messages(two, ImageFetcher())] == [2]
     with pytest.raises(ApiError) as info:

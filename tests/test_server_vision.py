@@ -4,34 +4,16 @@ against the real server and a tiny vision model loaded just in time with its pro
 from __future__ import annotations
 
 import base64
-import io
-import struct
-import zlib
 
 import httpx
 import openai
 import pytest
-from PIL import Image
+from image_samples import noise_png, png_declaring
 
 from app.engine.gguf.info import read_model_info
 from app.services.projectors import choose_projector
 
 VISION_ID = "tiny-vl-chat-f16"
-
-
-def _png(size: tuple[int, int] = (64, 64)) -> bytes:
-    buf = io.BytesIO()
-    Image.effect_noise(size, 60).convert("RGB").save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _png_declaring(width: int, height: int) -> bytes:
-    """A real 1×1 PNG whose header (IHDR, valid CRC) claims ``width`` × ``height`` pixels."""
-    data = bytearray(_png((1, 1)))
-    ihdr = data.index(b"IHDR")
-    data[ihdr + 4: ihdr + 12] = struct.pack(">II", width, height)
-    data[ihdr + 17: ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr: ihdr + 17])))
-    return bytes(data)
 
 
 def _data_uri(data: bytes, media_type: str = "image/png") -> str:
@@ -54,7 +36,7 @@ def vision_server(make_hearth_server, hearth_store, tiny_vision_model):
 def test_an_image_streams_a_reply_with_usage_counting_the_image_tokens(vision_server,
                                                                        tiny_vision_model):
     stream = vision_server.client.chat.completions.create(
-        model=VISION_ID, messages=_ask(_data_uri(_png())), max_tokens=6, seed=1,
+        model=VISION_ID, messages=_ask(_data_uri(noise_png())), max_tokens=6, seed=1,
         stream=True, stream_options={"include_usage": True})
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -68,18 +50,18 @@ def test_an_image_streams_a_reply_with_usage_counting_the_image_tokens(vision_se
 
     # Not streamed, the same usage; a different image gives a different prompt, not a cache hit.
     reply = vision_server.client.chat.completions.create(
-        model=VISION_ID, messages=_ask(_data_uri(_png())), max_tokens=4)
+        model=VISION_ID, messages=_ask(_data_uri(noise_png())), max_tokens=4)
     assert reply.usage.prompt_tokens_details.model_dump()["image_tokens"] == 16
     assert reply.choices[0].message.content
 
 
 @pytest.mark.parametrize("url,reason", [
-    (_data_uri(_png()[:300]), "truncated or damaged"),
+    (_data_uri(noise_png()[:300]), "truncated or damaged"),
     (_data_uri(b"this is a text file, not a picture"), "not an image Hearth can read"),
     ("data:image/png;base64,", "empty (0 bytes)"),
-    (_data_uri(_png_declaring(100_000, 100_000)), "too many pixels"),
-    (_data_uri(_png_declaring(7000, 7000)), "7000 × 7000 pixels"),
-    (_data_uri(_png(), "application/pdf"), "'application/pdf' are not read"),
+    (_data_uri(png_declaring(100_000, 100_000)), "too many pixels"),
+    (_data_uri(png_declaring(7000, 7000)), "7000 × 7000 pixels"),
+    (_data_uri(noise_png(), "application/pdf"), "'application/pdf' are not read"),
     ("data:image/png;base64,@@not base64@@", "not valid base64"),
     ("data:image/png,rawbytes", "base64-encoded"),
 ])
@@ -107,7 +89,7 @@ def test_a_model_without_a_projector_says_it_cannot_read_images_and_names_one_th
         vision_server):
     with pytest.raises(openai.BadRequestError) as info:
         vision_server.client.chat.completions.create(
-            model=vision_server.model, messages=_ask(_data_uri(_png())), max_tokens=2)
+            model=vision_server.model, messages=_ask(_data_uri(noise_png())), max_tokens=2)
     message = info.value.body["message"]
     assert info.value.body["code"] == "model_not_vision"
     assert f"'{vision_server.model}' cannot read images" in message
@@ -119,7 +101,7 @@ def test_a_user_unpicking_the_projector_makes_the_model_text_only(vision_server,
     choose_projector(hearth_store, tiny_vision_model.model, None)
     with pytest.raises(openai.BadRequestError) as info:
         vision_server.client.chat.completions.create(
-            model=VISION_ID, messages=_ask(_data_uri(_png())), max_tokens=2)
+            model=VISION_ID, messages=_ask(_data_uri(noise_png())), max_tokens=2)
     assert info.value.body["code"] == "model_not_vision"
     assert vision_server.pool.get(VISION_ID).projector_path is None
     # Text still works with it.
@@ -148,7 +130,7 @@ def test_images_that_overflow_the_context_are_refused_with_the_numbers(vision_se
     from app.services.load_settings import settings_key
 
     hearth_store.set_setting(settings_key(str(tiny_vision_model.model)), {"n_ctx": 256})
-    image = {"type": "image_url", "image_url": {"url": _data_uri(_png())}}
+    image = {"type": "image_url", "image_url": {"url": _data_uri(noise_png())}}
     messages = [{"role": "user", "content": [{"type": "text", "text": "Compare."},
                                              *[image] * 20]}]
     with pytest.raises(openai.BadRequestError) as info:
@@ -167,7 +149,7 @@ def test_one_requests_images_share_a_pixel_budget(monkeypatch):
     from app.server.schemas import ChatMessageIn
 
     monkeypatch.setattr(chat_prompt, "MAX_REQUEST_PIXELS", 2 * 64 * 64)
-    image = {"type": "image_url", "image_url": {"url": _data_uri(_png())}}
+    image = {"type": "image_url", "image_url": {"url": _data_uri(noise_png())}}
     two = [ChatMessageIn(role="user", content=[image, image])]
     assert [len(t.images) for t in chat_prompt.chat_messages(two)] == [2]
     three = [ChatMessageIn(role="user", content=[image, image, image])]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import io
-import struct
 import time
-import zlib
 from pathlib import Path
 
 import pytest
+from image_samples import png_declaring
 from PIL import Image
 
 from app.engine.vision.images import MAX_IMAGE_PIXELS, ImageError, load_image
@@ -19,18 +18,6 @@ RED, BLUE = (220, 20, 30), (10, 40, 230)
 def _save(image: Image.Image, path: Path, fmt: str, **kw) -> Path:
     image.save(path, fmt, **kw)
     return path
-
-
-def _png_declaring(width: int, height: int) -> bytes:
-    """A real 1×1 PNG whose header (IHDR, with a valid CRC) claims ``width`` × ``height``."""
-    buf = io.BytesIO()
-    Image.new("RGB", (1, 1), RED).save(buf, "PNG")
-    data = bytearray(buf.getvalue())
-    ihdr = data.index(b"IHDR")
-    data[ihdr + 4: ihdr + 12] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(data[ihdr: ihdr + 17]))
-    data[ihdr + 17: ihdr + 21] = struct.pack(">I", crc)
-    return bytes(data)
 
 
 @pytest.mark.parametrize("fmt,suffix", [("PNG", "png"), ("JPEG", "jpg"), ("WEBP", "webp")])
@@ -86,7 +73,7 @@ def test_a_truncated_file_is_refused(tmp_path, fmt):
 def test_a_decompression_bomb_is_refused_from_its_header_before_decoding(tmp_path):
     # 7000 × 7000 = 49 megapixels declared in a 70-byte file: over Hearth's limit, under Pillow's.
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_declaring(7000, 7000))
+    path.write_bytes(png_declaring(7000, 7000))
     started = time.perf_counter()
     with pytest.raises(ImageError, match=r"7000 × 7000 pixels .*too many") as info:
         load_image(path)
@@ -96,7 +83,7 @@ def test_a_decompression_bomb_is_refused_from_its_header_before_decoding(tmp_pat
 
 def test_a_bomb_beyond_pillows_own_guard_is_the_same_clear_error():
     with pytest.raises(ImageError, match="too many pixels"):
-        load_image(_png_declaring(100_000, 100_000), name="huge.png")
+        load_image(png_declaring(100_000, 100_000), name="huge.png")
 
 
 def test_the_pixel_limit_applies_to_real_images_too(tmp_path):
