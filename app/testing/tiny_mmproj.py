@@ -13,6 +13,7 @@ Tensor names and keys follow clip-impl.h (``v.blk.N.attn_q.weight``, ``mm.0.weig
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,43 @@ def clip_writer(path: Path, name: str, projector_type: str, *, image_size: int,
     writer.add_array("clip.vision.image_mean", list(_CLIP_MEAN))
     writer.add_array("clip.vision.image_std", list(_CLIP_STD))
     return writer
+
+
+Init = Callable[..., np.ndarray]  # shape → float32 values
+
+
+def add_encoder_blocks(writer: gguf.GGUFWriter, n_layer: int, n_embd: int, n_ff: int,
+                       weights: Init, bias: Init) -> None:
+    """The ViT's transformer blocks as clip.cpp names them: biased attention, two layer norms
+    (ones and zeros), a biased feed-forward pair."""
+    for i in range(n_layer):
+        blk = f"v.blk.{i}"
+        for part in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            writer.add_tensor(f"{blk}.{part}.weight", weights(n_embd, n_embd))
+            writer.add_tensor(f"{blk}.{part}.bias", bias(n_embd))
+        for norm in ("ln1", "ln2"):
+            writer.add_tensor(f"{blk}.{norm}.weight", np.ones(n_embd, dtype=np.float32))
+            writer.add_tensor(f"{blk}.{norm}.bias", np.zeros(n_embd, dtype=np.float32))
+        writer.add_tensor(f"{blk}.ffn_up.weight", weights(n_ff, n_embd))
+        writer.add_tensor(f"{blk}.ffn_up.bias", bias(n_ff))
+        writer.add_tensor(f"{blk}.ffn_down.weight", weights(n_embd, n_ff))
+        writer.add_tensor(f"{blk}.ffn_down.bias", bias(n_embd))
+
+
+def add_mlp_projector(writer: gguf.GGUFWriter, n_in: int, hidden: int, text_n_embd: int,
+                      weights: Init, bias: Init) -> None:
+    """The two-layer MLP (``mm.0``, ``mm.2``) from image features to the text model's width."""
+    writer.add_tensor("mm.0.weight", weights(hidden, n_in))
+    writer.add_tensor("mm.0.bias", bias(hidden))
+    writer.add_tensor("mm.2.weight", weights(text_n_embd, hidden))
+    writer.add_tensor("mm.2.bias", bias(text_n_embd))
+
+
+def finish(writer: gguf.GGUFWriter) -> None:
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
 
 
 def build_tiny_mmproj(
@@ -104,27 +142,9 @@ def build_tiny_mmproj(
     writer.add_tensor("v.position_embd.weight", weights(n_pos, n_embd))
     writer.add_tensor("v.pre_ln.weight", ones(n_embd))
     writer.add_tensor("v.pre_ln.bias", zeros(n_embd))
-    for i in range(n_layer):
-        blk = f"v.blk.{i}"
-        for part in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            writer.add_tensor(f"{blk}.{part}.weight", weights(n_embd, n_embd))
-            writer.add_tensor(f"{blk}.{part}.bias", zeros(n_embd))
-        for norm in ("ln1", "ln2"):
-            writer.add_tensor(f"{blk}.{norm}.weight", ones(n_embd))
-            writer.add_tensor(f"{blk}.{norm}.bias", zeros(n_embd))
-        writer.add_tensor(f"{blk}.ffn_up.weight", weights(n_ff, n_embd))
-        writer.add_tensor(f"{blk}.ffn_up.bias", zeros(n_ff))
-        writer.add_tensor(f"{blk}.ffn_down.weight", weights(n_embd, n_ff))
-        writer.add_tensor(f"{blk}.ffn_down.bias", zeros(n_embd))
-    writer.add_tensor("mm.0.weight", weights(proj_hidden, n_embd))
-    writer.add_tensor("mm.0.bias", zeros(proj_hidden))
-    writer.add_tensor("mm.2.weight", weights(text_n_embd, proj_hidden))
-    writer.add_tensor("mm.2.bias", zeros(text_n_embd))
-
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    add_encoder_blocks(writer, n_layer, n_embd, n_ff, weights, zeros)
+    add_mlp_projector(writer, n_embd, proj_hidden, text_n_embd, weights, zeros)
+    finish(writer)
     return path
 
 

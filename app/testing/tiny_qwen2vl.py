@@ -15,7 +15,13 @@ import gguf
 import numpy as np
 
 from app.testing.tiny_gguf import CHATML_TEMPLATE, build_tiny_model
-from app.testing.tiny_mmproj import TinyVisionModel, clip_writer
+from app.testing.tiny_mmproj import (
+    TinyVisionModel,
+    add_encoder_blocks,
+    add_mlp_projector,
+    clip_writer,
+    finish,
+)
 
 
 def _add_keys(path: Path, extra: dict[str, tuple[object, gguf.GGUFValueType,
@@ -37,10 +43,7 @@ def _add_keys(path: Path, extra: dict[str, tuple[object, gguf.GGUFValueType,
         writer.add_tensor(tensor.name, np.array(tensor.data),
                           raw_shape=list(reversed(tensor.shape.tolist())),
                           raw_dtype=tensor.tensor_type)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
     del reader
     tmp.replace(path)
 
@@ -59,26 +62,10 @@ def build_tiny_qwen2vl_mmproj(path: Path, *, text_n_embd: int = 64, n_embd: int 
                          text_n_embd=text_n_embd, n_head=n_head, eps=1e-6)
     writer.add_tensor("v.patch_embd.weight", weights(n_embd, 3, patch_size, patch_size))
     writer.add_tensor("v.patch_embd.weight.1", weights(n_embd, 3, patch_size, patch_size))
-    for i in range(n_layer):
-        blk = f"v.blk.{i}"
-        for part in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            writer.add_tensor(f"{blk}.{part}.weight", weights(n_embd, n_embd))
-            writer.add_tensor(f"{blk}.{part}.bias", weights(n_embd))
-        for norm in ("ln1", "ln2"):
-            writer.add_tensor(f"{blk}.{norm}.weight", np.ones(n_embd, dtype=np.float32))
-            writer.add_tensor(f"{blk}.{norm}.bias", np.zeros(n_embd, dtype=np.float32))
-        writer.add_tensor(f"{blk}.ffn_up.weight", weights(n_ff, n_embd))
-        writer.add_tensor(f"{blk}.ffn_up.bias", weights(n_ff))
-        writer.add_tensor(f"{blk}.ffn_down.weight", weights(n_embd, n_ff))
-        writer.add_tensor(f"{blk}.ffn_down.bias", weights(n_embd))
-    writer.add_tensor("mm.0.weight", weights(proj_hidden, n_embd * 4))  # 2×2 patches merged
-    writer.add_tensor("mm.0.bias", weights(proj_hidden))
-    writer.add_tensor("mm.2.weight", weights(text_n_embd, proj_hidden))
-    writer.add_tensor("mm.2.bias", weights(text_n_embd))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    add_encoder_blocks(writer, n_layer, n_embd, n_ff, weights, weights)
+    add_mlp_projector(writer, n_embd * 4, proj_hidden, text_n_embd,  # 2×2 patches merged
+                      weights, weights)
+    finish(writer)
     return path
 
 
