@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from app.engine.types import GenerationStats, LoadSettings
 from app.models.store import Store
@@ -64,3 +64,14 @@ def seed_chat(store: Store, title: str, *pairs: tuple[str, str]) -> int:
     for role, content in pairs:
         store.add_message(chat.id, role, content, stats=STATS if role == "assistant" else None)
     return chat.id
+
+
+def anchor_point(page: ChatPage, row: int, address: str) -> QPoint:
+    """Where on screen row ``row`` shows a link to ``address``."""
+    index = page.messages.index(row, 0)
+    rect = page.view.visualRect(index)
+    for y in range(rect.top(), rect.bottom(), 3):
+        for x in range(rect.left(), rect.right(), 3):
+            if page.view.delegate.anchor_at(rect, index, QPoint(x, y)) == address:
+                return QPoint(x, y)
+    raise AssertionError(f"no link to {address} on screen")

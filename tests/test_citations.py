@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from chat_page_support import anchor_point
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor, QTextDocument
 
 from app.engine.documents.chunking import chunk_document
@@ -177,21 +178,11 @@ def _anchors(document: QTextDocument) -> list[tuple[str, str]]:
     return found
 
 
-def _anchor_point(page: ChatPage, row: int, address: str) -> QPoint:
-    index = page.messages.index(row, 0)
-    rect = page.view.visualRect(index)
-    for y in range(rect.top(), rect.bottom(), 3):
-        for x in range(rect.left(), rect.right(), 3):
-            if page.view.delegate.anchor_at(rect, index, QPoint(x, y)) == address:
-                return QPoint(x, y)
-    raise AssertionError(f"no link to {address} on screen")
-
-
 def _open(qtbot, page: ChatPage, chat_id: int, address: str) -> None:
     page.open_chat(chat_id)
     row = page.messages.rowCount() - 1
     qtbot.mouseClick(page.view.viewport(), Qt.MouseButton.LeftButton,
-                     pos=_anchor_point(page, row, address))
+                     pos=anchor_point(page, row, address))
 
 
 def test_only_real_citation_numbers_outside_code_become_anchors(page, hearth_store) -> None:

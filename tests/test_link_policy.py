@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QPoint, Qt, QUrl
+from chat_page_support import anchor_point
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QTextCursor
 from PySide6.QtWidgets import QMessageBox
 
@@ -58,16 +59,6 @@ def browser(monkeypatch):
     return asked, warned, opened, answer
 
 
-def _anchor_point(page: ChatPage, row: int, address: str) -> QPoint:
-    index = page.messages.index(row, 0)
-    rect = page.view.visualRect(index)
-    for y in range(rect.top(), rect.bottom(), 3):
-        for x in range(rect.left(), rect.right(), 3):
-            if page.view.delegate.anchor_at(rect, index, QPoint(x, y)) == address:
-                return QPoint(x, y)
-    raise AssertionError(f"no link to {address} on screen")
-
-
 def test_a_link_in_a_reply_opens_only_after_the_user_confirms(qtbot, hearth_store, qapp,
                                                               browser):
     asked, warned, opened, answer = browser
@@ -83,7 +74,7 @@ def test_a_link_in_a_reply_opens_only_after_the_user_confirms(qtbot, hearth_stor
         qtbot.waitExposed(page)
         page.open_chat(chat.id)
         viewport = page.view.viewport()
-        docs = _anchor_point(page, 0, "https://example.com/docs")
+        docs = anchor_point(page, 0, "https://example.com/docs")
         assert opened == [] and asked == []  # shown, not opened
 
         answer[0] = QMessageBox.StandardButton.Cancel
@@ -95,7 +86,7 @@ def test_a_link_in_a_reply_opens_only_after_the_user_confirms(qtbot, hearth_stor
         assert opened == ["https://example.com/docs"]
 
         qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton,
-                         pos=_anchor_point(page, 0, "javascript:x()"))
+                         pos=anchor_point(page, 0, "javascript:x()"))
         assert len(warned) == 1 and "javascript:x()" in warned[0]
         assert opened == ["https://example.com/docs"] and len(asked) == 2
     finally:
