@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fake_hub import FakeHub, FakeRepo
 
+from app.engine.serving.pool import ModelPool
 from app.models.store import Store
 from app.ui.bridge import EngineBridge
 from app.ui.chat.page import ChatPage
@@ -59,6 +60,14 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch, hearth_home: Path,
     monkeypatch.delenv("HF_TOKEN", raising=False)
     yield hub
     hub.stop()
+
+
+@pytest.fixture
+def pool() -> Iterator[ModelPool]:
+    """A serving pool of its own, shut down after the test."""
+    pool = ModelPool()
+    yield pool
+    pool.shutdown()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 import socket
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,12 +24,6 @@ from app.ui.pool_watcher import PoolWatcher
 
 CHAT = next(e for e in ENDPOINTS if e.path == "/v1/chat/completions")
 
-
-@pytest.fixture
-def pool() -> Iterator[ModelPool]:
-    pool = ModelPool()
-    yield pool
-    pool.shutdown()
 
 
 @pytest.fixture

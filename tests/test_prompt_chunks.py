@@ -44,12 +44,6 @@ class StopAfterChunks:
         return reply
 
 
-@pytest.fixture
-def pool():
-    pool = ModelPool()
-    yield pool
-    pool.shutdown()
-
 
 def _long_prompt(model) -> list[int]:
     tokens = model.chat_prompt([ChatMessage("user", LONG_TEXT)]).tokens

@@ -40,12 +40,6 @@ class Reply:
         return "".join(self.pieces)
 
 
-@pytest.fixture
-def pool():
-    pool = ModelPool()
-    yield pool
-    pool.shutdown()
-
 
 def ask(model, prompt: str, seed: int = 1, max_tokens: int = 40, **job) -> tuple[Reply, object]:
     chat = model.chat_prompt([ChatMessage("user", prompt)])

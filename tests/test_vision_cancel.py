@@ -15,7 +15,6 @@ import threading
 import pytest
 
 from app.engine.serving.jobs import Finished, Piece, SequenceHandle, SequenceJob
-from app.engine.serving.pool import ModelPool
 from app.engine.types import ChatMessage, DecodedImage, LoadSettings, Sampling
 from app.engine.vision.projector import CHECK_EVERY_NODES
 from app.testing.tiny_mmproj import build_tiny_mmproj
@@ -76,12 +75,6 @@ def stop_at():
         logger.removeHandler(handler)
     logger.setLevel(level)
 
-
-@pytest.fixture
-def pool():
-    pool = ModelPool()
-    yield pool
-    pool.shutdown()
 
 
 @pytest.fixture(scope="module")

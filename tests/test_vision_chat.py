@@ -12,7 +12,6 @@ from app.engine.inference.context_window import ContextOverflow
 from app.engine.inference.events import Done, Failed, Loaded, PromptInfo, Token
 from app.engine.serving.host import EngineHost
 from app.engine.serving.jobs import Finished, Piece, SequenceJob
-from app.engine.serving.pool import ModelPool
 from app.engine.types import ChatMessage, DecodedImage, LoadSettings, Sampling
 from app.engine.vision.prompt import NoVisionError
 from app.testing.tiny_mmproj import build_tiny_mmproj
@@ -50,12 +49,6 @@ def run(model, messages, sampling=GREEDY, **job) -> Reply:
     assert reply.done.wait(30)
     return reply
 
-
-@pytest.fixture
-def pool():
-    pool = ModelPool()
-    yield pool
-    pool.shutdown()
 
 
 @pytest.fixture
