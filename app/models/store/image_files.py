@@ -129,12 +129,8 @@ class ImageFiles(Database):
     def remove_stray_images(self, min_age_s: float = STRAY_AGE_S) -> StraySweep:
         """Delete the image files no message names and leftover partial writes, of those
         unchanged for ``min_age_s`` seconds; what was removed."""
-        sweep = self.stray_image_sweep(min_age_s)
-        while True:
-            try:
-                next(sweep)
-            except StopIteration as done:
-                return done.value
+        *_, removed = self.stray_image_sweep(min_age_s)  # each step yields the total so far
+        return removed
 
     def stray_image_sweep(self, min_age_s: float = STRAY_AGE_S
                           ) -> Generator[StraySweep, None, StraySweep]:
